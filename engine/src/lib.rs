@@ -1,0 +1,18 @@
+//! boxoffice engine: the sans-I/O, deterministic core of boxoffice.
+//!
+//! Waiting rooms ([`queue`]), seat holds ([`seats`]) and limited coupons
+//! ([`coupons`]) live in shards; every state change is appended to a per-shard
+//! ordered journal ([`journal`]) from which a snapshot plus the later entries
+//! rebuild the state exactly. The engine reads no clock, does no I/O and
+//! spawns nothing: every operation takes `now`.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod ids;
+pub mod queue;
+pub mod seats;
+pub mod time;
+
+pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
+pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
+pub use time::Timestamp;
