@@ -8,11 +8,24 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod coupons;
+pub mod engine;
+pub mod idempotency;
 pub mod ids;
+pub mod journal;
+pub mod passes;
 pub mod queue;
 pub mod seats;
+mod shard;
 pub mod time;
 
 pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use time::Timestamp;
+pub use engine::{
+    ClaimReply, Engine, EngineConfig, EventInfo, HoldReply, Joined, PassInvalid, Phase, PutOutcome,
+    Rejection, RestoreError, Snapshot, TickReport, TicketView,
+};
+pub use journal::{Change, Entry};
+pub use passes::{PassClaims, PassError, PassKey, PassKeys};
+pub use shard::{EventSnapshot, ShardSnapshot};

@@ -1,0 +1,273 @@
+//! Limited coupons: first-come-first-served stock with per-user limits
+//! (owns I2: `issued + remaining == stock` after every operation, exactly
+//! `stock` claims succeed, no user passes `per_user`).
+//!
+//! Same contract as the other domain modules: state changes only in
+//! [`Coupon::apply`], each change pushed to `out` for the journal.
+
+use crate::config::CouponConfig;
+use crate::ids::{ClaimId, CouponId, UserId};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponCounts {
+    pub stock: u32,
+    pub issued: u32,
+    pub remaining: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed { claim: ClaimId, remaining: u32 },
+    /// This user already holds `per_user` claims.
+    AlreadyClaimed,
+    SoldOut,
+    /// Before `opens_at` or from `closes_at` on.
+    NotOpen,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnOutcome {
+    Returned,
+    /// Returned before: nothing changes (idempotent).
+    AlreadyReturned,
+    NotFound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigureOutcome {
+    Updated,
+    /// The new stock is below what is already issued.
+    StockBelowIssued { issued: u32 },
+}
+
+/// A journaled change to a coupon.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CouponChange {
+    Configured { config: CouponConfig },
+    Claimed { claim: ClaimId, user: UserId },
+    Returned { claim: ClaimId },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct ClaimRecord {
+    user: UserId,
+    returned: bool,
+}
+
+/// One coupon's stock and ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Coupon {
+    id: CouponId,
+    config: CouponConfig,
+    issued: u32,
+    /// Every claim ever made; index = `ClaimId`.
+    ledger: Vec<ClaimRecord>,
+    /// Live claims per user.
+    #[serde(skip)]
+    per_user: HashMap<UserId, u32>,
+}
+
+impl Coupon {
+    pub fn new(id: CouponId, config: CouponConfig) -> Self {
+        Coupon {
+            id,
+            config,
+            issued: 0,
+            ledger: Vec::new(),
+            per_user: HashMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> &CouponId {
+        &self.id
+    }
+
+    pub fn config(&self) -> &CouponConfig {
+        &self.config
+    }
+
+    pub fn counts(&self) -> CouponCounts {
+        CouponCounts {
+            stock: self.config.stock,
+            issued: self.issued,
+            remaining: self.config.stock - self.issued,
+        }
+    }
+
+    pub fn is_open(&self, now: Timestamp) -> bool {
+        self.config.opens_at.is_none_or(|o| now >= o)
+            && self.config.closes_at.is_none_or(|c| now < c)
+    }
+
+    pub fn apply(&mut self, change: &CouponChange, _at: Timestamp) {
+        match change {
+            CouponChange::Configured { config } => {
+                self.config = *config;
+                // A replayed journal never lowers stock below issued; guard anyway.
+                self.config.stock = self.config.stock.max(self.issued);
+            }
+            CouponChange::Claimed { claim, user } => {
+                debug_assert_eq!(claim.0 as usize, self.ledger.len());
+                self.ledger.push(ClaimRecord {
+                    user: user.clone(),
+                    returned: false,
+                });
+                self.issued += 1;
+                *self.per_user.entry(user.clone()).or_insert(0) += 1;
+            }
+            CouponChange::Returned { claim } => {
+                if let Some(rec) = self.ledger.get_mut(claim.0 as usize) {
+                    if !rec.returned {
+                        rec.returned = true;
+                        self.issued -= 1;
+                        if let Some(n) = self.per_user.get_mut(&rec.user) {
+                            *n -= 1;
+                            if *n == 0 {
+                                self.per_user.remove(&rec.user);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, change: CouponChange, now: Timestamp, out: &mut Vec<CouponChange>) {
+        self.apply(&change, now);
+        out.push(change);
+    }
+
+    pub fn configure(
+        &mut self,
+        config: CouponConfig,
+        now: Timestamp,
+        out: &mut Vec<CouponChange>,
+    ) -> ConfigureOutcome {
+        if config.stock < self.issued {
+            return ConfigureOutcome::StockBelowIssued {
+                issued: self.issued,
+            };
+        }
+        self.commit(CouponChange::Configured { config }, now, out);
+        ConfigureOutcome::Updated
+    }
+
+    pub fn claim(
+        &mut self,
+        user: &UserId,
+        now: Timestamp,
+        out: &mut Vec<CouponChange>,
+    ) -> ClaimOutcome {
+        if !self.is_open(now) {
+            return ClaimOutcome::NotOpen;
+        }
+        if self.per_user.get(user).copied().unwrap_or(0) >= self.config.per_user.get() {
+            return ClaimOutcome::AlreadyClaimed;
+        }
+        if self.issued >= self.config.stock {
+            return ClaimOutcome::SoldOut;
+        }
+        let Ok(index) = u32::try_from(self.ledger.len()) else {
+            return ClaimOutcome::SoldOut;
+        };
+        let claim = ClaimId(index);
+        self.commit(
+            CouponChange::Claimed {
+                claim,
+                user: user.clone(),
+            },
+            now,
+            out,
+        );
+        ClaimOutcome::Claimed {
+            claim,
+            remaining: self.counts().remaining,
+        }
+    }
+
+    /// Who made a claim and whether it was returned.
+    pub fn claim_info(&self, claim: ClaimId) -> Option<(&UserId, bool)> {
+        self.ledger
+            .get(claim.0 as usize)
+            .map(|r| (&r.user, r.returned))
+    }
+
+    pub fn return_claim(
+        &mut self,
+        claim: ClaimId,
+        now: Timestamp,
+        out: &mut Vec<CouponChange>,
+    ) -> ReturnOutcome {
+        match self.ledger.get(claim.0 as usize) {
+            None => ReturnOutcome::NotFound,
+            Some(r) if r.returned => ReturnOutcome::AlreadyReturned,
+            Some(_) => {
+                self.commit(CouponChange::Returned { claim }, now, out);
+                ReturnOutcome::Returned
+            }
+        }
+    }
+
+    /// Rebuilds derived indexes after deserialising.
+    pub(crate) fn rebuild(&mut self) {
+        self.per_user.clear();
+        for r in self.ledger.iter().filter(|r| !r.returned) {
+            *self.per_user.entry(r.user.clone()).or_insert(0) += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::nz;
+
+    fn coupon(stock: u32, per_user: u32) -> Coupon {
+        Coupon::new(
+            CouponId::new("c1").expect("id"),
+            CouponConfig {
+                stock,
+                per_user: nz(per_user),
+                opens_at: Some(Timestamp(100)),
+                closes_at: Some(Timestamp(200)),
+            },
+        )
+    }
+
+    fn user(n: u32) -> UserId {
+        UserId::new(&format!("u{n}")).expect("id")
+    }
+
+    #[test]
+    fn conservation_and_limits() {
+        let mut c = coupon(3, 2);
+        let mut out = vec![];
+        let now = Timestamp(150);
+        assert_eq!(c.claim(&user(1), Timestamp(99), &mut out), ClaimOutcome::NotOpen);
+        assert_eq!(c.claim(&user(1), Timestamp(200), &mut out), ClaimOutcome::NotOpen);
+        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { remaining: 2, .. }));
+        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { remaining: 1, .. }));
+        assert_eq!(c.claim(&user(1), now, &mut out), ClaimOutcome::AlreadyClaimed);
+        assert!(matches!(c.claim(&user(2), now, &mut out), ClaimOutcome::Claimed { remaining: 0, .. }));
+        assert_eq!(c.claim(&user(3), now, &mut out), ClaimOutcome::SoldOut);
+        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), ReturnOutcome::Returned);
+        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), ReturnOutcome::AlreadyReturned);
+        assert_eq!(c.return_claim(ClaimId(9), now, &mut out), ReturnOutcome::NotFound);
+        let k = c.counts();
+        assert_eq!((k.issued, k.remaining), (2, 1));
+        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { .. }));
+        assert_eq!(
+            c.configure(CouponConfig { stock: 2, ..*c.config() }, now, &mut out),
+            ConfigureOutcome::StockBelowIssued { issued: 3 }
+        );
+        // Replaying the journal rebuilds the same coupon.
+        let mut replay = coupon(3, 2);
+        for ch in &out {
+            replay.apply(ch, now);
+        }
+        assert_eq!(replay, c);
+    }
+}

@@ -1,0 +1,204 @@
+//! Idempotency keys for creating operations (owns I5: a retried request with
+//! the same key changes nothing twice).
+//!
+//! A key is scoped to the event (holds) or coupon (claims) it was used on.
+//! Same key + same request → the first outcome again; same key + different
+//! request → [`IdemLookup::Conflict`]. Only successful creations are recorded:
+//! a rejected request changed nothing, so retrying it is safe and may succeed.
+//! Keys age out after a window, and at most `max_keys` are kept per shard
+//! (oldest first out), so memory stays bounded. Recording is a journaled
+//! change, so the ageing is replayed exactly.
+
+use crate::ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey};
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hasher;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum IdemScope {
+    Hold(EventId),
+    Claim(CouponId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IdemOutcome {
+    Hold(HoldId),
+    Claim(ClaimId),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdemLookup {
+    /// Not seen (or aged out): go ahead.
+    Fresh,
+    /// Seen with the same request: answer with this outcome again.
+    Replay(IdemOutcome),
+    /// Seen with a different request.
+    Conflict,
+}
+
+/// Stable fingerprint of a request body (fixed-key SipHash over its postcard
+/// encoding): equal requests give equal fingerprints on every build.
+pub fn fingerprint<T: Serialize>(request: &T) -> u64 {
+    let bytes = postcard::to_stdvec(request).unwrap_or_default();
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x626f_786f, 0x6666_6963_65);
+    h.write(&bytes);
+    h.finish()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemRecord {
+    pub scope: IdemScope,
+    pub key: IdempotencyKey,
+    pub fingerprint: u64,
+    pub outcome: IdemOutcome,
+    pub at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+pub struct IdempotencyStore {
+    window_ms: u64,
+    max_keys: usize,
+    map: HashMap<(IdemScope, IdempotencyKey), (u64, IdemOutcome, Timestamp)>,
+    order: VecDeque<(Timestamp, IdemScope, IdempotencyKey)>,
+}
+
+impl IdempotencyStore {
+    pub fn new(window_ms: u64, max_keys: usize) -> Self {
+        IdempotencyStore {
+            window_ms,
+            max_keys: max_keys.max(1),
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn lookup(
+        &self,
+        scope: &IdemScope,
+        key: &IdempotencyKey,
+        fingerprint: u64,
+        now: Timestamp,
+    ) -> IdemLookup {
+        match self.map.get(&(scope.clone(), key.clone())) {
+            Some(&(_, _, at)) if now.ms_since(at) >= self.window_ms => IdemLookup::Fresh,
+            Some(&(fp, outcome, _)) if fp == fingerprint => IdemLookup::Replay(outcome),
+            Some(_) => IdemLookup::Conflict,
+            None => IdemLookup::Fresh,
+        }
+    }
+
+    /// Records a key (the journaled change). Ages out old keys first.
+    pub fn apply(&mut self, rec: &IdemRecord) {
+        self.purge(rec.at);
+        while self.map.len() >= self.max_keys {
+            let Some((_, s, k)) = self.order.pop_front() else {
+                break;
+            };
+            self.map.remove(&(s, k));
+        }
+        let k = (rec.scope.clone(), rec.key.clone());
+        self.map.insert(k, (rec.fingerprint, rec.outcome, rec.at));
+        self.order
+            .push_back((rec.at, rec.scope.clone(), rec.key.clone()));
+    }
+
+    fn purge(&mut self, now: Timestamp) {
+        while let Some((at, _, _)) = self.order.front() {
+            if now.ms_since(*at) < self.window_ms {
+                break;
+            }
+            if let Some((at, s, k)) = self.order.pop_front() {
+                // Only remove if the map still holds this exact record.
+                let key = (s, k);
+                if self.map.get(&key).is_some_and(|r| r.2 == at) {
+                    self.map.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Drops every key of one scope (its event or coupon was deleted).
+    pub fn forget_scope(&mut self, scope: &IdemScope) {
+        self.map.retain(|(s, _), _| s != scope);
+        self.order.retain(|(_, s, _)| s != scope);
+    }
+
+    pub fn to_records(&self) -> Vec<IdemRecord> {
+        self.order
+            .iter()
+            .filter_map(|(at, s, k)| {
+                let (fp, outcome, rat) = self.map.get(&(s.clone(), k.clone()))?;
+                (rat == at).then(|| IdemRecord {
+                    scope: s.clone(),
+                    key: k.clone(),
+                    fingerprint: *fp,
+                    outcome: *outcome,
+                    at: *at,
+                })
+            })
+            .collect()
+    }
+
+    pub fn from_records(window_ms: u64, max_keys: usize, records: &[IdemRecord]) -> Self {
+        let mut s = Self::new(window_ms, max_keys);
+        for r in records {
+            let k = (r.scope.clone(), r.key.clone());
+            s.map.insert(k, (r.fingerprint, r.outcome, r.at));
+            s.order.push_back((r.at, r.scope.clone(), r.key.clone()));
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str, fp: u64, at: u64) -> IdemRecord {
+        IdemRecord {
+            scope: IdemScope::Hold(EventId::new("e").expect("id")),
+            key: IdempotencyKey::new(key).expect("key"),
+            fingerprint: fp,
+            outcome: IdemOutcome::Claim(ClaimId(fp as u32)),
+            at: Timestamp(at),
+        }
+    }
+
+    #[test]
+    fn replay_conflict_and_ageing() {
+        let mut s = IdempotencyStore::new(1_000, 10);
+        let r = rec("k", 7, 0);
+        s.apply(&r);
+        assert_eq!(s.lookup(&r.scope, &r.key, 7, Timestamp(999)), IdemLookup::Replay(r.outcome));
+        assert_eq!(s.lookup(&r.scope, &r.key, 8, Timestamp(999)), IdemLookup::Conflict);
+        assert_eq!(s.lookup(&r.scope, &r.key, 7, Timestamp(1_000)), IdemLookup::Fresh);
+        s.apply(&rec("other", 1, 1_000));
+        assert_eq!(s.len(), 1, "aged out on the next record");
+    }
+
+    #[test]
+    fn bounded_by_count() {
+        let mut s = IdempotencyStore::new(u64::MAX, 3);
+        for i in 0..10 {
+            s.apply(&rec(&format!("k{i}"), i, i));
+        }
+        assert_eq!(s.len(), 3);
+        let back = IdempotencyStore::from_records(u64::MAX, 3, &s.to_records());
+        assert_eq!(back.to_records(), s.to_records());
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        assert_eq!(fingerprint(&("a", 1u32)), fingerprint(&("a", 1u32)));
+        assert_ne!(fingerprint(&("a", 1u32)), fingerprint(&("a", 2u32)));
+    }
+}

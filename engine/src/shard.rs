@@ -1,0 +1,292 @@
+//! A shard: the events and coupons that hash to it, one journal, one lock.
+//!
+//! A shard is a plain single-threaded struct; the engine puts each behind a
+//! `parking_lot::RwLock`. Every change goes through [`Shard::record`], which
+//! numbers it; [`Shard::replay`] applies a recorded change to rebuild state.
+
+use crate::config::{CouponConfig, EventConfig};
+use crate::coupons::Coupon;
+use crate::idempotency::{IdemRecord, IdemScope, IdempotencyStore};
+use crate::ids::{CouponId, EventId};
+use crate::journal::{Change, Entry};
+use crate::queue::{RoomInit, RoomSnapshot, TicketKey, WaitingRoom};
+use crate::seats::{SeatMap, SeatSnapshot};
+use crate::time::Timestamp;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::HashMap;
+
+/// One event: its configuration, waiting room (if any) and seats.
+#[derive(Debug)]
+pub(crate) struct EventState {
+    pub id: EventId,
+    pub config: EventConfig,
+    pub seed: [u8; 32],
+    pub incarnation: u64,
+    pub created_at: Timestamp,
+    pub room: Option<WaitingRoom>,
+    pub seats: SeatMap,
+}
+
+/// Canonical form of an event inside a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventSnapshot {
+    pub id: EventId,
+    pub config: EventConfig,
+    pub seed: [u8; 32],
+    pub incarnation: u64,
+    pub created_at: Timestamp,
+    pub room: Option<RoomSnapshot>,
+    pub seats: SeatSnapshot,
+}
+
+/// Canonical form of a shard: what a snapshot stores and tests compare.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSnapshot {
+    pub index: u32,
+    /// `seq` of the last change included.
+    pub seq: u64,
+    pub events: Vec<EventSnapshot>,
+    pub coupons: Vec<Coupon>,
+    pub idempotency: Vec<IdemRecord>,
+}
+
+impl ShardSnapshot {
+    /// Forget presence (soft state, not journaled) before comparing.
+    pub fn clear_presence(&mut self) {
+        for e in &mut self.events {
+            if let Some(r) = &mut e.room {
+                r.clear_presence();
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shard {
+    pub index: u32,
+    pub seq: u64,
+    journal: Option<Vec<Entry>>,
+    pub events: HashMap<EventId, EventState>,
+    pub coupons: HashMap<CouponId, Coupon>,
+    pub idem: IdempotencyStore,
+    secret: [u8; 32],
+}
+
+/// Per-event key for ticket MACs, bound to the event's incarnation so tickets
+/// of a deleted event never validate against its successor.
+pub(crate) fn ticket_key(secret: &[u8; 32], event: &EventId, incarnation: u64) -> TicketKey {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(b"boxoffice ticket key v1\0");
+    mac.update(event.as_str().as_bytes());
+    mac.update(&incarnation.to_le_bytes());
+    let full = mac.finalize().into_bytes();
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&full[..16]);
+    key
+}
+
+impl EventState {
+    fn room_init(&self, secret: &[u8; 32]) -> RoomInit {
+        RoomInit {
+            event: self.id.clone(),
+            incarnation: self.incarnation,
+            seed: self.seed,
+            opens_at: self.config.opens_at,
+            created_at: self.created_at,
+            ticket_key: ticket_key(secret, &self.id, self.incarnation),
+        }
+    }
+}
+
+impl Shard {
+    pub fn new(index: u32, journal: bool, idem: IdempotencyStore, secret: [u8; 32]) -> Self {
+        Shard {
+            index,
+            seq: 0,
+            journal: journal.then(Vec::new),
+            events: HashMap::new(),
+            coupons: HashMap::new(),
+            idem,
+            secret,
+        }
+    }
+
+    /// Numbers a change that has already been applied and keeps it for the journal.
+    pub fn record(&mut self, at: Timestamp, change: Change) {
+        self.seq += 1;
+        if let Some(j) = &mut self.journal {
+            j.push(Entry {
+                shard: self.index,
+                seq: self.seq,
+                at,
+                change,
+            });
+        }
+    }
+
+    pub fn take_journal(&mut self) -> Vec<Entry> {
+        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Applies a shard-level change (events, coupons, idempotency) and records it.
+    pub fn commit(&mut self, at: Timestamp, change: Change) {
+        self.apply(&change, at);
+        self.record(at, change);
+    }
+
+    /// Replays one journal entry: the next `seq` must follow.
+    pub fn replay(&mut self, entry: &Entry) -> Result<(), u64> {
+        if entry.seq != self.seq + 1 {
+            return Err(self.seq + 1);
+        }
+        self.apply(&entry.change, entry.at);
+        self.seq = entry.seq;
+        Ok(())
+    }
+
+    fn apply(&mut self, change: &Change, at: Timestamp) {
+        match change {
+            Change::EventPut {
+                event,
+                config,
+                seed,
+                incarnation,
+            } => self.apply_event_put(event, config, *seed, *incarnation, at),
+            Change::EventDeleted { event } => {
+                self.events.remove(event);
+                self.idem.forget_scope(&IdemScope::Hold(event.clone()));
+            }
+            Change::Queue { event, change } => {
+                if let Some(room) = self.events.get_mut(event).and_then(|e| e.room.as_mut()) {
+                    room.apply(change, at);
+                }
+            }
+            Change::Seats { event, change } => {
+                if let Some(e) = self.events.get_mut(event) {
+                    e.seats.apply(change, at);
+                }
+            }
+            Change::CouponCreated { coupon, config } => {
+                self.coupons
+                    .insert(coupon.clone(), Coupon::new(coupon.clone(), *config));
+            }
+            Change::Coupon { coupon, change } => {
+                if let Some(c) = self.coupons.get_mut(coupon) {
+                    c.apply(change, at);
+                }
+            }
+            Change::Idempotency(rec) => self.idem.apply(rec),
+        }
+    }
+
+    fn apply_event_put(
+        &mut self,
+        id: &EventId,
+        config: &EventConfig,
+        seed: [u8; 32],
+        incarnation: u64,
+        at: Timestamp,
+    ) {
+        let secret = self.secret;
+        match self.events.get_mut(id) {
+            Some(e) => {
+                // Replace: nothing is held or sold (checked before recording), so
+                // the seat map is rebuilt; the line and its sessions are kept.
+                e.seats = SeatMap::new(&config.seats, config.holds, e.seed);
+                e.config = config.clone();
+                match (&config.queue, &mut e.room) {
+                    (Some(q), Some(room)) => room.reconfigure(q, config.opens_at),
+                    (Some(q), None) => e.room = Some(WaitingRoom::new(q, e.room_init(&secret))),
+                    (None, _) => e.room = None,
+                }
+            }
+            None => {
+                let mut e = EventState {
+                    id: id.clone(),
+                    config: config.clone(),
+                    seed,
+                    incarnation,
+                    created_at: at,
+                    room: None,
+                    seats: SeatMap::new(&config.seats, config.holds, seed),
+                };
+                if let Some(q) = &config.queue {
+                    e.room = Some(WaitingRoom::new(q, e.room_init(&secret)));
+                }
+                self.events.insert(id.clone(), e);
+            }
+        }
+    }
+
+    pub fn put_coupon_change(coupon: &CouponId, config: CouponConfig) -> Change {
+        Change::CouponCreated {
+            coupon: coupon.clone(),
+            config,
+        }
+    }
+
+    pub fn to_snapshot(&self) -> ShardSnapshot {
+        let mut events: Vec<EventSnapshot> = self
+            .events
+            .values()
+            .map(|e| EventSnapshot {
+                id: e.id.clone(),
+                config: e.config.clone(),
+                seed: e.seed,
+                incarnation: e.incarnation,
+                created_at: e.created_at,
+                room: e.room.as_ref().map(WaitingRoom::to_snapshot),
+                seats: e.seats.to_snapshot(),
+            })
+            .collect();
+        events.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut coupons: Vec<Coupon> = self.coupons.values().cloned().collect();
+        coupons.sort_by(|a, b| a.id().cmp(b.id()));
+        ShardSnapshot {
+            index: self.index,
+            seq: self.seq,
+            events,
+            coupons,
+            idempotency: self.idem.to_records(),
+        }
+    }
+
+    pub fn from_snapshot(
+        snap: ShardSnapshot,
+        journal: bool,
+        idem_window_ms: u64,
+        idem_max: usize,
+        secret: [u8; 32],
+        now: Timestamp,
+    ) -> Self {
+        let idem = IdempotencyStore::from_records(idem_window_ms, idem_max, &snap.idempotency);
+        let mut shard = Shard::new(snap.index, journal, idem, secret);
+        shard.seq = snap.seq;
+        for e in snap.events {
+            let mut state = EventState {
+                id: e.id.clone(),
+                seats: SeatMap::from_snapshot(e.seats, &e.config.seats, e.config.holds),
+                config: e.config,
+                seed: e.seed,
+                incarnation: e.incarnation,
+                created_at: e.created_at,
+                room: None,
+            };
+            if let (Some(r), Some(q)) = (e.room, &state.config.queue) {
+                let init = state.room_init(&secret);
+                state.room = Some(WaitingRoom::from_snapshot(r, q, init, now));
+            }
+            shard.events.insert(e.id, state);
+        }
+        for mut c in snap.coupons {
+            c.rebuild();
+            shard.coupons.insert(c.id().clone(), c);
+        }
+        shard
+    }
+}
