@@ -354,6 +354,7 @@ impl Engine {
     ) -> Result<(PutOutcome, EventInfo), Rejection> {
         config.validate().map_err(Rejection::InvalidConfig)?;
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         let outcome = match shard.events.get(id) {
             Some(e) if e.seats.in_use(now) => return Err(Rejection::EventInUse),
             Some(_) => PutOutcome::Replaced,
@@ -375,6 +376,7 @@ impl Engine {
 
     pub fn delete_event(&self, id: &EventId, now: Timestamp) -> Result<(), Rejection> {
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         if !shard.events.contains_key(id) {
             return Err(Rejection::EventNotFound);
         }
@@ -385,6 +387,7 @@ impl Engine {
     pub fn event(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
         self.open_if_due(id, now);
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         shard
             .events
             .get(id)
@@ -399,6 +402,7 @@ impl Engine {
             .iter()
             .flat_map(|s| {
                 let s = s.read();
+                let now = s.observe(now);
                 s.events.values().map(|e| event_info(e, now)).collect::<Vec<_>>()
             })
             .collect();
@@ -413,13 +417,15 @@ impl Engine {
         f: impl FnOnce(
             &mut crate::queue::WaitingRoom,
             &mut Vec<crate::queue::QueueChange>,
+            Timestamp,
         ) -> Result<T, Rejection>,
     ) -> Result<T, Rejection> {
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         let room = e.room.as_mut().ok_or(Rejection::NoQueue)?;
         let mut out = Vec::new();
-        let r = f(room, &mut out);
+        let r = f(room, &mut out, now);
         for change in out {
             shard.record(
                 now,
@@ -433,7 +439,7 @@ impl Engine {
     }
 
     pub fn pause(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
-        self.with_room(id, now, |room, out| {
+        self.with_room(id, now, |room, out, now| {
             room.pause(now, out);
             Ok(())
         })?;
@@ -441,7 +447,7 @@ impl Engine {
     }
 
     pub fn resume(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
-        self.with_room(id, now, |room, out| {
+        self.with_room(id, now, |room, out, now| {
             room.resume(now, out);
             Ok(())
         })?;
@@ -454,6 +460,7 @@ impl Engine {
     fn open_if_due(&self, id: &EventId, now: Timestamp) {
         let due = {
             let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
             shard
                 .events
                 .get(id)
@@ -461,7 +468,7 @@ impl Engine {
                 .is_some_and(|r| r.needs_open(now))
         };
         if due {
-            let _ = self.with_room(id, now, |room, out| {
+            let _ = self.with_room(id, now, |room, out, now| {
                 room.open_if_due(now, out);
                 Ok(())
             });
@@ -495,6 +502,7 @@ impl Engine {
 
     pub fn join(&self, id: &EventId, user: &UserId, now: Timestamp) -> Result<Joined, Rejection> {
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         if e.room.is_none() {
             return Err(Rejection::NoQueue);
@@ -531,6 +539,7 @@ impl Engine {
     pub fn status(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<TicketView, Rejection> {
         self.open_if_due(id, now);
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
         let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
         let status = room.status(ticket, now).map_err(queue_rejection)?;
@@ -538,13 +547,13 @@ impl Engine {
     }
 
     pub fn leave(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<(), Rejection> {
-        self.with_room(id, now, |room, out| {
+        self.with_room(id, now, |room, out, now| {
             room.leave(ticket, now, out).map_err(queue_rejection)
         })
     }
 
     pub fn complete(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<(), Rejection> {
-        self.with_room(id, now, |room, out| {
+        self.with_room(id, now, |room, out, now| {
             room.complete(ticket, now, out).map_err(queue_rejection)
         })
     }
@@ -559,6 +568,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
         let Some(room) = &e.room else {
             return Ok(());
@@ -587,6 +597,7 @@ impl Engine {
         let mut sout = Vec::new();
         for shard in self.shards.iter() {
             let mut shard = shard.write();
+            let now = shard.advance(now);
             let ids: Vec<EventId> = shard.events.keys().cloned().collect();
             for id in ids {
                 let Some(e) = shard.events.get_mut(&id) else {
@@ -622,12 +633,14 @@ impl Engine {
         f: impl FnOnce(
             &mut crate::seats::SeatMap,
             &mut Vec<crate::seats::SeatChange>,
+            Timestamp,
         ) -> Result<T, Rejection>,
     ) -> Result<T, Rejection> {
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         let mut out = Vec::new();
-        let r = f(&mut e.seats, &mut out);
+        let r = f(&mut e.seats, &mut out, now);
         for change in out {
             let event = id.clone();
             shard.record(now, Change::Seats { event, change });
@@ -646,6 +659,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<HoldReply, Rejection> {
         let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
         let scope = IdemScope::Hold(id.clone());
         let fp = fingerprint(&(user, choice));
         if let Some(key) = key {
@@ -720,6 +734,7 @@ impl Engine {
 
     pub fn get_hold(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<HoldInfo, Rejection> {
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
         e.seats.get(hold, now).ok_or(Rejection::HoldNotFound)
     }
@@ -731,7 +746,7 @@ impl Engine {
         order: &str,
         now: Timestamp,
     ) -> Result<HoldInfo, Rejection> {
-        self.with_seats(id, now, |seats, out| match seats.confirm(hold, order, now, out) {
+        self.with_seats(id, now, |seats, out, now| match seats.confirm(hold, order, now, out) {
             ConfirmOutcome::Sold(info) => Ok(info),
             ConfirmOutcome::Expired => Err(Rejection::HoldExpired),
             ConfirmOutcome::NotFound => Err(Rejection::HoldNotFound),
@@ -745,7 +760,7 @@ impl Engine {
         ttl_s: u32,
         now: Timestamp,
     ) -> Result<HoldInfo, Rejection> {
-        self.with_seats(id, now, |seats, out| match seats.extend(hold, ttl_s, now, out) {
+        self.with_seats(id, now, |seats, out, now| match seats.extend(hold, ttl_s, now, out) {
             ExtendOutcome::Extended(info) => Ok(info),
             ExtendOutcome::TooLong { max_expires_at } => {
                 Err(Rejection::TtlTooLong { max_expires_at })
@@ -757,7 +772,7 @@ impl Engine {
 
     /// Releases a hold; releasing one already gone is a no-op.
     pub fn release(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<(), Rejection> {
-        self.with_seats(id, now, |seats, out| match seats.release(hold, now, out) {
+        self.with_seats(id, now, |seats, out, now| match seats.release(hold, now, out) {
             ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
             ReleaseOutcome::Sold => Err(Rejection::HoldSold),
             ReleaseOutcome::NotFound => Err(Rejection::HoldNotFound),
@@ -766,6 +781,7 @@ impl Engine {
 
     pub fn seat_counts(&self, id: &EventId, now: Timestamp) -> Result<SeatCounts, Rejection> {
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
         Ok(e.seats.counts(now))
     }
@@ -777,6 +793,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Vec<RowStatus>, Rejection> {
         let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
         e.seats
             .section_rows(section, now)
@@ -793,6 +810,7 @@ impl Engine {
     ) -> Result<(PutOutcome, CouponCounts), Rejection> {
         config.validate().map_err(Rejection::InvalidConfig)?;
         let mut shard = self.coupon_shard(id).write();
+        let now = shard.advance(now);
         match shard.coupons.get_mut(id) {
             None => {
                 shard.commit(now, Shard::put_coupon_change(id, config));
@@ -833,6 +851,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<ClaimReply, Rejection> {
         let mut shard = self.coupon_shard(id).write();
+        let now = shard.advance(now);
         let scope = IdemScope::Claim(id.clone());
         let fp = fingerprint(user);
         let reply = |claim, remaining, replayed| ClaimReply {
@@ -884,6 +903,7 @@ impl Engine {
     /// Gives a claimed unit back to stock; returning twice is a no-op.
     pub fn return_claim(&self, id: &CouponId, claim: ClaimId, now: Timestamp) -> Result<(), Rejection> {
         let mut shard = self.coupon_shard(id).write();
+        let now = shard.advance(now);
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
         let mut out = Vec::new();
         let r = c.return_claim(claim, now, &mut out);
@@ -967,6 +987,7 @@ impl Engine {
                 .map(|i| ShardSnapshot {
                     index: i as u32,
                     seq: 0,
+                    clock: Timestamp::ZERO,
                     events: vec![],
                     coupons: vec![],
                     idempotency: vec![],

@@ -47,6 +47,8 @@ pub struct ShardSnapshot {
     pub index: u32,
     /// `seq` of the last change included.
     pub seq: u64,
+    /// The shard's clock: the latest `now` any change carried.
+    pub clock: Timestamp,
     pub events: Vec<EventSnapshot>,
     pub coupons: Vec<Coupon>,
     pub idempotency: Vec<IdemRecord>,
@@ -67,6 +69,11 @@ impl ShardSnapshot {
 pub(crate) struct Shard {
     pub index: u32,
     pub seq: u64,
+    /// Latest `now` seen by a write. Callers read their clock before waiting
+    /// for the lock, so `now` can arrive slightly out of order; writes use
+    /// `max(now, clock)` so time never runs backwards inside a shard and the
+    /// journal's instants are monotonic.
+    pub clock: Timestamp,
     journal: Option<Vec<Entry>>,
     pub events: HashMap<EventId, EventState>,
     pub coupons: HashMap<CouponId, Coupon>,
@@ -108,6 +115,7 @@ impl Shard {
         Shard {
             index,
             seq: 0,
+            clock: Timestamp::ZERO,
             journal: journal.then(Vec::new),
             events: HashMap::new(),
             coupons: HashMap::new(),
@@ -116,9 +124,22 @@ impl Shard {
         }
     }
 
+    /// The instant a write at caller time `now` takes effect (never earlier
+    /// than a previous write); advances the shard clock.
+    pub fn advance(&mut self, now: Timestamp) -> Timestamp {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    /// The instant a read at caller time `now` observes.
+    pub fn observe(&self, now: Timestamp) -> Timestamp {
+        self.clock.max(now)
+    }
+
     /// Numbers a change that has already been applied and keeps it for the journal.
     pub fn record(&mut self, at: Timestamp, change: Change) {
         self.seq += 1;
+        self.clock = self.clock.max(at);
         if let Some(j) = &mut self.journal {
             j.push(Entry {
                 shard: self.index,
@@ -146,6 +167,7 @@ impl Shard {
         }
         self.apply(&entry.change, entry.at);
         self.seq = entry.seq;
+        self.clock = self.clock.max(entry.at);
         Ok(())
     }
 
@@ -250,6 +272,7 @@ impl Shard {
         ShardSnapshot {
             index: self.index,
             seq: self.seq,
+            clock: self.clock,
             events,
             coupons,
             idempotency: self.idem.to_records(),
@@ -267,6 +290,7 @@ impl Shard {
         let idem = IdempotencyStore::from_records(idem_window_ms, idem_max, &snap.idempotency);
         let mut shard = Shard::new(snap.index, journal, idem, secret);
         shard.seq = snap.seq;
+        shard.clock = snap.clock;
         for e in snap.events {
             let mut state = EventState {
                 id: e.id.clone(),

@@ -1,0 +1,31 @@
+# boxoffice — the same steps CI runs (.ci/run).
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test lint fmt bench build clean
+
+## Build and start the server on $(LISTEN) with a demo event (memory only, no Redis).
+run:
+	$(CARGO) run --release --bin boxoffice -- serve --listen $(LISTEN) --demo
+
+## Every test: unit, property, integration, server.
+test:
+	$(CARGO) test --workspace
+
+## Formatting and clippy, warnings are errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Criterion benchmarks of the engine (results: target/criterion, summary in docs/benchmarks.md).
+bench:
+	$(CARGO) bench -p boxoffice-bench
+
+build:
+	$(CARGO) build --release
+
+clean:
+	$(CARGO) clean

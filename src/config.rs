@@ -1,0 +1,294 @@
+//! Configuration: the command line (clap, each flag also read from
+//! `BOXOFFICE_<NAME>`) and the validated [`Settings`] the server runs with.
+//!
+//! Validation happens once, here at the edge; the rest of the server trusts
+//! [`Settings`].
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Limits that keep one client from exhausting the server.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout: Duration,
+    /// Most open connections; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Joins per second allowed per client IP (GCRA); 0 turns the limit off.
+    pub join_rate_per_s: u32,
+    /// Joins a client IP may make in one burst.
+    pub join_burst: u32,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            join_rate_per_s: 10,
+            join_burst: 20,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Durability of acknowledged changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityMode {
+    /// Reply after the change is stored in Redis.
+    #[default]
+    Sync,
+    /// Reply at once; ship to Redis in the background.
+    Async,
+}
+
+/// Everything the server runs with, validated by [`Settings::validate`].
+#[derive(Clone)]
+pub struct Settings {
+    pub admin_token: String,
+    pub service_token: String,
+    /// Pass signing key (and root of the ticket MAC keys); at least 16 bytes.
+    pub secret: Vec<u8>,
+    /// Create the demo event and coupon at start.
+    pub demo: bool,
+    pub limits: Limits,
+    /// How often the driver ticks the engine (at most 50 ms).
+    pub tick_interval: Duration,
+    /// Live status streams send a status event at least this often.
+    pub heartbeat_interval: Duration,
+    /// Number of engine shards.
+    pub shards: usize,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print credentials.
+        f.debug_struct("Settings")
+            .field("demo", &self.demo)
+            .field("limits", &self.limits)
+            .field("tick_interval", &self.tick_interval)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("shards", &self.shards)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the server could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("could not read randomness from the OS: {0}")]
+    Random(String),
+    #[error("demo setup failed: {0}")]
+    Demo(String),
+}
+
+impl Settings {
+    pub fn new(admin_token: &str, service_token: &str, secret: &[u8]) -> Self {
+        Settings {
+            admin_token: admin_token.to_string(),
+            service_token: service_token.to_string(),
+            secret: secret.to_vec(),
+            demo: false,
+            limits: Limits::default(),
+            tick_interval: Duration::from_millis(50),
+            heartbeat_interval: Duration::from_secs(15),
+            shards: 16,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), SetupError> {
+        let bad = |m: &str| Err(SetupError::Invalid(m.to_string()));
+        for (name, t) in [
+            ("admin token", &self.admin_token),
+            ("service token", &self.service_token),
+        ] {
+            if t.len() < 8 || t.len() > 256 || !t.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+                return Err(SetupError::Invalid(format!(
+                    "the {name} must be 8-256 printable ASCII characters without spaces"
+                )));
+            }
+        }
+        if self.admin_token == self.service_token {
+            return bad("the admin and service tokens must differ");
+        }
+        if self.secret.len() < 16 {
+            return bad("the secret must be at least 16 bytes");
+        }
+        if self.limits.max_connections == 0 {
+            return bad("max connections must be at least 1");
+        }
+        if self.tick_interval.is_zero() || self.tick_interval > Duration::from_millis(50) {
+            return bad("the tick interval must be between 1 and 50 ms");
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval > Duration::from_secs(15) {
+            return bad("the heartbeat interval must be between 1 ms and 15 s");
+        }
+        if self.shards == 0 || self.shards > 1024 {
+            return bad("shards must be between 1 and 1024");
+        }
+        Ok(())
+    }
+}
+
+/// `boxoffice` command line.
+#[derive(Debug, Parser)]
+#[command(name = "boxoffice", version, about = "Waiting room, seat holds and coupons for ticket on-sales")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the v1 HTTP API.
+    Serve(ServeArgs),
+}
+
+/// Flags of `boxoffice serve`; each also reads `BOXOFFICE_<NAME>`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BOXOFFICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Bearer token of the admin realm (random when absent).
+    #[arg(long, env = "BOXOFFICE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Bearer token of the service realm (random when absent).
+    #[arg(long, env = "BOXOFFICE_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+    /// Pass signing key, at least 16 bytes (random when absent).
+    #[arg(long, env = "BOXOFFICE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// Redis URL for replication (absent: memory only).
+    #[arg(long, env = "BOXOFFICE_REDIS")]
+    pub redis: Option<String>,
+    /// With --redis: reply after Redis stored the change (sync) or at once (async).
+    #[arg(long, env = "BOXOFFICE_DURABILITY", value_enum, default_value_t = DurabilityMode::Sync)]
+    pub durability: DurabilityMode,
+    /// Create a ready demo event (seats, queue) and coupon.
+    #[arg(long, env = "BOXOFFICE_DEMO")]
+    pub demo: bool,
+    /// Joins per second per client IP; 0 turns the limit off (load tests).
+    #[arg(long, env = "BOXOFFICE_JOIN_RATE", default_value_t = 10)]
+    pub join_rate: u32,
+    /// Joins a client IP may make in one burst.
+    #[arg(long, env = "BOXOFFICE_JOIN_BURST", default_value_t = 20)]
+    pub join_burst: u32,
+    /// Most open connections (live status streams included).
+    #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+}
+
+/// Settings resolved from the command line, and which credentials were made up.
+#[derive(Debug)]
+pub struct Resolved {
+    pub listen: SocketAddr,
+    pub settings: Settings,
+    /// Credentials generated because none were given: print them once.
+    pub generated: Vec<(&'static str, String)>,
+}
+
+/// Hex of fresh OS randomness.
+pub fn random_hex(bytes: usize) -> Result<String, SetupError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| SetupError::Random(e.to_string()))?;
+    Ok(hex(&buf))
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+impl ServeArgs {
+    /// Validates the flags and fills in random credentials where none were given.
+    pub fn resolve(self) -> Result<Resolved, SetupError> {
+        if self.redis.is_some() {
+            return Err(SetupError::Invalid(
+                "--redis: replication to Redis is not built yet; run without --redis \
+                 (memory only) for now"
+                    .to_string(),
+            ));
+        }
+        let mut generated = Vec::new();
+        let mut pick = |name: &'static str, given: Option<String>| -> Result<String, SetupError> {
+            match given {
+                Some(v) => Ok(v),
+                None => {
+                    let v = random_hex(24)?;
+                    generated.push((name, v.clone()));
+                    Ok(v)
+                }
+            }
+        };
+        let admin = pick("admin token", self.admin_token)?;
+        let service = pick("service token", self.service_token)?;
+        let secret = pick("secret", self.secret)?;
+        let mut settings = Settings::new(&admin, &service, secret.as_bytes());
+        settings.demo = self.demo;
+        settings.limits.join_rate_per_s = self.join_rate;
+        settings.limits.join_burst = self.join_burst.max(1);
+        settings.limits.max_connections = self.max_connections;
+        settings.validate()?;
+        Ok(Resolved {
+            listen: self.listen,
+            settings,
+            generated,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["boxoffice", "serve"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Command::Serve(a),
+            }) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_random_credentials() {
+        let r = args(&[]).resolve().expect("resolves");
+        assert_eq!(r.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(r.generated.len(), 3);
+        assert_ne!(r.settings.admin_token, r.settings.service_token);
+    }
+
+    #[test]
+    fn redis_is_refused_clearly() {
+        let e = args(&["--redis", "redis://127.0.0.1/"]).resolve();
+        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("not built yet")));
+    }
+
+    #[test]
+    fn short_secret_is_refused() {
+        let e = args(&["--secret", "short"]).resolve();
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn hex_encodes() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+    }
+}

@@ -1,0 +1,79 @@
+//! boxoffice server: the v1 HTTP API (hyper 1 on tokio) over the sans-I/O engine.
+//!
+//! The binary is a thin shell around [`Server`]: tests start the same server
+//! in-process on `127.0.0.1:0` with a [`ManualClock`](clock::ManualClock), so
+//! no test sleeps to wait for a TTL. The engine never reads a clock; the
+//! [`driver`] ticks it with this crate's [`clock::Clock`].
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod driver;
+pub mod durability;
+pub mod http;
+mod idempotency;
+pub mod live;
+pub mod metrics;
+mod server;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Limits, Settings, SetupError};
+pub use http::router::{routes, RouteInfo};
+pub use state::Handle;
+
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// A configured server, ready to serve on a listener.
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<state::AppState>,
+}
+
+impl Server {
+    /// Builds the engine (and the demo event with `settings.demo`).
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let state = state::AppState::new(settings, clock)?;
+        Ok(Server {
+            state: Arc::new(state),
+        })
+    }
+
+    /// A handle on the running state (engine, manual ticks), for tests and tools.
+    pub fn handle(&self) -> Handle {
+        Handle::new(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, closes live
+    /// streams and waits (bounded) for in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        server::serve(self.state, listener, shutdown).await
+    }
+}
+
+/// Runs a server on the system clock until `shutdown` resolves.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let server = Server::new(settings, Arc::new(SystemClock))?;
+    server.serve(listener, shutdown).await?;
+    Ok(())
+}
+
+/// Why [`run`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}

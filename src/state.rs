@@ -1,0 +1,140 @@
+//! Shared server state: the engine, the clock, credentials, limits, metrics
+//! and the live-status broadcast. One `Arc<AppState>` per server.
+
+use crate::clock::Clock;
+use crate::config::{SetupError, Settings};
+use crate::durability::{Durability, NotDurable};
+use crate::http::auth::Auth;
+use crate::http::limits::JoinLimiter;
+use crate::idempotency::JoinReplays;
+use crate::live::Lines;
+use crate::metrics::Metrics;
+use boxoffice_engine::{Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    pub engine: Engine,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+    pub auth: Auth,
+    pub joins: JoinLimiter,
+    pub join_replays: JoinReplays,
+    pub lines: Lines,
+    pub metrics: Metrics,
+    pub durability: Durability,
+    /// Coupons created through this server (the engine has no coupon listing;
+    /// metrics report these).
+    pub coupons: Mutex<BTreeSet<boxoffice_engine::CouponId>>,
+    ready: AtomicBool,
+    /// Bumped by the driver at every heartbeat interval; live streams resend.
+    pub heartbeat: watch::Sender<u64>,
+    /// Set once at shutdown; live streams end.
+    pub closing: watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        settings.validate()?;
+        let key = PassKey::new("k1", &settings.secret)
+            .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
+        // Ticket MACs use a key derived from the same secret, separated by a label.
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&Sha256::new().chain_update(b"boxoffice tickets v1\0").chain_update(&settings.secret).finalize());
+        let mut cfg = EngineConfig::new(root, PassKeys::new(key));
+        cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
+        // Memory mode keeps no journal (changes are numbered, not kept).
+        cfg.journal = false;
+        let engine = Engine::new(cfg);
+        let joins = JoinLimiter::new(&settings.limits, clock.clone());
+        let state = AppState {
+            engine,
+            auth: Auth::new(&settings.admin_token, &settings.service_token),
+            joins,
+            join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
+            lines: Lines::default(),
+            metrics: Metrics::new(),
+            durability: Durability::Memory,
+            coupons: Mutex::new(BTreeSet::new()),
+            ready: AtomicBool::new(false),
+            heartbeat: watch::Sender::new(0),
+            closing: watch::Sender::new(false),
+            clock,
+            settings,
+        };
+        if state.settings.demo {
+            crate::demo::create(&state).map_err(|e| SetupError::Demo(e.to_string()))?;
+        }
+        Ok(state)
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+    }
+
+    /// The durability seam: every state-changing request passes here after
+    /// its engine operation and before its reply. In memory mode it returns
+    /// at once; with replication it will wait until the shard's journal up to
+    /// its current `seq` is stored (sync mode).
+    pub async fn durable(&self, shard: usize) -> Result<(), NotDurable> {
+        let seq = self.engine.journal_seq(shard);
+        self.durability.wait(shard, seq).await
+    }
+
+    /// One driver step: tick the engine at `now`, count what happened, and
+    /// wake the live streams of lines that moved.
+    pub fn tick(&self) -> TickReport {
+        let now = self.now();
+        let report = self.engine.tick(now);
+        self.metrics.record_tick(&report);
+        // The report is summed over all events, so any movement wakes every
+        // watched line (an engine report per event would narrow this).
+        if report.admitted + report.idle_dropped + report.sessions_expired + report.rooms_opened
+            > 0
+        {
+            self.lines.touch_all();
+        }
+        self.lines.flush();
+        report
+    }
+}
+
+/// A handle on a server's state, for tests and tools.
+#[derive(Clone, Debug)]
+pub struct Handle {
+    state: Arc<AppState>,
+}
+
+impl Handle {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Handle { state }
+    }
+    pub fn engine(&self) -> &Engine {
+        &self.state.engine
+    }
+    pub fn now(&self) -> Timestamp {
+        self.state.now()
+    }
+    /// Runs one driver step now (what the background driver does every tick).
+    pub fn tick(&self) -> TickReport {
+        self.state.tick()
+    }
+    pub fn is_ready(&self) -> bool {
+        self.state.is_ready()
+    }
+}
