@@ -10,6 +10,7 @@ run:
 
 ## Every test: unit, property, integration, server.
 test:
+	./scripts/ensure-test-deps.sh
 	$(CARGO) test --workspace
 
 ## Formatting and clippy, warnings are errors.

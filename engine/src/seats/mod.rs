@@ -1,18 +1,57 @@
 //! Seat map and holds of one event (owns I1 no double sale and the hold half
 //! of I4).
 //!
-//! INTERFACE STUB — implementation pending.
-//!
 //! Module contract: every change of semantic state is made by building a
 //! [`SeatChange`], calling [`SeatMap::apply`] with it and pushing it to `out`;
-//! replaying the pushed changes through `apply` reproduces the state exactly.
+//! replaying the pushed changes through `apply` on a map restored from an
+//! earlier [`SeatSnapshot`] reproduces the state exactly. Changes carry every
+//! value `apply` needs (ids, seat indexes, times), so `apply` ignores its `at`.
+//!
+//! - I1: a seat points to at most one live hold (`seat_hold`); a hold is only
+//!   created when all its seats are free after due holds were expired, and a
+//!   sold hold never ends.
+//! - I4: every write first expires every due hold (`now >= expires_at`), and
+//!   every read evaluates expiry at `now`, so a sweeper that runs late changes
+//!   nothing anyone can see. Timer entries are `(expires_at, index,
+//!   generation)` and are never removed early: an entry acts only if the slot
+//!   still has that generation, is held, and still expires at that instant.
+//!
+//! Layout: [`layout`]; best-available: [`best`]; expiry and slot recycling:
+//! [`expiry`]; snapshots: [`snapshot`].
+
+mod best;
+mod bits;
+mod expiry;
+mod layout;
+mod snapshot;
+
+#[cfg(test)]
+mod model_tests;
+#[cfg(test)]
+mod tests;
+
+pub use snapshot::{SeatSnapshot, SnapshotError};
 
 use crate::config::{HoldPolicy, RowRange};
 use crate::ids::{HoldId, SeatId, UserId};
 use crate::time::Timestamp;
+use bits::Bits;
+use hashbrown::HashMap;
+use layout::Layout;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::num::NonZeroU32;
+
+/// How long a released or expired hold stays readable before its slot is
+/// recycled (with a new generation). Sold holds are kept forever.
+pub const TERMINAL_RETENTION_MS: u64 = 3_600_000;
+
+/// How many of the best candidates best-available spreads its picks over.
+pub const BEST_SPREAD: usize = 4;
+
+/// `seat_hold` value of a free seat.
+const NO_HOLD: u32 = u32::MAX;
 
 /// Which seats a hold asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +79,11 @@ impl HoldState {
             HoldState::Expired => "expired",
         }
     }
+
+    /// Released or expired: the seats are free again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, HoldState::Released | HoldState::Expired)
+    }
 }
 
 /// A hold as reads report it (state evaluated at `now`).
@@ -62,7 +106,11 @@ pub enum HoldOutcome {
     /// Seats that are not in the layout.
     UnknownSeat { seats: Vec<SeatId> },
     /// Held + sold for this user would pass `max_seats_per_user`.
-    LimitExceeded { limit: u32, current: u32, requested: u32 },
+    LimitExceeded {
+        limit: u32,
+        current: u32,
+        requested: u32,
+    },
     /// Best-available found no `count` adjacent free seats in one row.
     NoAdjacent,
     /// Best-available named a category the layout does not have.
@@ -121,26 +169,409 @@ pub struct RowStatus {
     pub status: String,
 }
 
+/// A journaled change to a seat map. Seats are dense indexes in layout order
+/// (the layout is part of the event config, so a journal is only replayed onto
+/// the same layout; snapshots check a fingerprint).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeatChange {
-    Placeholder,
+    /// A new hold in slot `id.index`, which is vacant with `id.generation`
+    /// (or is the next new slot, generation 0).
+    Held {
+        id: HoldId,
+        user: UserId,
+        seats: Vec<u32>,
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    },
+    /// Held → sold.
+    Confirmed { id: HoldId, order: String },
+    /// A held hold's new expiry.
+    Extended { id: HoldId, expires_at: Timestamp },
+    /// Held → released at `at`; its seats are free.
+    Released { id: HoldId, at: Timestamp },
+    /// Held → expired (at its `expires_at`); its seats are free.
+    Expired { id: HoldId },
+    /// A released/expired hold's slot becomes vacant; `id` is the slot with its
+    /// new generation (old generation + 1, wrapping).
+    Recycled { id: HoldId },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeatSnapshot {}
+/// A change that does not fit the state it is applied to (a journal from
+/// another layout, out of order, or corrupt). Nothing was changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("hold {0} does not match its slot")]
+    NoSuchHold(HoldId),
+    #[error("hold {0} is not in a state this change applies to")]
+    WrongState(HoldId),
+    #[error("seat index {0} is not in the layout")]
+    NoSuchSeat(u32),
+    #[error("seat index {0} is not free")]
+    SeatNotFree(u32),
+}
 
-#[derive(Debug)]
-pub struct SeatMap {}
+/// Resolution of a hold id for writes.
+enum Lookup {
+    Found,
+    /// The slot has moved on to a newer generation.
+    Stale,
+    NotFound,
+}
 
-#[allow(unused_variables, clippy::todo)]
+#[derive(Clone, Debug)]
+struct Hold {
+    user: UserId,
+    seats: Box<[u32]>,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    state: HoldState,
+    /// When a released/expired hold ended (retention counts from here).
+    ended_at: Timestamp,
+    order: Option<Box<str>>,
+}
+
+#[derive(Clone, Debug)]
+struct Slot {
+    generation: u32,
+    hold: Option<Hold>,
+}
+
+/// The seats of one event and the holds on them.
+///
+/// Semantic state is `seed`, `holds_made` and `slots`; everything else is an
+/// index rebuilt from them.
+pub struct SeatMap {
+    layout: Layout,
+    policy: HoldPolicy,
+    seed: [u8; 32],
+    /// Holds ever made; with `seed` it drives the spreading of best picks.
+    holds_made: u64,
+    slots: Vec<Slot>,
+    // Derived state.
+    /// Slot of the live (held or sold) hold on each seat, or `NO_HOLD`.
+    seat_hold: Vec<u32>,
+    /// Bit set = seat free.
+    free: Bits,
+    /// Free seats of each range.
+    range_free: Vec<u32>,
+    /// Upper bound of each range's longest run of free seats (best-available
+    /// skips ranges that cannot fit a request; freeing seats resets it).
+    range_run: Vec<u32>,
+    categories: Vec<Counts>,
+    total: Counts,
+    /// Held + sold seats per user.
+    user_seats: HashMap<UserId, u32>,
+    /// `(expires_at, index, generation)` of held holds; stale entries are
+    /// skipped when they come due.
+    timer: BTreeSet<(Timestamp, u32, u32)>,
+    /// `(ended_at + retention, index, generation)` of released/expired holds.
+    recycle: BTreeSet<(Timestamp, u32, u32)>,
+    /// Vacant slots; the lowest is reused first.
+    vacant: BTreeSet<u32>,
+}
+
+/// The held hold `id` (a free function so callers keep the other fields).
+fn held_in(slots: &mut [Slot], id: HoldId) -> Result<&mut Hold, ApplyError> {
+    let hold = slots
+        .get_mut(id.index as usize)
+        .filter(|s| s.generation == id.generation)
+        .and_then(|s| s.hold.as_mut())
+        .ok_or(ApplyError::NoSuchHold(id))?;
+    if hold.state != HoldState::Held {
+        return Err(ApplyError::WrongState(id));
+    }
+    Ok(hold)
+}
+
+impl fmt::Debug for SeatMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeatMap")
+            .field("seats", &self.layout.seats())
+            .field("slots", &self.slots.len())
+            .field("total", &self.total)
+            .field("holds_made", &self.holds_made)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SeatMap {
     /// `layout` is already validated; `seed` drives the spreading of best-available picks.
     pub fn new(layout: &[RowRange], policy: HoldPolicy, seed: [u8; 32]) -> Self {
-        todo!()
+        Self::empty(Layout::new(layout), policy, seed)
     }
+
+    fn empty(layout: Layout, policy: HoldPolicy, seed: [u8; 32]) -> Self {
+        let n = layout.seats();
+        let mut categories = vec![Counts::default(); layout.categories.len()];
+        for r in &layout.ranges {
+            categories[r.category as usize].free += u64::from(r.len);
+        }
+        SeatMap {
+            range_free: layout.ranges.iter().map(|r| r.len).collect(),
+            range_run: layout.ranges.iter().map(|r| r.len).collect(),
+            seat_hold: vec![NO_HOLD; n],
+            free: Bits::ones(n),
+            categories,
+            total: Counts {
+                free: n as u64,
+                held: 0,
+                sold: 0,
+            },
+            layout,
+            policy,
+            seed,
+            holds_made: 0,
+            slots: Vec::new(),
+            user_seats: HashMap::new(),
+            timer: BTreeSet::new(),
+            recycle: BTreeSet::new(),
+            vacant: BTreeSet::new(),
+        }
+    }
+
+    /// Applies a journaled change. A change that does not fit the state is
+    /// ignored (see [`SeatMap::try_apply`] to learn about it).
     pub fn apply(&mut self, change: &SeatChange, at: Timestamp) {
-        todo!()
+        let _ = self.try_apply(change, at);
     }
+
+    /// Applies a journaled change, or changes nothing and says why not.
+    pub fn try_apply(&mut self, change: &SeatChange, _at: Timestamp) -> Result<(), ApplyError> {
+        match change {
+            SeatChange::Held {
+                id,
+                user,
+                seats,
+                created_at,
+                expires_at,
+            } => self.apply_held(*id, user, seats, *created_at, *expires_at),
+            SeatChange::Confirmed { id, order } => {
+                let hold = held_in(&mut self.slots, *id)?;
+                hold.state = HoldState::Sold;
+                hold.order = Some(order.as_str().into());
+                for &s in hold.seats.iter() {
+                    let c = &mut self.categories[self.layout.seat_category(s) as usize];
+                    c.held -= 1;
+                    c.sold += 1;
+                }
+                let n = hold.seats.len() as u64;
+                self.total.held -= n;
+                self.total.sold += n;
+                Ok(())
+            }
+            SeatChange::Extended { id, expires_at } => {
+                let hold = held_in(&mut self.slots, *id)?;
+                hold.expires_at = *expires_at;
+                self.timer.insert((*expires_at, id.index, id.generation));
+                Ok(())
+            }
+            SeatChange::Released { id, at } => self.end_hold(*id, HoldState::Released, Some(*at)),
+            SeatChange::Expired { id } => self.end_hold(*id, HoldState::Expired, None),
+            SeatChange::Recycled { id } => {
+                let slot = self
+                    .slots
+                    .get_mut(id.index as usize)
+                    .filter(|s| s.generation.wrapping_add(1) == id.generation)
+                    .ok_or(ApplyError::NoSuchHold(*id))?;
+                if !slot.hold.as_ref().is_some_and(|h| h.state.is_terminal()) {
+                    return Err(ApplyError::WrongState(*id));
+                }
+                slot.hold = None;
+                slot.generation = id.generation;
+                self.vacant.insert(id.index);
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_held(
+        &mut self,
+        id: HoldId,
+        user: &UserId,
+        seats: &[u32],
+        created_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<(), ApplyError> {
+        let index = id.index as usize;
+        let fresh = index == self.slots.len();
+        let slot_ok = if fresh {
+            id.generation == 0 && id.index != NO_HOLD
+        } else {
+            self.slots
+                .get(index)
+                .is_some_and(|s| s.hold.is_none() && s.generation == id.generation)
+        };
+        if !slot_ok {
+            return Err(ApplyError::NoSuchHold(id));
+        }
+        // Claim the seats, undoing on the first one that is taken (this also
+        // catches a seat named twice).
+        for (k, &s) in seats.iter().enumerate() {
+            let err = match self.seat_hold.get(s as usize) {
+                None => Some(ApplyError::NoSuchSeat(s)),
+                Some(&h) if h != NO_HOLD => Some(ApplyError::SeatNotFree(s)),
+                Some(_) => None,
+            };
+            if let Some(e) = err {
+                for &u in &seats[..k] {
+                    self.seat_hold[u as usize] = NO_HOLD;
+                }
+                return Err(e);
+            }
+            self.seat_hold[s as usize] = id.index;
+        }
+        self.occupy(seats, false);
+        let n = seats.len() as u32;
+        match self.user_seats.get_mut(user) {
+            Some(c) => *c = c.saturating_add(n),
+            None => {
+                self.user_seats.insert(user.clone(), n);
+            }
+        }
+        let hold = Hold {
+            user: user.clone(),
+            seats: seats.into(),
+            created_at,
+            expires_at,
+            state: HoldState::Held,
+            ended_at: Timestamp::ZERO,
+            order: None,
+        };
+        if fresh {
+            self.slots.push(Slot {
+                generation: 0,
+                hold: Some(hold),
+            });
+        } else {
+            self.slots[index].hold = Some(hold);
+            self.vacant.remove(&id.index);
+        }
+        self.timer.insert((expires_at, id.index, id.generation));
+        self.holds_made = self.holds_made.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Counts `seats` (already pointed at their hold in `seat_hold`) as held
+    /// or sold instead of free.
+    fn occupy(&mut self, seats: &[u32], sold: bool) {
+        for &s in seats {
+            self.free.set(s as usize, false);
+            let r = self.layout.seat_range[s as usize] as usize;
+            self.range_free[r] -= 1;
+            let c = &mut self.categories[self.layout.ranges[r].category as usize];
+            c.free -= 1;
+            if sold {
+                c.sold += 1;
+            } else {
+                c.held += 1;
+            }
+        }
+        let n = seats.len() as u64;
+        self.total.free -= n;
+        if sold {
+            self.total.sold += n;
+        } else {
+            self.total.held += n;
+        }
+    }
+
+    /// Held → released/expired: frees the seats.
+    fn end_hold(
+        &mut self,
+        id: HoldId,
+        state: HoldState,
+        at: Option<Timestamp>,
+    ) -> Result<(), ApplyError> {
+        let hold = held_in(&mut self.slots, id)?;
+        hold.state = state;
+        hold.ended_at = at.unwrap_or(hold.expires_at);
+        for &s in hold.seats.iter() {
+            self.seat_hold[s as usize] = NO_HOLD;
+            self.free.set(s as usize, true);
+            let r = self.layout.seat_range[s as usize] as usize;
+            self.range_free[r] += 1;
+            self.range_run[r] = self.layout.ranges[r].len;
+            let c = &mut self.categories[self.layout.ranges[r].category as usize];
+            c.held -= 1;
+            c.free += 1;
+        }
+        let n = hold.seats.len();
+        self.total.held -= n as u64;
+        self.total.free += n as u64;
+        if let Some(c) = self.user_seats.get_mut(&hold.user) {
+            *c = c.saturating_sub(n as u32);
+            if *c == 0 {
+                self.user_seats.remove(&hold.user);
+            }
+        }
+        self.recycle.insert((
+            hold.ended_at.plus_ms(TERMINAL_RETENTION_MS),
+            id.index,
+            id.generation,
+        ));
+        Ok(())
+    }
+
+    fn lookup(&self, id: HoldId) -> Lookup {
+        match self.slots.get(id.index as usize) {
+            Some(s) if s.generation == id.generation && s.hold.is_some() => Lookup::Found,
+            Some(s) if id.generation < s.generation => Lookup::Stale,
+            _ => Lookup::NotFound,
+        }
+    }
+
+    fn hold_ref(&self, id: HoldId) -> Option<&Hold> {
+        self.slots
+            .get(id.index as usize)
+            .filter(|s| s.generation == id.generation)?
+            .hold
+            .as_ref()
+    }
+
+    fn info(&self, id: HoldId, h: &Hold, now: Timestamp) -> HoldInfo {
+        let state = match h.state {
+            HoldState::Held if now >= h.expires_at => HoldState::Expired,
+            s => s,
+        };
+        HoldInfo {
+            id,
+            user: h.user.clone(),
+            seats: h
+                .seats
+                .iter()
+                .filter_map(|&s| self.layout.seat_id(s))
+                .collect(),
+            state,
+            created_at: h.created_at,
+            expires_at: h.expires_at,
+            order: h.order.as_deref().map(str::to_owned),
+        }
+    }
+
+    fn info_of(&self, id: HoldId, now: Timestamp) -> Option<HoldInfo> {
+        self.hold_ref(id).map(|h| self.info(id, h, now))
+    }
+
+    fn emit(&mut self, change: SeatChange, now: Timestamp, out: &mut Vec<SeatChange>) {
+        self.apply(&change, now);
+        out.push(change);
+    }
+
+    /// Held + sold seats of `user` as of the last write (due holds not yet
+    /// swept still count; every write sweeps them first).
+    pub fn user_seats(&self, user: &UserId) -> u32 {
+        self.user_seats.get(user).copied().unwrap_or(0)
+    }
+
+    pub fn policy(&self) -> HoldPolicy {
+        self.policy
+    }
+
+    /// Number of seats in the layout.
+    pub fn seat_count(&self) -> usize {
+        self.layout.seats()
+    }
+
     pub fn hold(
         &mut self,
         user: &UserId,
@@ -148,11 +579,103 @@ impl SeatMap {
         now: Timestamp,
         out: &mut Vec<SeatChange>,
     ) -> HoldOutcome {
-        todo!()
+        self.expire_due(now, out);
+        let limit = self.policy.max_seats_per_user.get();
+        let current = self.user_seats(user);
+        let over = |requested: u32| HoldOutcome::LimitExceeded {
+            limit,
+            current,
+            requested,
+        };
+        let seats = match choice {
+            SeatChoice::Exact(list) => {
+                if list.is_empty() {
+                    return HoldOutcome::InvalidRequest;
+                }
+                let requested = u32::try_from(list.len()).unwrap_or(u32::MAX);
+                // Bounds the work below before any lookup.
+                if requested > limit {
+                    return over(requested);
+                }
+                let mut seats = Vec::with_capacity(list.len());
+                let mut unknown: Vec<SeatId> = Vec::new();
+                for s in list {
+                    match self.layout.resolve(s) {
+                        Some(i) => seats.push(i),
+                        None if !unknown.contains(s) => unknown.push(s.clone()),
+                        None => {}
+                    }
+                }
+                if !unknown.is_empty() {
+                    return HoldOutcome::UnknownSeat { seats: unknown };
+                }
+                // At most `max_seats_per_user` (<= 100) seats: quadratic is fine.
+                if (1..seats.len()).any(|i| seats[..i].contains(&seats[i])) {
+                    return HoldOutcome::InvalidRequest;
+                }
+                if current.saturating_add(requested) > limit {
+                    return over(requested);
+                }
+                // Due holds are swept, so any owner here is a live hold.
+                if seats
+                    .iter()
+                    .any(|&s| self.seat_hold[s as usize] != NO_HOLD)
+                {
+                    let taken = list
+                        .iter()
+                        .zip(&seats)
+                        .filter(|&(_, &s)| self.seat_hold[s as usize] != NO_HOLD)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    return HoldOutcome::Taken { seats: taken };
+                }
+                seats
+            }
+            SeatChoice::Best { count, category } => {
+                let Some(cat) = self.layout.category(category) else {
+                    return HoldOutcome::UnknownCategory;
+                };
+                if current.saturating_add(count.get()) > limit {
+                    return over(count.get());
+                }
+                match self.find_best(cat, count.get()) {
+                    Some(seats) => seats,
+                    None => return HoldOutcome::NoAdjacent,
+                }
+            }
+        };
+        let id = match self.vacant.first() {
+            Some(&index) => HoldId {
+                index,
+                generation: self.slots[index as usize].generation,
+            },
+            None => match u32::try_from(self.slots.len()) {
+                // NO_HOLD marks free seats, so it is never a slot.
+                Ok(index) if index != NO_HOLD => HoldId {
+                    index,
+                    generation: 0,
+                },
+                _ => return HoldOutcome::InvalidRequest,
+            },
+        };
+        let change = SeatChange::Held {
+            id,
+            user: user.clone(),
+            seats,
+            created_at: now,
+            expires_at: now.plus_secs(u64::from(self.policy.ttl_s.get())),
+        };
+        self.emit(change, now, out);
+        match self.info_of(id, now) {
+            Some(info) => HoldOutcome::Held(info),
+            None => HoldOutcome::InvalidRequest,
+        }
     }
+
     pub fn get(&self, hold: HoldId, now: Timestamp) -> Option<HoldInfo> {
-        todo!()
+        self.info_of(hold, now)
     }
+
     pub fn confirm(
         &mut self,
         hold: HoldId,
@@ -160,8 +683,31 @@ impl SeatMap {
         now: Timestamp,
         out: &mut Vec<SeatChange>,
     ) -> ConfirmOutcome {
-        todo!()
+        self.expire_due(now, out);
+        match self.lookup(hold) {
+            Lookup::NotFound => return ConfirmOutcome::NotFound,
+            Lookup::Stale => return ConfirmOutcome::Expired,
+            Lookup::Found => {}
+        }
+        match self.hold_ref(hold).map(|h| h.state) {
+            Some(HoldState::Held) => {
+                let change = SeatChange::Confirmed {
+                    id: hold,
+                    order: order.to_owned(),
+                };
+                self.emit(change, now, out);
+            }
+            Some(HoldState::Sold) => {}
+            _ => return ConfirmOutcome::Expired,
+        }
+        match self.info_of(hold, now) {
+            Some(info) => ConfirmOutcome::Sold(info),
+            None => ConfirmOutcome::NotFound,
+        }
     }
+
+    /// Sets the hold's expiry to `now + ttl_s` (which may also shorten it;
+    /// `ttl_s == 0` ends it now), never past `created_at + max_ttl_s`.
     pub fn extend(
         &mut self,
         hold: HoldId,
@@ -169,34 +715,144 @@ impl SeatMap {
         now: Timestamp,
         out: &mut Vec<SeatChange>,
     ) -> ExtendOutcome {
-        todo!()
+        self.expire_due(now, out);
+        match self.lookup(hold) {
+            Lookup::NotFound => return ExtendOutcome::NotFound,
+            Lookup::Stale => return ExtendOutcome::NotHeld,
+            Lookup::Found => {}
+        }
+        let Some(h) = self.hold_ref(hold).filter(|h| h.state == HoldState::Held) else {
+            return ExtendOutcome::NotHeld;
+        };
+        let max_expires_at = h
+            .created_at
+            .plus_secs(u64::from(self.policy.max_ttl_s.get()));
+        let expires_at = now.plus_secs(u64::from(ttl_s));
+        if expires_at > max_expires_at {
+            return ExtendOutcome::TooLong { max_expires_at };
+        }
+        self.emit(SeatChange::Extended { id: hold, expires_at }, now, out);
+        match self.info_of(hold, now) {
+            Some(info) => ExtendOutcome::Extended(info),
+            None => ExtendOutcome::NotFound,
+        }
     }
+
     pub fn release(
         &mut self,
         hold: HoldId,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
     ) -> ReleaseOutcome {
-        todo!()
+        self.expire_due(now, out);
+        match self.lookup(hold) {
+            Lookup::NotFound => return ReleaseOutcome::NotFound,
+            Lookup::Stale => return ReleaseOutcome::AlreadyGone,
+            Lookup::Found => {}
+        }
+        match self.hold_ref(hold).map(|h| h.state) {
+            Some(HoldState::Held) => {
+                self.emit(SeatChange::Released { id: hold, at: now }, now, out);
+                ReleaseOutcome::Released
+            }
+            Some(HoldState::Sold) => ReleaseOutcome::Sold,
+            _ => ReleaseOutcome::AlreadyGone,
+        }
     }
+
     /// Expires due holds (emitting changes) and recycles old hold slots; returns holds expired.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<SeatChange>) -> u64 {
-        todo!()
+        let expired = self.expire_due(now, out);
+        self.recycle_due(now, out);
+        expired
     }
+
     pub fn counts(&self, now: Timestamp) -> SeatCounts {
-        todo!()
+        let mut cats = self.categories.clone();
+        let mut total = self.total;
+        for h in self.due_unswept(now) {
+            for &s in h.seats.iter() {
+                let c = &mut cats[self.layout.seat_category(s) as usize];
+                c.held -= 1;
+                c.free += 1;
+            }
+            let n = h.seats.len() as u64;
+            total.held -= n;
+            total.free += n;
+        }
+        SeatCounts {
+            total,
+            categories: self
+                .layout
+                .categories
+                .iter()
+                .zip(cats)
+                .map(|(c, n)| (c.name.to_string(), n))
+                .collect(),
+        }
     }
+
     pub fn section_rows(&self, section: &str, now: Timestamp) -> Option<Vec<RowStatus>> {
-        todo!()
+        let sec = self.layout.section(section)?;
+        let rows = sec
+            .ranges
+            .iter()
+            .map(|&ri| {
+                let r = &self.layout.ranges[ri as usize];
+                let status = (r.base..r.end())
+                    .map(|s| match self.seat_hold[s as usize] {
+                        NO_HOLD => 'F',
+                        h => match self.slots.get(h as usize).and_then(|s| s.hold.as_ref()) {
+                            Some(h) if h.state == HoldState::Sold => 'S',
+                            Some(h) if h.state == HoldState::Held && now < h.expires_at => 'H',
+                            _ => 'F',
+                        },
+                    })
+                    .collect();
+                RowStatus {
+                    row: r.row.to_string(),
+                    first: r.first,
+                    status,
+                }
+            })
+            .collect();
+        Some(rows)
     }
+
     /// True when any seat is held (unexpired at `now`) or sold.
     pub fn in_use(&self, now: Timestamp) -> bool {
-        todo!()
+        if self.total.sold > 0 {
+            return true;
+        }
+        let due: u64 = self
+            .due_unswept(now)
+            .map(|h| h.seats.len() as u64)
+            .sum();
+        self.total.held > due
     }
+
     pub fn to_snapshot(&self) -> SeatSnapshot {
-        todo!()
+        SeatSnapshot::capture(self)
     }
+
+    /// Restores a map. A snapshot that does not fit the layout (or is corrupt)
+    /// is restored as far as it is consistent: holds keep only seats that exist
+    /// and are not claimed by an earlier slot. Use
+    /// [`SeatMap::try_from_snapshot`] to refuse it instead.
     pub fn from_snapshot(snap: SeatSnapshot, layout: &[RowRange], policy: HoldPolicy) -> Self {
-        todo!()
+        snapshot::restore(snap, Layout::new(layout), policy).0
+    }
+
+    /// Restores a map, refusing a snapshot of another layout or with
+    /// inconsistent holds.
+    pub fn try_from_snapshot(
+        snap: SeatSnapshot,
+        layout: &[RowRange],
+        policy: HoldPolicy,
+    ) -> Result<Self, SnapshotError> {
+        match snapshot::restore(snap, Layout::new(layout), policy) {
+            (map, None) => Ok(map),
+            (_, Some(e)) => Err(e),
+        }
     }
 }

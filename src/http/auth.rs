@@ -1,0 +1,95 @@
+//! Bearer-token realms. Tokens are compared in constant time (as SHA-256
+//! digests, so neither content nor length leaks through timing). A missing or
+//! wrong token is 401; a valid token of the other realm is 403.
+
+use super::errors::ApiError;
+use super::router::Realm;
+use http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub struct Auth {
+    admin: [u8; 32],
+    service: [u8; 32],
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth { .. }")
+    }
+}
+
+fn digest(token: &[u8]) -> [u8; 32] {
+    Sha256::digest(token).into()
+}
+
+impl Auth {
+    pub fn new(admin: &str, service: &str) -> Self {
+        Auth {
+            admin: digest(admin.as_bytes()),
+            service: digest(service.as_bytes()),
+        }
+    }
+
+    /// Checks the request's credentials for `realm`.
+    pub fn check(&self, headers: &HeaderMap, realm: Realm) -> Result<(), ApiError> {
+        if realm == Realm::Public {
+            return Ok(());
+        }
+        let token = bearer(headers).ok_or_else(|| {
+            ApiError::unauthorized("an Authorization: Bearer token is required")
+        })?;
+        let d = digest(token);
+        let is_admin: bool = d.ct_eq(&self.admin).into();
+        let is_service: bool = d.ct_eq(&self.service).into();
+        match (realm, is_admin, is_service) {
+            (Realm::Admin, true, _) | (Realm::Service, _, true) => Ok(()),
+            (Realm::Admin, false, true) => Err(ApiError::forbidden(
+                "this endpoint needs the admin token, not the service token",
+            )),
+            (Realm::Service, true, false) => Err(ApiError::forbidden(
+                "this endpoint needs the service token, not the admin token",
+            )),
+            _ => Err(ApiError::unauthorized("the bearer token is not valid")),
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    let v = headers.get(header::AUTHORIZATION)?.as_bytes();
+    let (scheme, rest) = (v.get(..7)?, v.get(7..)?);
+    if !scheme.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    (!token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        h
+    }
+
+    #[test]
+    fn realms() {
+        let a = Auth::new("admin-token", "service-token");
+        let code = |h: &str, r| a.check(&headers(h), r).err().map(|e| e.status.as_u16());
+        assert_eq!(code("Bearer admin-token", Realm::Admin), None);
+        assert_eq!(code("bearer service-token", Realm::Service), None);
+        assert_eq!(code("Bearer service-token", Realm::Admin), Some(403));
+        assert_eq!(code("Bearer admin-token", Realm::Service), Some(403));
+        assert_eq!(code("Bearer nope", Realm::Admin), Some(401));
+        assert_eq!(code("", Realm::Admin), Some(401));
+        assert_eq!(code("Basic admin-token", Realm::Admin), Some(401));
+        assert_eq!(code("Bearer ", Realm::Admin), Some(401));
+        assert_eq!(code("", Realm::Public), None);
+    }
+}

@@ -1,0 +1,147 @@
+//! Abuse limits at the HTTP edge: joins rate-limited per client IP (GCRA,
+//! `governor`, keyed; memory bounded by `retain_recent` from the driver), and
+//! the body rules (64 KiB, JSON only). Connection cap and header timeout live
+//! in the accept loop.
+
+use super::errors::ApiError;
+use crate::clock::{Clock, GovernorClock};
+use crate::config::Limits;
+use governor::clock::Clock as _;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use http::{header, HeaderMap};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+type Keyed = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, GovernorClock>;
+
+/// Per-IP limit on joins.
+pub struct JoinLimiter {
+    limiter: Option<Keyed>,
+    clock: GovernorClock,
+}
+
+impl std::fmt::Debug for JoinLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinLimiter")
+            .field("enabled", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+/// IPv6 clients are keyed by their /64: one host usually owns the whole prefix.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+impl JoinLimiter {
+    pub fn new(limits: &Limits, clock: Arc<dyn Clock>) -> Self {
+        let clock = GovernorClock(clock);
+        let limiter = NonZeroU32::new(limits.join_rate_per_s).map(|rate| {
+            let burst = NonZeroU32::new(limits.join_burst).unwrap_or(rate);
+            RateLimiter::dashmap_with_clock(Quota::per_second(rate).allow_burst(burst), clock.clone())
+        });
+        JoinLimiter { limiter, clock }
+    }
+
+    /// Ok, or 429 with the seconds until the next join would be allowed.
+    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(&key(ip)).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            ApiError::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+        })
+    }
+
+    /// Forgets clients whose state is back to fresh (bounds memory).
+    pub fn retain_recent(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// Clients currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
+}
+
+/// Whether the Content-Type names JSON (`application/json`, `…+json`,
+/// parameters allowed).
+pub fn is_json(headers: &HeaderMap) -> Option<bool> {
+    let v = headers.get(header::CONTENT_TYPE)?;
+    let Ok(v) = v.to_str() else {
+        return Some(false);
+    };
+    let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    Some(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use boxoffice_engine::Timestamp;
+    use http::HeaderValue;
+
+    #[test]
+    fn gcra_per_ip_with_retry_after_and_recovery() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
+        let limits = Limits {
+            join_rate_per_s: 2,
+            join_burst: 3,
+            ..Limits::default()
+        };
+        let l = JoinLimiter::new(&limits, clock.clone());
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        for _ in 0..3 {
+            assert!(l.check(a).is_ok());
+        }
+        let e = l.check(a).err().map(|e| e.status.as_u16());
+        assert_eq!(e, Some(429));
+        assert!(l.check(b).is_ok(), "other clients are not affected");
+        clock.advance_ms(500);
+        assert!(l.check(a).is_ok(), "one more after 1/rate");
+        clock.advance_secs(10);
+        l.retain_recent();
+        assert_eq!(l.tracked(), 0, "fresh clients are forgotten");
+    }
+
+    #[test]
+    fn ipv6_keyed_by_prefix() {
+        let x: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let y: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
+        assert_eq!(key(x), key(y));
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut h = HeaderMap::new();
+        assert_eq!(is_json(&h), None);
+        for (v, ok) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON", true),
+            ("application/merge-patch+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+            assert_eq!(is_json(&h), Some(ok), "{v}");
+        }
+    }
+}
