@@ -20,6 +20,7 @@ impl Bits {
         Bits { words, len }
     }
 
+    #[cfg(test)]
     pub fn get(&self, i: usize) -> bool {
         self.words
             .get(i / 64)

@@ -1,0 +1,283 @@
+//! The HTTP front: routing, realms, limits and the handlers of the v1 API.
+//!
+//! [`handle`] is the one entry per request: it routes, checks the realm,
+//! runs the handler (a panic becomes a 500 rather than a dropped
+//! connection), and records metrics under the route pattern.
+
+pub mod auth;
+mod coupons;
+pub mod errors;
+mod events;
+pub mod json;
+pub mod limits;
+mod ops;
+mod queue;
+pub mod router;
+mod seats;
+mod sse;
+
+use crate::state::AppState;
+use boxoffice_engine::{CouponId, EventId, IdempotencyKey};
+use bytes::Bytes;
+use errors::ApiError;
+use futures_util::FutureExt;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use router::{Match, RouteId};
+use serde_json::Value;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Every response body: a buffer or a live stream.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    // A `Value` always serialises.
+    let body = serde_json::to_vec(v).unwrap_or_default();
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+pub type Reply = Result<Response<Body>, ApiError>;
+
+/// One request in a handler's hands.
+pub struct Cx {
+    pub state: Arc<AppState>,
+    pub parts: http::request::Parts,
+    body: Option<Incoming>,
+    params: Vec<String>,
+    pub peer: SocketAddr,
+    pub route: &'static str,
+}
+
+impl Cx {
+    pub fn param(&self, i: usize) -> &str {
+        self.params.get(i).map_or("", String::as_str)
+    }
+
+    pub fn event_id(&self) -> Result<EventId, ApiError> {
+        EventId::new(self.param(0)).map_err(|e| ApiError::bad_request(format!("event: {e}")))
+    }
+
+    pub fn coupon_id(&self) -> Result<CouponId, ApiError> {
+        CouponId::new(self.param(0)).map_err(|e| ApiError::bad_request(format!("coupon: {e}")))
+    }
+
+    /// The `Idempotency-Key` header, if any (400 when malformed).
+    pub fn idempotency_key(&self) -> Result<Option<IdempotencyKey>, ApiError> {
+        let Some(v) = self.parts.headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        let s = v.to_str().map_err(|_| {
+            ApiError::bad_request("Idempotency-Key: 1 to 128 printable ASCII characters")
+        })?;
+        IdempotencyKey::new(s)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))
+    }
+
+    /// A query parameter (first occurrence, percent-decoded).
+    pub fn query(&self, name: &str) -> Option<String> {
+        let q = self.parts.uri.query()?;
+        q.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k)? == name).then(|| percent_decode(v)).flatten()
+        })
+    }
+
+    /// The body, at most the configured size, as bytes. A body needs a JSON
+    /// content type; `required` bodies must not be empty.
+    async fn body_bytes(&mut self, required: bool) -> Result<Bytes, ApiError> {
+        let max = self.state.settings.limits.max_body_bytes;
+        let declared = self
+            .parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(ApiError::payload_too_large(max));
+        }
+        let json = limits::is_json(&self.parts.headers);
+        if json == Some(false) {
+            return Err(ApiError::unsupported_media_type());
+        }
+        let bytes = match self.body.take() {
+            None => Bytes::new(),
+            Some(body) => match Limited::new(body, max).collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(ApiError::payload_too_large(max))
+                }
+                Err(_) => return Err(ApiError::bad_request("the body could not be read")),
+            },
+        };
+        if !bytes.is_empty() && json.is_none() {
+            return Err(ApiError::unsupported_media_type());
+        }
+        if bytes.is_empty() && required {
+            return Err(ApiError::bad_request("a JSON body is required"));
+        }
+        Ok(bytes)
+    }
+
+    /// The body as JSON (required).
+    pub async fn json(&mut self) -> Result<Value, ApiError> {
+        let bytes = self.body_bytes(true).await?;
+        json::parse(&bytes)
+    }
+
+    /// The body as JSON, `None` when empty.
+    pub async fn json_opt(&mut self) -> Result<Option<Value>, ApiError> {
+        let bytes = self.body_bytes(false).await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        json::parse(&bytes).map(Some)
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Answers one request.
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
+        Match::Found {
+            route,
+            endpoint,
+            params,
+        } => {
+            let params = params.into_iter().map(str::to_string).collect();
+            let run = async {
+                state.auth.check(req.headers(), endpoint.realm)?;
+                let (parts, body) = req.into_parts();
+                let cx = Cx {
+                    state: state.clone(),
+                    parts,
+                    body: Some(body),
+                    params,
+                    peer,
+                    route: route.pattern,
+                };
+                dispatch(endpoint.id, cx).await
+            };
+            let resp = match AssertUnwindSafe(run).catch_unwind().await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => e.into_response(),
+                Err(_) => {
+                    state.metrics.panicked();
+                    ApiError::internal().into_response()
+                }
+            };
+            (route.pattern, resp)
+        }
+        Match::MethodNotAllowed { route } => (
+            route.pattern,
+            ApiError::method_not_allowed(route.allow()).into_response(),
+        ),
+        Match::NotFound => ("unmatched", ApiError::not_found().into_response()),
+    };
+    state
+        .metrics
+        .http(route_label, method_label(&method), resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Methods as metric labels; anything unusual is one label (bounded cardinality).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+async fn dispatch(id: RouteId, cx: Cx) -> Reply {
+    use RouteId::*;
+    match id {
+        EventPut => events::put(cx).await,
+        EventGet => events::get(cx).await,
+        EventDelete => events::delete(cx).await,
+        EventPause => events::pause(cx, true).await,
+        EventResume => events::pause(cx, false).await,
+        QueueJoin => queue::join(cx).await,
+        QueueStatus => queue::status(cx).await,
+        QueueStream => sse::stream(cx).await,
+        QueueLeave => queue::leave(cx).await,
+        QueueComplete => queue::complete(cx).await,
+        Seats => seats::availability(cx).await,
+        HoldCreate => seats::create(cx).await,
+        HoldGet => seats::get(cx).await,
+        HoldDelete => seats::release(cx).await,
+        HoldConfirm => seats::confirm(cx).await,
+        HoldExtend => seats::extend(cx).await,
+        CouponPut => coupons::put(cx).await,
+        CouponGet => coupons::get(cx).await,
+        ClaimCreate => coupons::claim(cx).await,
+        ClaimDelete => coupons::give_back(cx).await,
+        Metrics => ops::metrics(cx).await,
+        Healthz => ops::healthz(cx).await,
+        Readyz => ops::readyz(cx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("A%2DB+c").as_deref(), Some("A-B c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}
