@@ -1,8 +1,10 @@
 //! Race tests: check-then-act steps that must happen under one lock.
 //!
-//! Each test names the protection it relies on and how to see it fail: the
-//! shard's write lock is held from the check to the recorded change. These
-//! were run with the protection removed as described and failed.
+//! `same_idempotency_key_holds_once` is a race test in the strict sense: it
+//! was run with its protection removed as its comment describes and failed
+//! (2026-11-21). The other two are contention checks of steps that live inside
+//! one module call under the shard's write lock; there is no smaller lock to
+//! remove, so they guard against a refactor that would split them.
 
 mod common;
 
@@ -29,8 +31,9 @@ fn parallel<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 
 /// I5: eight retries of one best-available hold with the same key create one hold.
 /// Protection: `Engine::hold` looks the key up and holds under the same write
 /// guard. To see it fail, drop the guard after the lookup and take it again
-/// before `seats.hold` (`drop(shard); let mut shard = self.event_shard(id).write();`):
-/// several threads then see the key as fresh and each holds a different seat.
+/// before `seats.hold` (`drop(shard); std::thread::yield_now(); let mut shard =
+/// self.event_shard(id).write();`): several threads then see the key as fresh
+/// and each holds a different seat, and this test fails at "one hold for one key".
 #[test]
 fn same_idempotency_key_holds_once() {
     for round in 0..50 {
@@ -55,9 +58,8 @@ fn same_idempotency_key_holds_once() {
     }
 }
 
-/// `max_seats_per_user` counts held + sold in the same step as the hold.
-/// Protection: the count check and the `Held` change happen under one write
-/// guard; to see it fail, release and retake the guard between them as above.
+/// `max_seats_per_user` counts held + sold in the same step as the hold: 16
+/// threads, one user, limit 4 → exactly 4 holds.
 #[test]
 fn per_user_limit_holds_under_contention() {
     for _ in 0..50 {
