@@ -69,7 +69,7 @@ impl ShardSnapshot {
 pub(crate) struct Shard {
     pub index: u32,
     pub seq: u64,
-    /// Latest `now` seen by a write. Callers read their clock before waiting
+    /// Latest instant of a recorded change. Callers read their clock before waiting
     /// for the lock, so `now` can arrive slightly out of order; writes use
     /// `max(now, clock)` so time never runs backwards inside a shard and the
     /// journal's instants are monotonic.
@@ -124,11 +124,11 @@ impl Shard {
         }
     }
 
-    /// The instant a write at caller time `now` takes effect (never earlier
-    /// than a previous write); advances the shard clock.
-    pub fn advance(&mut self, now: Timestamp) -> Timestamp {
-        self.clock = self.clock.max(now);
-        self.clock
+    /// The instant a write at caller time `now` takes effect: never earlier
+    /// than a recorded change. The clock itself moves only in [`Shard::record`],
+    /// so it is journaled state and replays exactly.
+    pub fn advance(&self, now: Timestamp) -> Timestamp {
+        self.clock.max(now)
     }
 
     /// The instant a read at caller time `now` observes.

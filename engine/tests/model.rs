@@ -248,6 +248,13 @@ fn run(ops: Vec<Op>) {
             }
             Op::Join(u) => {
                 m.expire_sessions();
+                let sold: usize = m.holds.iter().filter(|h| h.sold).map(|h| h.seats.len()).sum();
+                if sold == (2 * SEATS) as usize {
+                    // Every seat sold: the event is closed for good.
+                    assert_eq!(e.join(&id, &user(u), m.now), Err(Rejection::EventClosed));
+                    assert_eq!(e.event(&id, m.now).expect("event").phase, Phase::Closed);
+                    continue;
+                }
                 let j = e.join(&id, &user(u), m.now).expect("join");
                 let live = m.line.contains(&u) || m.admitted.contains_key(&u);
                 assert_eq!(j.created, !live, "join of {u} created");

@@ -60,7 +60,9 @@ impl RateGate {
         if self.tat_ns > ns(now_ms).saturating_add(BURST_NS) {
             return false;
         }
-        let old = self.recent.partition_point(|&a| a.saturating_add(WINDOW_MS) <= now_ms);
+        let old = self
+            .recent
+            .partition_point(|&a| a.saturating_add(WINDOW_MS) <= now_ms);
         ((self.recent.len() - old) as u64) < u64::from(admit_per_s)
     }
 
@@ -147,27 +149,58 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    #[test]
-    fn log_caps_any_window_whatever_the_cadence() {
-        let rate = 7;
+    /// Admission instants with ticks `max_gap` ms apart at most (random).
+    fn run(rate: u32, max_gap: u64, steps: usize) -> Vec<u64> {
         let mut g = RateGate::default();
         let mut at = Vec::new();
         let mut now = 1_000_000u64;
         let mut x = 99u64;
-        for _ in 0..5000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            now += (x >> 33) % 300;
+        for _ in 0..steps {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            now += (x >> 33) % (max_gap + 1);
             while g.allows(now, rate) {
                 g.record(now, rate);
                 at.push(now);
             }
         }
-        for i in 0..at.len().saturating_sub(rate as usize) {
-            assert!(at[i + rate as usize] - at[i] >= 1000, "window at {}", at[i]);
+        at
+    }
+
+    #[test]
+    fn log_caps_any_window_whatever_the_cadence() {
+        for (rate, gap) in [
+            (1, 300),
+            (7, 300),
+            (7, 1500),
+            (200, 50),
+            (200, 137),
+            (5000, 20),
+        ] {
+            let at = run(rate, gap, 3000);
+            let r = rate as usize;
+            for i in 0..at.len().saturating_sub(r) {
+                assert!(
+                    at[i + r] - at[i] >= 1000,
+                    "rate {rate}: window at {}",
+                    at[i]
+                );
+            }
         }
-        // Long-run rate is the configured one.
-        let secs = (at[at.len() - 1] - at[0]) as f64 / 1000.0;
-        assert!((at.len() as f64 / secs - rate as f64).abs() < 0.5);
+    }
+
+    #[test]
+    fn long_run_rate_is_the_configured_one_at_tick_cadence() {
+        for rate in [1u32, 7, 200, 5000] {
+            let at = run(rate, 50, 20_000);
+            let secs = (at[at.len() - 1] - at[0]) as f64 / 1000.0;
+            let got = at.len() as f64 / secs;
+            assert!(
+                (got - rate as f64).abs() <= rate as f64 * 0.02 + 0.1,
+                "rate {rate}: {got}"
+            );
+        }
     }
 
     #[test]

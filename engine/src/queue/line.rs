@@ -79,7 +79,11 @@ impl Line {
         let mut i = block + 1;
         while i <= self.tree.len() {
             let t = &mut self.tree[i - 1];
-            *t = if up { t.wrapping_add(1) } else { t.wrapping_sub(1) };
+            *t = if up {
+                t.wrapping_add(1)
+            } else {
+                t.wrapping_sub(1)
+            };
             i += lowbit(i);
         }
     }
@@ -209,7 +213,7 @@ mod tests {
                 line.advance_head();
                 let mut r = 0;
                 for (s, &l) in naive.iter().enumerate() {
-                    if (s as u32) <= line.words.len() as u32 * 64 - 1 {
+                    if (s as u32) < line.words.len() as u32 * 64 {
                         assert_eq!(line.rank(s as u32), r, "slot {s}");
                     }
                     r += u64::from(l);

@@ -75,6 +75,15 @@ pub struct WaitingRoom {
     // Soft state (not journaled, not in snapshots).
     sweep_next: u32,
     sweep_at: Timestamp,
+    /// Presence given to users replayed in after a restore: `apply(Joined)`
+    /// records `max(at, presence_floor)` so a long outage drops nobody.
+    presence_floor: u64,
+    /// The user-id hash `join` computed for the uid it is about to journal,
+    /// so `apply` need not hash again (checked against the uid; replay hashes).
+    join_hash: Option<(u32, u32)>,
+    /// Fewest tickets a sweep checks ([`SWEEP_MIN`]; lowered in tests so the
+    /// front-skip path is exercised on small rooms).
+    sweep_min: u64,
 }
 
 impl fmt::Debug for WaitingRoom {
@@ -108,7 +117,7 @@ fn index_key(init: &RoomInit) -> [u8; 16] {
 
 impl WaitingRoom {
     pub fn new(cfg: &QueueConfig, init: RoomInit) -> Self {
-        let opened = init.opens_at.map_or(true, |t| t <= init.created_at);
+        let opened = init.opens_at.is_none_or(|t| t <= init.created_at);
         WaitingRoom {
             cfg: cfg.clone(),
             seed_sha256: Sha256::digest(init.seed).into(),
@@ -129,6 +138,9 @@ impl WaitingRoom {
             served: 0,
             sweep_next: 0,
             sweep_at: init.created_at,
+            sweep_min: SWEEP_MIN,
+            join_hash: None,
+            presence_floor: 0,
         }
     }
 
@@ -193,10 +205,24 @@ impl WaitingRoom {
         if uid != self.users.len() {
             return;
         }
-        let state = if self.opened { st::WAITING } else { st::PREQUEUE };
+        let state = if self.opened {
+            st::WAITING
+        } else {
+            st::PREQUEUE
+        };
+        let bytes = user.as_str().as_bytes();
+        let hash = match self.join_hash.take() {
+            Some((u, h)) if u == uid => h,
+            _ => self.users.hash(bytes),
+        };
         if self
             .users
-            .push(user.as_str().as_bytes(), state, at.as_millis(), true)
+            .push(
+                bytes,
+                Some(hash),
+                state,
+                at.as_millis().max(self.presence_floor),
+            )
             .is_none()
         {
             return;
@@ -217,9 +243,7 @@ impl WaitingRoom {
         let p = self.users.len();
         self.prequeue_len = p;
         self.draw = match order {
-            PrequeueOrder::Random if p > 1 => {
-                Draw::new(random_order(&self.seed, &self.tickets, p))
-            }
+            PrequeueOrder::Random if p > 1 => Draw::new(random_order(&self.seed, &self.tickets, p)),
             _ => None,
         };
         let mut words = vec![0u64; (p as usize).div_ceil(64)];
@@ -278,7 +302,9 @@ impl WaitingRoom {
     #[inline]
     fn slot_of(&self, uid: u32) -> u32 {
         match &self.draw {
-            Some(d) if uid < self.prequeue_len => d.uid_to_slot.get(uid as usize).copied().unwrap_or(uid),
+            Some(d) if uid < self.prequeue_len => {
+                d.uid_to_slot.get(uid as usize).copied().unwrap_or(uid)
+            }
             _ => uid,
         }
     }
@@ -286,7 +312,9 @@ impl WaitingRoom {
     #[inline]
     fn uid_at(&self, slot: u32) -> u32 {
         match &self.draw {
-            Some(d) if slot < self.prequeue_len => d.slot_to_uid.get(slot as usize).copied().unwrap_or(slot),
+            Some(d) if slot < self.prequeue_len => {
+                d.slot_to_uid.get(slot as usize).copied().unwrap_or(slot)
+            }
             _ => slot,
         }
     }
@@ -315,7 +343,9 @@ impl WaitingRoom {
 
     fn view(&self, uid: u32, raw: u8, now: Timestamp) -> View {
         let (state, position, admission) = match raw {
-            st::PREQUEUE | st::WAITING if self.is_idle(uid, now) => (TicketState::Expired, None, None),
+            st::PREQUEUE | st::WAITING if self.is_idle(uid, now) => {
+                (TicketState::Expired, None, None)
+            }
             st::PREQUEUE => (TicketState::Prequeue, None, None),
             st::WAITING => {
                 let pos = self.line.rank(self.slot_of(uid)) + 1;
@@ -348,7 +378,10 @@ impl WaitingRoom {
             TicketState::Waiting => {
                 let by_pos = v.position.unwrap_or(1).saturating_mul(POLL_MS_PER_POSITION);
                 let by_eta = eta_s.map_or(u64::MAX, |e| e.saturating_mul(500));
-                by_pos.min(by_eta).clamp(POLL_MIN_MS, POLL_MAX_MS).min(presence_cap)
+                by_pos
+                    .min(by_eta)
+                    .clamp(POLL_MIN_MS, POLL_MAX_MS)
+                    .min(presence_cap)
             }
             TicketState::Prequeue => self
                 .opens_at
@@ -384,7 +417,7 @@ impl WaitingRoom {
             Some(st::PREQUEUE | st::WAITING) if self.is_idle(uid, now) => {
                 self.record(QueueChange::IdleDropped { uids: vec![uid] }, now, out);
             }
-            Some(st::ADMITTED) if self.sessions.get(uid).map_or(true, |a| a.expires_at <= now) => {
+            Some(st::ADMITTED) if self.sessions.get(uid).is_none_or(|a| a.expires_at <= now) => {
                 self.record(QueueChange::SessionsExpired { uids: vec![uid] }, now, out);
             }
             _ => {}
@@ -413,7 +446,8 @@ impl WaitingRoom {
         out: &mut Vec<QueueChange>,
     ) -> Result<JoinOutcome, QueueRejection> {
         self.open_if_due(now, out);
-        if let Some(uid) = self.users.find(user.as_str().as_bytes()) {
+        let hash = self.users.hash(user.as_str().as_bytes());
+        if let Some(uid) = self.users.find(user.as_str().as_bytes(), hash) {
             let raw = self.users.state(uid).unwrap_or(st::LEFT);
             let v = self.view(uid, raw, now);
             match v.state {
@@ -434,6 +468,7 @@ impl WaitingRoom {
             return Err(QueueRejection::Full);
         }
         let uid = self.users.len();
+        self.join_hash = Some((uid, hash));
         self.record(
             QueueChange::Joined {
                 uid,
@@ -504,7 +539,7 @@ impl WaitingRoom {
     /// Is the pre-queue due to open at `now` (a read, for the engine to
     /// decide whether to take the write lock)?
     pub fn needs_open(&self, now: Timestamp) -> bool {
-        !self.opened && self.opens_at.map_or(true, |t| now >= t)
+        !self.opened && self.opens_at.is_none_or(|t| now >= t)
     }
 
     /// Open the pre-queue if due: order it (journaled as one change).
@@ -552,7 +587,7 @@ impl WaitingRoom {
         let want = (u128::from(n) * u128::from(elapsed)).div_ceil(u128::from(quarter));
         let budget = u64::try_from(want)
             .unwrap_or(u64::MAX)
-            .max(SWEEP_MIN)
+            .max(self.sweep_min)
             .min(n);
         let mut uid = if u64::from(self.sweep_next) < n {
             self.sweep_next
@@ -673,6 +708,15 @@ impl WaitingRoom {
         }
     }
 
+    /// Give every user presence at `now`, and users replayed in later too.
+    /// For recovery: [`WaitingRoom::from_snapshot`] does this itself; call it
+    /// after rebuilding a room by replaying a journal into
+    /// [`WaitingRoom::new`], so that time spent down drops nobody.
+    pub fn refresh_presence(&mut self, now: Timestamp) {
+        self.presence_floor = self.presence_floor.max(now.as_millis());
+        self.users.set_all_seen(now.as_millis());
+    }
+
     /// Tickets minted so far (the next join's uid).
     pub fn tickets_issued(&self) -> u64 {
         u64::from(self.users.len())
@@ -684,6 +728,21 @@ impl WaitingRoom {
             d.slot_to_uid.capacity() * 4 + d.uid_to_slot.capacity() * 4
         });
         self.users.heap_bytes() + self.line.heap_bytes() + draw
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_sweep_cursor(&mut self, uid: u32) {
+        self.sweep_next = uid;
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_sweep_min(&mut self, min: u64) {
+        self.sweep_min = min;
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_sweep_clock(&mut self, at: Timestamp) {
+        self.sweep_at = at;
     }
 
     // ---- snapshots --------------------------------------------------------
@@ -762,7 +821,8 @@ impl WaitingRoom {
                 st::PREQUEUE if room.opened => st::WAITING,
                 s => s,
             };
-            if room.users.push(bytes, state, now_ms, valid).is_none() {
+            let hash = valid.then(|| room.users.hash(bytes));
+            if room.users.push(bytes, hash, state, now_ms).is_none() {
                 break;
             }
         }
@@ -813,7 +873,7 @@ impl WaitingRoom {
             recent: VecDeque::from(recent),
             slots: VecDeque::from(snap.slot_ns),
         };
-        room.users.set_all_seen(now_ms);
+        room.refresh_presence(now);
         room.sweep_at = now;
         room
     }

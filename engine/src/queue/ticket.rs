@@ -56,9 +56,8 @@ impl TicketCodec {
     }
 
     pub(crate) fn encode_string(&self, uid: u32) -> String {
-        let b = self.encode(uid);
-        // The alphabet is ASCII, so this never fails.
-        String::from_utf8_lossy(&b).into_owned()
+        // The alphabet is ASCII, so this never falls back to the default.
+        String::from_utf8(self.encode(uid).to_vec()).unwrap_or_default()
     }
 
     /// The uid a ticket names, if `s` is a ticket this codec minted.
@@ -110,7 +109,8 @@ fn b64_decode(s: &[u8]) -> Option<[u8; 16]> {
     }
     let mut raw = [0u8; 16];
     for (i, q) in v[..20].chunks_exact(4).enumerate() {
-        let n = u32::from(q[0]) << 18 | u32::from(q[1]) << 12 | u32::from(q[2]) << 6 | u32::from(q[3]);
+        let n =
+            u32::from(q[0]) << 18 | u32::from(q[1]) << 12 | u32::from(q[2]) << 6 | u32::from(q[3]);
         raw[i * 3] = (n >> 16) as u8;
         raw[i * 3 + 1] = (n >> 8) as u8;
         raw[i * 3 + 2] = n as u8;
@@ -131,8 +131,15 @@ mod tests {
             let t = codec.encode_string(uid);
             assert_eq!(t.len(), TICKET_LEN);
             let mut raw = uid.to_le_bytes().to_vec();
-            raw.extend_from_slice(&SipHasher24::new_with_key(&[7; 16]).hash(&uid.to_le_bytes()).as_bytes()[..12]);
-            assert_eq!(t, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw));
+            raw.extend_from_slice(
+                &SipHasher24::new_with_key(&[7; 16])
+                    .hash(&uid.to_le_bytes())
+                    .as_bytes()[..12],
+            );
+            assert_eq!(
+                t,
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw)
+            );
             assert_eq!(codec.decode(&t), Some(uid));
         }
     }
@@ -143,7 +150,14 @@ mod tests {
         let b = TicketCodec::new(&[2; 16]);
         let t = a.encode_string(42);
         assert_eq!(b.decode(&t), None);
-        for s in ["", "x", "AAAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA=", &t[..21], &format!("{t}A")] {
+        for s in [
+            "",
+            "x",
+            "AAAAAAAAAAAAAAAAAAAAAA",
+            "AAAAAAAAAAAAAAAAAAAAA=",
+            &t[..21],
+            &format!("{t}A"),
+        ] {
             assert_eq!(a.decode(s), None, "{s:?}");
         }
         // Non-canonical spelling of the same bytes (padding bits set).

@@ -1,17 +1,19 @@
 //! Per-ticket storage, sized for tens of millions of tickets (≤ 64 bytes per
 //! waiting user; see the module docs for the budget).
 //!
-//! Everything is indexed by `uid`, the room's join sequence number, and kept
-//! in chunks of 65 536 uids so growth never doubles a large allocation:
-//! - the user id bytes, back to back, with a `u32` end offset per uid;
-//! - one state byte per uid;
-//! - `last_seen` (ms since the epoch) per uid in an `AtomicU64`, so `status`
-//!   can record presence under a shared lock;
-//! - a `hashbrown::HashTable` from user id to its latest uid, storing a 32-bit
-//!   keyed SipHash-1-3 of the user id beside the uid so a resize never
-//!   rehashes strings (8 bytes a slot plus a control byte).
+//! Everything is indexed by `uid`, the room's join sequence number, in chunks
+//! of 65 536 uids so growth never doubles a large allocation. Each uid has one
+//! 32-byte record, aligned so it never straddles a cache line: `last_seen` (ms
+//! since the epoch, an `AtomicU64` so `status` records presence under a shared
+//! lock), the state byte, and the user id itself when it fits in 22 bytes (else
+//! an offset into the chunk's overflow arena). A `status` thus reads one cache
+//! line for everything it needs about the ticket.
+//!
+//! A `hashbrown::HashTable` maps user id → latest uid, storing a 32-bit keyed
+//! SipHash-1-3 of the user id beside the uid, so a resize never rehashes
+//! strings (8 bytes a slot plus a control byte).
 
-use hashbrown::HashTable;
+use hashbrown::{hash_table, HashTable};
 use siphasher::sip::SipHasher13;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -19,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub(crate) const CHUNK_BITS: u32 = 16;
 pub(crate) const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
+/// User ids up to this length live inside the record.
+const INLINE: usize = 22;
 
 /// Ticket states as stored (one byte per uid).
 pub(crate) mod st {
@@ -36,16 +40,36 @@ pub(crate) mod st {
     pub(crate) const MAX: u8 = SESSION_END;
 }
 
+#[repr(C, align(32))]
+struct Rec {
+    seen: AtomicU64,
+    state: u8,
+    len: u8,
+    /// The user id if `len <= INLINE`, else its offset (u32 LE) in `overflow`.
+    data: [u8; INLINE],
+}
+
 #[derive(Default)]
 struct Chunk {
-    ends: Vec<u32>,
-    bytes: Vec<u8>,
-    state: Vec<u8>,
-    seen: Vec<AtomicU64>,
+    recs: Vec<Rec>,
+    overflow: Vec<u8>,
+}
+
+impl Chunk {
+    fn bytes(&self, i: usize) -> Option<&[u8]> {
+        let r = self.recs.get(i)?;
+        let len = usize::from(r.len);
+        if len <= INLINE {
+            r.data.get(..len)
+        } else {
+            let off = u32::from_le_bytes([r.data[0], r.data[1], r.data[2], r.data[3]]) as usize;
+            self.overflow.get(off..off + len)
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
-struct Entry {
+struct Slot {
     uid: u32,
     hash: u32,
 }
@@ -60,7 +84,7 @@ fn spread(h: u32) -> u64 {
 pub(crate) struct Users {
     chunks: Vec<Chunk>,
     len: u32,
-    index: HashTable<Entry>,
+    index: HashTable<Slot>,
     hasher: SipHasher13,
 }
 
@@ -95,13 +119,7 @@ impl Users {
 
     fn bytes_in(chunks: &[Chunk], uid: u32) -> Option<&[u8]> {
         let (c, i) = loc(uid);
-        let chunk = chunks.get(c)?;
-        let end = *chunk.ends.get(i)? as usize;
-        let start = match i {
-            0 => 0,
-            _ => *chunk.ends.get(i - 1)? as usize,
-        };
-        chunk.bytes.get(start..end)
+        chunks.get(c)?.bytes(i)
     }
 
     /// The user id bytes of `uid`.
@@ -112,13 +130,13 @@ impl Users {
     #[inline]
     pub(crate) fn state(&self, uid: u32) -> Option<u8> {
         let (c, i) = loc(uid);
-        self.chunks.get(c)?.state.get(i).copied()
+        self.chunks.get(c)?.recs.get(i).map(|r| r.state)
     }
 
     pub(crate) fn set_state(&mut self, uid: u32, s: u8) {
         let (c, i) = loc(uid);
-        if let Some(v) = self.chunks.get_mut(c).and_then(|ch| ch.state.get_mut(i)) {
-            *v = s;
+        if let Some(r) = self.chunks.get_mut(c).and_then(|ch| ch.recs.get_mut(i)) {
+            r.state = s;
         }
     }
 
@@ -128,8 +146,8 @@ impl Users {
         let (c, i) = loc(uid);
         self.chunks
             .get(c)
-            .and_then(|ch| ch.seen.get(i))
-            .map_or(0, |a| a.load(Relaxed))
+            .and_then(|ch| ch.recs.get(i))
+            .map_or(0, |r| r.seen.load(Relaxed))
     }
 
     /// Record presence at `now_ms` (never moves backwards, give or take a
@@ -137,7 +155,12 @@ impl Users {
     #[inline]
     pub(crate) fn touch(&self, uid: u32, now_ms: u64) {
         let (c, i) = loc(uid);
-        if let Some(a) = self.chunks.get(c).and_then(|ch| ch.seen.get(i)) {
+        if let Some(a) = self
+            .chunks
+            .get(c)
+            .and_then(|ch| ch.recs.get(i))
+            .map(|r| &r.seen)
+        {
             // A plain load/store: no locked RMW, and no write when unchanged.
             if a.load(Relaxed) < now_ms {
                 a.store(now_ms, Relaxed);
@@ -148,20 +171,20 @@ impl Users {
     /// Set presence of every uid to `ms` (restore).
     pub(crate) fn set_all_seen(&mut self, ms: u64) {
         for ch in &mut self.chunks {
-            for a in &mut ch.seen {
-                *a.get_mut() = ms;
+            for r in &mut ch.recs {
+                *r.seen.get_mut() = ms;
             }
         }
     }
 
+    /// Keyed hash of a user id (the index key).
     #[inline]
-    fn hash32(&self, user: &[u8]) -> u32 {
+    pub(crate) fn hash(&self, user: &[u8]) -> u32 {
         self.hasher.hash(user) as u32
     }
 
-    /// The latest uid of this user.
-    pub(crate) fn find(&self, user: &[u8]) -> Option<u32> {
-        let h = self.hash32(user);
+    /// The latest uid of this user (`h` = [`Users::hash`] of `user`).
+    pub(crate) fn find(&self, user: &[u8], h: u32) -> Option<u32> {
         let chunks = &self.chunks;
         self.index
             .find(spread(h), |e| {
@@ -170,10 +193,17 @@ impl Users {
             .map(|e| e.uid)
     }
 
-    /// Append a new uid for `user` and make it the user's latest uid. `None`
-    /// when the uid space is exhausted. With `index == false` the user is not
-    /// findable by id (used for unreadable entries of a damaged snapshot).
-    pub(crate) fn push(&mut self, user: &[u8], state: u8, seen_ms: u64, index: bool) -> Option<u32> {
+    /// Append a new uid for `user` and make it the user's latest uid (`hash`
+    /// = [`Users::hash`] of `user`; `None` leaves the uid unfindable by id,
+    /// for unreadable entries of a damaged snapshot). `None` when the uid
+    /// space is exhausted.
+    pub(crate) fn push(
+        &mut self,
+        user: &[u8],
+        hash: Option<u32>,
+        state: u8,
+        seen_ms: u64,
+    ) -> Option<u32> {
         let uid = self.len;
         if uid == u32::MAX {
             return None;
@@ -183,25 +213,36 @@ impl Users {
             self.chunks.push(Chunk::default());
         }
         let chunk = self.chunks.get_mut(c)?;
-        chunk.bytes.extend_from_slice(user);
-        chunk.ends.push(chunk.bytes.len() as u32);
-        chunk.state.push(state);
-        chunk.seen.push(AtomicU64::new(seen_ms));
-        if chunk.ends.len() == CHUNK_LEN {
-            // Full: give back the doubling slack of the byte arena.
-            chunk.bytes.shrink_to_fit();
+        let len = u8::try_from(user.len()).ok()?;
+        let mut data = [0u8; INLINE];
+        if user.len() <= INLINE {
+            data[..user.len()].copy_from_slice(user);
+        } else {
+            let off = u32::try_from(chunk.overflow.len()).ok()?;
+            data[..4].copy_from_slice(&off.to_le_bytes());
+            chunk.overflow.extend_from_slice(user);
+        }
+        chunk.recs.push(Rec {
+            seen: AtomicU64::new(seen_ms),
+            state,
+            len,
+            data,
+        });
+        if chunk.recs.len() == CHUNK_LEN {
+            // Full: give back the doubling slack of the overflow arena.
+            chunk.overflow.shrink_to_fit();
         }
         self.len += 1;
-        if index {
-            let h = self.hash32(user);
+        if let Some(h) = hash {
             let chunks = &self.chunks;
-            match self.index.find_mut(spread(h), |e| {
-                e.hash == h && Self::bytes_in(chunks, e.uid) == Some(user)
-            }) {
-                Some(e) => e.uid = uid,
-                None => {
-                    self.index
-                        .insert_unique(spread(h), Entry { uid, hash: h }, |e| spread(e.hash));
+            match self.index.entry(
+                spread(h),
+                |e| e.hash == h && Self::bytes_in(chunks, e.uid) == Some(user),
+                |e| spread(e.hash),
+            ) {
+                hash_table::Entry::Occupied(mut o) => o.get_mut().uid = uid,
+                hash_table::Entry::Vacant(v) => {
+                    v.insert(Slot { uid, hash: h });
                 }
             }
         }
@@ -213,9 +254,11 @@ impl Users {
         let chunks: usize = self
             .chunks
             .iter()
-            .map(|c| c.ends.capacity() * 4 + c.bytes.capacity() + c.state.capacity() + c.seen.capacity() * 8)
+            .map(|c| c.recs.capacity() * std::mem::size_of::<Rec>() + c.overflow.capacity())
             .sum();
-        chunks + self.index.allocation_size() + self.chunks.capacity() * std::mem::size_of::<Chunk>()
+        chunks
+            + self.index.allocation_size()
+            + self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
 }
 
@@ -229,24 +272,42 @@ mod tests {
         let n = CHUNK_LEN as u32 + 100;
         for i in 0..n {
             let id = format!("user-{i}");
-            assert_eq!(u.push(id.as_bytes(), st::WAITING, u64::from(i), true), Some(i));
+            let h = u.hash(id.as_bytes());
+            assert_eq!(
+                u.push(id.as_bytes(), Some(h), st::WAITING, u64::from(i)),
+                Some(i)
+            );
         }
         for i in (0..n).step_by(997) {
             let id = format!("user-{i}");
-            assert_eq!(u.find(id.as_bytes()), Some(i));
+            assert_eq!(u.find(id.as_bytes(), u.hash(id.as_bytes())), Some(i));
             assert_eq!(u.bytes(i), Some(id.as_bytes()));
             assert_eq!(u.seen(i), u64::from(i));
         }
-        assert_eq!(u.find(b"nobody"), None);
+        let find = |u: &Users, id: &[u8]| u.find(id, u.hash(id));
+        assert_eq!(find(&u, b"nobody"), None);
         // A rejoin gets a new uid; the index follows it.
-        assert_eq!(u.push(b"user-5", st::WAITING, 0, true), Some(n));
-        assert_eq!(u.find(b"user-5"), Some(n));
+        let h = u.hash(b"user-5");
+        assert_eq!(u.push(b"user-5", Some(h), st::WAITING, 0), Some(n));
+        assert_eq!(find(&u, b"user-5"), Some(n));
         assert_eq!(u.bytes(5), Some(&b"user-5"[..]));
         u.touch(5, 10);
         assert_eq!(u.seen(5), 10);
         u.touch(5, 3);
         assert_eq!(u.seen(5), 10);
         assert_eq!(u.state(n + 1), None);
-        assert_eq!(u.bytes(n + 1), None);
+        // Ids too long for the record go to the overflow arena.
+        let long = "L".repeat(128);
+        let uid = u.push(
+            long.as_bytes(),
+            Some(u.hash(long.as_bytes())),
+            st::PREQUEUE,
+            0,
+        );
+        assert_eq!(uid.and_then(|u2| u.bytes(u2)), Some(long.as_bytes()));
+        assert_eq!(find(&u, long.as_bytes()), uid);
+        assert_eq!(u.push(&[b'x'; 300], Some(0), st::PREQUEUE, 0), None);
+        assert_eq!(std::mem::size_of::<Rec>(), 32);
+        assert_eq!(u.bytes(n + 2), None);
     }
 }

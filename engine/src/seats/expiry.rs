@@ -1,6 +1,6 @@
 //! Hold expiry and slot recycling (the hold half of I4).
 //!
-//! The timer is a `BTreeSet` of `(expires_at, index, generation)`. Entries are
+//! The timer holds `(expires_at, index, generation)` in time order. Entries are
 //! never removed early (an extend adds a new one, a release or confirm leaves
 //! the old one), so when an entry comes due it acts only if the slot still has
 //! that generation, is still held, and still expires at that very instant.
@@ -10,6 +10,93 @@
 use super::{Hold, HoldState, SeatChange, SeatMap};
 use crate::ids::HoldId;
 use crate::time::Timestamp;
+use std::collections::{BTreeSet, VecDeque};
+use std::iter::Peekable;
+
+/// `(at, slot index, generation)`.
+pub(super) type Deadline = (Timestamp, u32, u32);
+
+/// Deadlines in time order. Most arrive in order (`now` + a fixed ttl or
+/// retention), so those are appended to a FIFO in O(1); the others (short
+/// extends, a clock that stepped back) go to a B-tree. The same entry may be
+/// in both; [`Deadlines::due`] yields it once.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Deadlines {
+    fifo: VecDeque<Deadline>,
+    tree: BTreeSet<Deadline>,
+}
+
+impl Deadlines {
+    pub fn insert(&mut self, d: Deadline) {
+        if !matches!(self.fifo.back(), Some(b) if *b > d) {
+            self.fifo.push_back(d);
+        } else {
+            self.tree.insert(d);
+        }
+    }
+
+    pub fn first(&self) -> Option<Deadline> {
+        match (self.fifo.front(), self.tree.first()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+
+    /// Removes and returns the earliest entry if it is due at `now`.
+    pub fn pop_due(&mut self, now: Timestamp) -> Option<Deadline> {
+        let d = self.first().filter(|d| d.0 <= now)?;
+        if self.fifo.front() == Some(&d) {
+            self.fifo.pop_front()
+        } else {
+            self.tree.pop_first()
+        }
+    }
+
+    /// Entries due at `now`, in order, each once.
+    pub fn due(&self, now: Timestamp) -> impl Iterator<Item = Deadline> + '_ {
+        Merge {
+            a: self
+                .fifo
+                .iter()
+                .copied()
+                .take_while(move |d| d.0 <= now)
+                .peekable(),
+            b: self
+                .tree
+                .range(..=(now, u32::MAX, u32::MAX))
+                .copied()
+                .peekable(),
+            last: None,
+        }
+    }
+}
+
+/// Merges two sorted streams, dropping repeats.
+struct Merge<A: Iterator<Item = Deadline>, B: Iterator<Item = Deadline>> {
+    a: Peekable<A>,
+    b: Peekable<B>,
+    last: Option<Deadline>,
+}
+
+impl<A: Iterator<Item = Deadline>, B: Iterator<Item = Deadline>> Iterator for Merge<A, B> {
+    type Item = Deadline;
+
+    fn next(&mut self) -> Option<Deadline> {
+        loop {
+            let take_a = match (self.a.peek(), self.b.peek()) {
+                (Some(x), Some(y)) => x <= y,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            let d = if take_a { self.a.next() } else { self.b.next() };
+            if d != self.last {
+                self.last = d;
+                return d;
+            }
+        }
+    }
+}
 
 impl SeatMap {
     /// True when the timer entry `(at, id)` belongs to the hold as it is now.
@@ -21,11 +108,7 @@ impl SeatMap {
     /// Expires every hold due at `now` (emitting `Expired`); returns how many.
     pub(super) fn expire_due(&mut self, now: Timestamp, out: &mut Vec<SeatChange>) -> u64 {
         let mut n = 0;
-        while let Some(&(at, index, generation)) = self.timer.first() {
-            if at > now {
-                break;
-            }
-            self.timer.pop_first();
+        while let Some((at, index, generation)) = self.timer.pop_due(now) {
             let id = HoldId { index, generation };
             if self.entry_is_current(at, id) {
                 self.emit(SeatChange::Expired { id }, now, out);
@@ -38,11 +121,7 @@ impl SeatMap {
     /// Recycles the slots of holds that ended more than the retention ago.
     pub(super) fn recycle_due(&mut self, now: Timestamp, out: &mut Vec<SeatChange>) -> u64 {
         let mut n = 0;
-        while let Some(&(at, index, generation)) = self.recycle.first() {
-            if at > now {
-                break;
-            }
-            self.recycle.pop_first();
+        while let Some((_, index, generation)) = self.recycle.pop_due(now) {
             let id = HoldId { index, generation };
             if self.hold_ref(id).is_some_and(|h| h.state.is_terminal()) {
                 let next = HoldId {
@@ -60,8 +139,8 @@ impl SeatMap {
     /// seats as free).
     pub(super) fn due_unswept(&self, now: Timestamp) -> impl Iterator<Item = &Hold> + '_ {
         self.timer
-            .range(..=(now, u32::MAX, u32::MAX))
-            .filter_map(move |&(at, index, generation)| {
+            .due(now)
+            .filter_map(move |(at, index, generation)| {
                 let id = HoldId { index, generation };
                 self.hold_ref(id)
                     .filter(|h| h.state == HoldState::Held && h.expires_at == at)
@@ -78,5 +157,41 @@ impl SeatMap {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_in_order_once() {
+        let mut d = Deadlines::default();
+        let t = |ms: u64, i: u32| (Timestamp(ms), i, 0);
+        for e in [
+            t(10, 0),
+            t(20, 1),
+            t(15, 2),
+            t(20, 1),
+            t(30, 3),
+            t(5, 4),
+            t(30, 3),
+        ] {
+            d.insert(e);
+        }
+        let due: Vec<_> = d.due(Timestamp(30)).collect();
+        assert_eq!(due, vec![t(5, 4), t(10, 0), t(15, 2), t(20, 1), t(30, 3)]);
+        assert_eq!(d.due(Timestamp(12)).count(), 2);
+        assert_eq!(d.first(), Some(t(5, 4)));
+        let mut popped = Vec::new();
+        while let Some(e) = d.pop_due(Timestamp(20)) {
+            popped.push(e);
+        }
+        assert_eq!(
+            popped,
+            vec![t(5, 4), t(10, 0), t(15, 2), t(20, 1), t(20, 1)]
+        );
+        assert_eq!(d.first(), Some(t(30, 3)));
+        assert_eq!(d.pop_due(Timestamp(29)), None);
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct RangeInfo {
     pub row: Box<str>,
     pub first: u32,
     pub category: u32,
+    /// Position among the category's ranges (quality order).
+    pub rank: u32,
     pub base: u32,
     pub len: u32,
 }
@@ -112,7 +114,9 @@ impl Layout {
             let section = out.section_id(&r.section);
             let category = out.category_id(&r.category);
             out.sections[section as usize].ranges.push(index);
-            out.categories[category as usize].ranges.push(index);
+            let cat_ranges = &mut out.categories[category as usize].ranges;
+            let rank = cat_ranges.len() as u32;
+            cat_ranges.push(index);
             out.rows
                 .entry(RowKey {
                     section: r.section.as_str().into(),
@@ -127,11 +131,12 @@ impl Layout {
                 row: r.row.as_str().into(),
                 first: r.first,
                 category,
+                rank,
                 base,
                 len,
             });
             out.seat_range
-                .extend(std::iter::repeat(index).take(len as usize));
+                .resize(out.seat_range.len() + len as usize, index);
             total += u64::from(len);
         }
         let ranges = &out.ranges;
@@ -245,7 +250,9 @@ mod tests {
         assert_eq!(l.resolve(&seat("A-1-25")), Some(14));
         assert_eq!(l.resolve(&seat("A-1-11")), Some(15));
         assert_eq!(l.resolve(&seat("B-2-6")), Some(26));
-        for bad in ["A-1-0", "A-1-26", "B-2-4", "B-2-7", "B-1-5", "C-1-1", "A-2-1"] {
+        for bad in [
+            "A-1-0", "A-1-26", "B-2-4", "B-2-7", "B-1-5", "C-1-1", "A-2-1",
+        ] {
             assert_eq!(l.resolve(&seat(bad)), None, "{bad}");
         }
         for i in 0..27 {
@@ -257,14 +264,24 @@ mod tests {
         assert_eq!(l.category("R"), Some(1));
         assert_eq!(l.category("X"), None);
         assert_eq!(l.categories[0].ranges, vec![0, 3]);
-        assert_eq!(l.section("A").map(|s| s.ranges.clone()), Some(vec![0, 1, 2]));
+        assert_eq!(
+            l.section("A").map(|s| s.ranges.clone()),
+            Some(vec![0, 1, 2])
+        );
     }
 
     #[test]
     fn gaps_between_ranges_are_not_seats() {
         let l = Layout::new(&[rr("A", "1", 1, 5, "R"), rr("A", "1", 10, 12, "R")]);
         for n in 6..10 {
-            assert_eq!(l.resolve(&SeatId { section: "A".into(), row: "1".into(), number: n }), None);
+            assert_eq!(
+                l.resolve(&SeatId {
+                    section: "A".into(),
+                    row: "1".into(),
+                    number: n
+                }),
+                None
+            );
         }
         assert_eq!(l.resolve(&seat("A-1-999999999")), None);
     }
@@ -280,7 +297,9 @@ mod tests {
         ]);
         assert_eq!(l.seats(), 200_011);
         assert!(l.resolve(&seat("A-1-55")).is_some());
-        let huge: Vec<_> = (0..12).map(|r| rr("A", &r.to_string(), 1, 100_000, "R")).collect();
+        let huge: Vec<_> = (0..12)
+            .map(|r| rr("A", &r.to_string(), 1, 100_000, "R"))
+            .collect();
         assert_eq!(Layout::new(&huge).seats() as u64, limits::MAX_SEATS);
     }
 
@@ -288,7 +307,10 @@ mod tests {
     fn fingerprint_depends_on_layout() {
         let a = Layout::new(&[rr("A", "1", 1, 10, "R")]);
         let b = Layout::new(&[rr("A", "1", 1, 11, "R")]);
-        assert_eq!(a.fingerprint, Layout::new(&[rr("A", "1", 1, 10, "R")]).fingerprint);
+        assert_eq!(
+            a.fingerprint,
+            Layout::new(&[rr("A", "1", 1, 10, "R")]).fingerprint
+        );
         assert_ne!(a.fingerprint, b.fingerprint);
     }
 }

@@ -16,8 +16,9 @@
 //!   generation)` and are never removed early: an entry acts only if the slot
 //!   still has that generation, is held, and still expires at that instant.
 //!
-//! Layout: [`layout`]; best-available: [`best`]; expiry and slot recycling:
-//! [`expiry`]; snapshots: [`snapshot`].
+//! Files: `layout.rs` (seat ids ↔ dense indexes), `best.rs` (best-available),
+//! `expiry.rs` (timers, slot recycling), `snapshot.rs`, `bits.rs` (free-seat
+//! bit set); tests in `tests.rs` and `model_tests.rs` (proptest vs a model).
 
 mod best;
 mod bits;
@@ -36,6 +37,7 @@ use crate::config::{HoldPolicy, RowRange};
 use crate::ids::{HoldId, SeatId, UserId};
 use crate::time::Timestamp;
 use bits::Bits;
+use expiry::Deadlines;
 use hashbrown::HashMap;
 use layout::Layout;
 use serde::{Deserialize, Serialize};
@@ -102,9 +104,13 @@ pub struct HoldInfo {
 pub enum HoldOutcome {
     Held(HoldInfo),
     /// Some requested seats are held or sold by someone else.
-    Taken { seats: Vec<SeatId> },
+    Taken {
+        seats: Vec<SeatId>,
+    },
     /// Seats that are not in the layout.
-    UnknownSeat { seats: Vec<SeatId> },
+    UnknownSeat {
+        seats: Vec<SeatId>,
+    },
     /// Held + sold for this user would pass `max_seats_per_user`.
     LimitExceeded {
         limit: u32,
@@ -132,7 +138,9 @@ pub enum ConfirmOutcome {
 pub enum ExtendOutcome {
     Extended(HoldInfo),
     /// Would pass `max_ttl_s` from the hold's creation.
-    TooLong { max_expires_at: Timestamp },
+    TooLong {
+        max_expires_at: Timestamp,
+    },
     /// Not held any more (expired, released or sold).
     NotHeld,
     NotFound,
@@ -210,6 +218,23 @@ pub enum ApplyError {
     SeatNotFree(u32),
 }
 
+/// Key of the per-user seat counts: a `UserId` that a borrowed `UserId` can
+/// look up and, when absent, be cloned into (`entry_ref`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct UserKey(UserId);
+
+impl std::borrow::Borrow<UserId> for UserKey {
+    fn borrow(&self) -> &UserId {
+        &self.0
+    }
+}
+
+impl From<&UserId> for UserKey {
+    fn from(u: &UserId) -> Self {
+        UserKey(u.clone())
+    }
+}
+
 /// Resolution of a hold id for writes.
 enum Lookup {
     Found,
@@ -218,10 +243,41 @@ enum Lookup {
     NotFound,
 }
 
+/// Seats of a hold; most holds are small, so those need no allocation.
+#[derive(Clone, Debug)]
+enum SeatList {
+    Inline(u8, [u32; 4]),
+    Heap(Box<[u32]>),
+}
+
+impl SeatList {
+    fn new(seats: &[u32]) -> Self {
+        match seats.len() {
+            n @ 0..=4 => {
+                let mut a = [0; 4];
+                a[..n].copy_from_slice(seats);
+                SeatList::Inline(n as u8, a)
+            }
+            _ => SeatList::Heap(seats.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for SeatList {
+    type Target = [u32];
+
+    fn deref(&self) -> &[u32] {
+        match self {
+            SeatList::Inline(n, a) => &a[..usize::from(*n)],
+            SeatList::Heap(b) => b,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Hold {
     user: UserId,
-    seats: Box<[u32]>,
+    seats: SeatList,
     created_at: Timestamp,
     expires_at: Timestamp,
     state: HoldState,
@@ -252,20 +308,18 @@ pub struct SeatMap {
     seat_hold: Vec<u32>,
     /// Bit set = seat free.
     free: Bits,
-    /// Free seats of each range.
-    range_free: Vec<u32>,
-    /// Upper bound of each range's longest run of free seats (best-available
-    /// skips ranges that cannot fit a request; freeing seats resets it).
-    range_run: Vec<u32>,
+    /// Per category, summaries of its ranges' runs of free seats (see
+    /// [`best`]).
+    run_trees: Vec<best::RunTree>,
     categories: Vec<Counts>,
     total: Counts,
     /// Held + sold seats per user.
-    user_seats: HashMap<UserId, u32>,
+    user_seats: HashMap<UserKey, u32>,
     /// `(expires_at, index, generation)` of held holds; stale entries are
     /// skipped when they come due.
-    timer: BTreeSet<(Timestamp, u32, u32)>,
+    timer: Deadlines,
     /// `(ended_at + retention, index, generation)` of released/expired holds.
-    recycle: BTreeSet<(Timestamp, u32, u32)>,
+    recycle: Deadlines,
     /// Vacant slots; the lowest is reused first.
     vacant: BTreeSet<u32>,
 }
@@ -307,8 +361,11 @@ impl SeatMap {
             categories[r.category as usize].free += u64::from(r.len);
         }
         SeatMap {
-            range_free: layout.ranges.iter().map(|r| r.len).collect(),
-            range_run: layout.ranges.iter().map(|r| r.len).collect(),
+            run_trees: layout
+                .categories
+                .iter()
+                .map(|c| best::RunTree::new(c.ranges.len()))
+                .collect(),
             seat_hold: vec![NO_HOLD; n],
             free: Bits::ones(n),
             categories,
@@ -323,8 +380,8 @@ impl SeatMap {
             holds_made: 0,
             slots: Vec::new(),
             user_seats: HashMap::new(),
-            timer: BTreeSet::new(),
-            recycle: BTreeSet::new(),
+            timer: Deadlines::default(),
+            recycle: Deadlines::default(),
             vacant: BTreeSet::new(),
         }
     }
@@ -422,15 +479,10 @@ impl SeatMap {
         }
         self.occupy(seats, false);
         let n = seats.len() as u32;
-        match self.user_seats.get_mut(user) {
-            Some(c) => *c = c.saturating_add(n),
-            None => {
-                self.user_seats.insert(user.clone(), n);
-            }
-        }
+        self.add_user_seats(user, n);
         let hold = Hold {
             user: user.clone(),
-            seats: seats.into(),
+            seats: SeatList::new(seats),
             created_at,
             expires_at,
             state: HoldState::Held,
@@ -451,14 +503,20 @@ impl SeatMap {
         Ok(())
     }
 
+    /// One lookup; the key is cloned only for a new user.
+    fn add_user_seats(&mut self, user: &UserId, n: u32) {
+        let c = self.user_seats.entry_ref(user).or_insert(0);
+        *c = c.saturating_add(n);
+    }
+
     /// Counts `seats` (already pointed at their hold in `seat_hold`) as held
     /// or sold instead of free.
     fn occupy(&mut self, seats: &[u32], sold: bool) {
         for &s in seats {
             self.free.set(s as usize, false);
-            let r = self.layout.seat_range[s as usize] as usize;
-            self.range_free[r] -= 1;
-            let c = &mut self.categories[self.layout.ranges[r].category as usize];
+            let r = &self.layout.ranges[self.layout.seat_range[s as usize] as usize];
+            self.run_trees[r.category as usize].invalidate(r.rank as usize);
+            let c = &mut self.categories[r.category as usize];
             c.free -= 1;
             if sold {
                 c.sold += 1;
@@ -488,10 +546,9 @@ impl SeatMap {
         for &s in hold.seats.iter() {
             self.seat_hold[s as usize] = NO_HOLD;
             self.free.set(s as usize, true);
-            let r = self.layout.seat_range[s as usize] as usize;
-            self.range_free[r] += 1;
-            self.range_run[r] = self.layout.ranges[r].len;
-            let c = &mut self.categories[self.layout.ranges[r].category as usize];
+            let r = &self.layout.ranges[self.layout.seat_range[s as usize] as usize];
+            self.run_trees[r.category as usize].invalidate(r.rank as usize);
+            let c = &mut self.categories[r.category as usize];
             c.held -= 1;
             c.free += 1;
         }
@@ -572,6 +629,13 @@ impl SeatMap {
         self.layout.seats()
     }
 
+    /// Holds seats for `ttl_s`, all or nothing. Due holds are expired first.
+    /// Checks, in order: an empty list or more than `max_seats_per_user`
+    /// seats (`InvalidRequest`, `LimitExceeded`); unknown seats or category;
+    /// a seat named twice (`InvalidRequest`); this user's held + sold seats
+    /// plus the request over the limit (`LimitExceeded`); seats held or sold,
+    /// by anyone, this user included (`Taken`, in request order) or no fitting
+    /// block (`NoAdjacent`).
     pub fn hold(
         &mut self,
         user: &UserId,
@@ -617,10 +681,7 @@ impl SeatMap {
                     return over(requested);
                 }
                 // Due holds are swept, so any owner here is a live hold.
-                if seats
-                    .iter()
-                    .any(|&s| self.seat_hold[s as usize] != NO_HOLD)
-                {
+                if seats.iter().any(|&s| self.seat_hold[s as usize] != NO_HOLD) {
                     let taken = list
                         .iter()
                         .zip(&seats)
@@ -672,10 +733,15 @@ impl SeatMap {
         }
     }
 
+    /// The hold as of `now` (a held hold past its expiry reads `Expired`);
+    /// `None` for an id never issued or whose slot was recycled.
     pub fn get(&self, hold: HoldId, now: Timestamp) -> Option<HoldInfo> {
         self.info_of(hold, now)
     }
 
+    /// Held and unexpired → sold, keeping `order`; already sold → `Sold` with
+    /// the first order (nothing journaled); released, expired or recycled →
+    /// `Expired`.
     pub fn confirm(
         &mut self,
         hold: HoldId,
@@ -707,7 +773,8 @@ impl SeatMap {
     }
 
     /// Sets the hold's expiry to `now + ttl_s` (which may also shorten it;
-    /// `ttl_s == 0` ends it now), never past `created_at + max_ttl_s`.
+    /// `ttl_s == 0` ends it now), never past `created_at + max_ttl_s`. Only
+    /// while held and unexpired; a recycled id is `NotHeld`.
     pub fn extend(
         &mut self,
         hold: HoldId,
@@ -731,13 +798,21 @@ impl SeatMap {
         if expires_at > max_expires_at {
             return ExtendOutcome::TooLong { max_expires_at };
         }
-        self.emit(SeatChange::Extended { id: hold, expires_at }, now, out);
+        self.emit(
+            SeatChange::Extended {
+                id: hold,
+                expires_at,
+            },
+            now,
+            out,
+        );
         match self.info_of(hold, now) {
             Some(info) => ExtendOutcome::Extended(info),
             None => ExtendOutcome::NotFound,
         }
     }
 
+    /// Frees a held hold's seats at once. A recycled id is `AlreadyGone`.
     pub fn release(
         &mut self,
         hold: HoldId,
@@ -824,10 +899,7 @@ impl SeatMap {
         if self.total.sold > 0 {
             return true;
         }
-        let due: u64 = self
-            .due_unswept(now)
-            .map(|h| h.seats.len() as u64)
-            .sum();
+        let due: u64 = self.due_unswept(now).map(|h| h.seats.len() as u64).sum();
         self.total.held > due
     }
 

@@ -18,8 +18,19 @@ use std::collections::BTreeMap;
 const TTL_S: u32 = 10;
 const MAX_TTL_S: u32 = 25;
 const CATS: [&str; 3] = ["X", "Y", "Nope"];
+const USERS: u8 = 6;
 
-fn layout() -> Vec<RowRange> {
+/// Layout 0: small and crowded (23 seats, several ranges a row). Layout 1:
+/// long rows (a run crosses 64-seat words of the free bit set).
+fn layout(kind: u8) -> Vec<RowRange> {
+    if kind == 1 {
+        return vec![
+            rr("A", "1", 1, 40, "X"),
+            rr("A", "2", 1, 70, "X"),
+            rr("A", "2", 71, 73, "Y"),
+            rr("B", "1", 5, 7, "Y"),
+        ];
+    }
     vec![
         rr("A", "1", 1, 6, "X"),
         rr("A", "1", 7, 9, "Y"),
@@ -36,7 +47,7 @@ fn seat_names(layout: &[RowRange]) -> Vec<String> {
         .iter()
         .flat_map(|r| (r.first..=r.last).map(move |n| format!("{}-{}-{}", r.section, r.row, n)))
         .collect();
-    v.extend(["A-1-10", "C-1-1", "B-2-9", "A-3-1"].map(String::from));
+    v.extend(["A-1-10", "C-1-1", "B-2-9", "A-3-1", "A-1-41", "B-1-4"].map(String::from));
     v
 }
 
@@ -54,9 +65,9 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0..5u8, prop::collection::vec(any::<u8>(), 0..6))
+        6 => (0..USERS, prop::collection::vec(any::<u8>(), 0..6))
             .prop_map(|(user, seats)| Op::Exact { user, seats }),
-        5 => (0..5u8, 1..6u32, prop_oneof![4 => 0..2u8, 1 => Just(2u8)])
+        5 => (0..USERS, 1..6u32, prop_oneof![4 => 0..2u8, 1 => Just(2u8)])
             .prop_map(|(user, count, cat)| Op::Best { user, count, cat }),
         3 => (any::<u8>(), 0..3u8).prop_map(|(pick, order)| Op::Confirm { pick, order }),
         2 => (any::<u8>(), prop_oneof![0..30u32, Just(u32::MAX)])
@@ -137,7 +148,8 @@ impl Model {
                     m.cats.len() - 1
                 }
             };
-            m.ranges.push((m.seats.len(), (r.last - r.first + 1) as usize, cat));
+            m.ranges
+                .push((m.seats.len(), (r.last - r.first + 1) as usize, cat));
             for n in r.first..=r.last {
                 m.seats.push(MSeat {
                     name: format!("{}-{}-{}", r.section, r.row, n),
@@ -210,7 +222,12 @@ impl Model {
     fn rows(&self, section: &str, now: u64) -> Vec<String> {
         let mut rows: Vec<String> = Vec::new();
         let mut last = usize::MAX;
-        for (i, s) in self.seats.iter().enumerate().filter(|(_, s)| s.section == section) {
+        for (i, s) in self
+            .seats
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.section == section)
+        {
             if s.range != last {
                 rows.push(String::new());
                 last = s.range;
@@ -228,7 +245,12 @@ impl Model {
 
     /// Every block of `count` free seats in one range of `cat`:
     /// `(leaves_lone, rank, dist, start)`.
-    fn best_candidates(&self, cat: usize, count: usize, now: u64) -> Vec<(bool, usize, u64, usize)> {
+    fn best_candidates(
+        &self,
+        cat: usize,
+        count: usize,
+        now: u64,
+    ) -> Vec<(bool, usize, u64, usize)> {
         let free = |s: usize| self.seat_state(s, now).is_none();
         let mut v = Vec::new();
         let ranges = self.ranges.iter().filter(|r| r.2 == cat);
@@ -241,9 +263,8 @@ impl Model {
                 // A free neighbour whose other side is the range end or taken.
                 let left = off >= 1 && free(start - 1) && (off == 1 || !free(start - 2));
                 let end = off + count; // offset just past the block
-                let right = end < len
-                    && free(base + end)
-                    && (end + 1 == len || !free(base + end + 1));
+                let right =
+                    end < len && free(base + end) && (end + 1 == len || !free(base + end + 1));
                 let dist = (2 * off as i64 + count as i64 - len as i64).unsigned_abs();
                 v.push((left || right, rank, dist, start));
             }
@@ -254,7 +275,11 @@ impl Model {
     fn add_hold(&mut self, id: HoldId, user: u8, seats: Vec<usize>, now: u64) {
         for &s in &seats {
             // I1: the map granted a seat the model has taken.
-            assert!(self.seat_state(s, now).is_none(), "seat {} granted twice", self.seats[s].name);
+            assert!(
+                self.seat_state(s, now).is_none(),
+                "seat {} granted twice",
+                self.seats[s].name
+            );
             self.owner[s] = Some(id);
         }
         let prev = self.holds.insert(
@@ -270,7 +295,10 @@ impl Model {
                 gone: false,
             },
         );
-        assert!(prev.map_or(true, |p| p.gone), "id {id} reused while readable");
+        assert!(
+            !matches!(prev, Some(p) if !p.gone),
+            "id {id} reused while readable"
+        );
         self.issued.push(id);
         assert!(self.user_count(user, now) <= self.limit);
     }
@@ -316,10 +344,16 @@ impl Run {
                     .iter()
                     .map(|&i| self.names[i as usize % self.names.len()].as_str())
                     .collect();
-                let ids: Vec<SeatId> = names.iter().map(|s| SeatId::parse(s).expect("seat")).collect();
-                let got = self
-                    .map
-                    .hold(&Self::user(*user), &SeatChoice::Exact(ids.clone()), t, &mut self.out);
+                let ids: Vec<SeatId> = names
+                    .iter()
+                    .map(|s| SeatId::parse(s).expect("seat"))
+                    .collect();
+                let got = self.map.hold(
+                    &Self::user(*user),
+                    &SeatChoice::Exact(ids.clone()),
+                    t,
+                    &mut self.out,
+                );
                 self.model.sweep(now);
                 let current = self.model.user_count(*user, now);
                 let idx: Vec<Option<usize>> = names.iter().map(|n| self.model.index(n)).collect();
@@ -333,13 +367,21 @@ impl Run {
                 let want = if names.is_empty() {
                     Some(HoldOutcome::InvalidRequest)
                 } else if n > limit {
-                    Some(HoldOutcome::LimitExceeded { limit, current, requested: n })
+                    Some(HoldOutcome::LimitExceeded {
+                        limit,
+                        current,
+                        requested: n,
+                    })
                 } else if !unknown.is_empty() {
                     Some(HoldOutcome::UnknownSeat { seats: unknown })
                 } else if (1..names.len()).any(|i| names[..i].contains(&names[i])) {
                     Some(HoldOutcome::InvalidRequest)
                 } else if current + n > limit {
-                    Some(HoldOutcome::LimitExceeded { limit, current, requested: n })
+                    Some(HoldOutcome::LimitExceeded {
+                        limit,
+                        current,
+                        requested: n,
+                    })
                 } else {
                     let taken: Vec<SeatId> = idx
                         .iter()
@@ -363,7 +405,10 @@ impl Run {
             }
             Op::Best { user, count, cat } => {
                 let name = CATS[*cat as usize];
-                let choice = SeatChoice::Best { count: nz(*count), category: name.into() };
+                let choice = SeatChoice::Best {
+                    count: nz(*count),
+                    category: name.into(),
+                };
                 let got = self.map.hold(&Self::user(*user), &choice, t, &mut self.out);
                 self.model.sweep(now);
                 let current = self.model.user_count(*user, now);
@@ -372,7 +417,14 @@ impl Run {
                     return;
                 };
                 if current + count > limit {
-                    assert_eq!(got, HoldOutcome::LimitExceeded { limit, current, requested: *count });
+                    assert_eq!(
+                        got,
+                        HoldOutcome::LimitExceeded {
+                            limit,
+                            current,
+                            requested: *count
+                        }
+                    );
                     return;
                 }
                 let mut cands = self.model.best_candidates(c, *count as usize, now);
@@ -438,12 +490,19 @@ impl Run {
                         assert_eq!(got, ExtendOutcome::NotHeld)
                     }
                     None => assert_eq!(got, ExtendOutcome::NotFound),
-                    Some(h) if h.state != HoldState::Held => assert_eq!(got, ExtendOutcome::NotHeld),
+                    Some(h) if h.state != HoldState::Held => {
+                        assert_eq!(got, ExtendOutcome::NotHeld)
+                    }
                     Some(h) => {
                         let max = h.created + u64::from(MAX_TTL_S) * 1000;
                         let new = now.saturating_add(u64::from(*ttl_s) * 1000);
                         if new > max {
-                            assert_eq!(got, ExtendOutcome::TooLong { max_expires_at: Timestamp(max) });
+                            assert_eq!(
+                                got,
+                                ExtendOutcome::TooLong {
+                                    max_expires_at: Timestamp(max)
+                                }
+                            );
                         } else {
                             let ExtendOutcome::Extended(info) = got else {
                                 panic!("expected extended, got {got:?}");
@@ -490,7 +549,8 @@ impl Run {
             Op::Advance(ms) => self.now += ms,
             Op::Checkpoint => {
                 if self.checkpoints.len() < 3 {
-                    self.checkpoints.push((self.map.to_snapshot(), self.out.len()));
+                    self.checkpoints
+                        .push((self.map.to_snapshot(), self.out.len()));
                 }
             }
         }
@@ -522,10 +582,14 @@ impl Run {
             assert_eq!(info.created_at, Timestamp(h.created));
             assert_eq!(info.order, h.order);
             let names: Vec<String> = info.seats.iter().map(|s| s.to_string()).collect();
-            let want: Vec<String> = h.seats.iter().map(|&s| self.model.seats[s].name.clone()).collect();
+            let want: Vec<String> = h
+                .seats
+                .iter()
+                .map(|&s| self.model.seats[s].name.clone())
+                .collect();
             assert_eq!(names, want);
         }
-        for u in 0..5 {
+        for u in 0..USERS {
             assert!(self.model.user_count(u, now) <= self.model.limit);
         }
         let used = (0..self.model.seats.len()).any(|s| self.model.seat_state(s, now).is_some());
@@ -542,21 +606,25 @@ impl Run {
                     .unwrap_or_else(|e| panic!("replay of {c:?}: {e}"));
             }
             assert_eq!(replica.to_snapshot(), self.map.to_snapshot());
-            assert_eq!(replica.counts(Timestamp(self.now)), self.map.counts(Timestamp(self.now)));
+            assert_eq!(
+                replica.counts(Timestamp(self.now)),
+                self.map.counts(Timestamp(self.now))
+            );
         }
     }
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn seat_map_matches_model(
         limit in 1..6u32,
         seed in any::<[u8; 32]>(),
-        ops in prop::collection::vec(op(), 1..80),
+        ops in prop::collection::vec(op(), 1..100),
+        kind in 0..2u8,
     ) {
-        let layout = layout();
+        let layout = layout(kind);
         let policy = HoldPolicy {
             ttl_s: nz(TTL_S),
             max_ttl_s: nz(MAX_TTL_S),

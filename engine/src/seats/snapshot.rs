@@ -2,11 +2,11 @@
 //! counter, slots in index order); every index is rebuilt on restore, so two
 //! maps in the same state have equal snapshots.
 
-use super::{Hold, HoldState, SeatMap, Slot, NO_HOLD, TERMINAL_RETENTION_MS};
+use super::layout::Layout;
+use super::{Hold, HoldState, SeatList, SeatMap, Slot, NO_HOLD, TERMINAL_RETENTION_MS};
 use crate::config::HoldPolicy;
 use crate::ids::UserId;
 use crate::time::Timestamp;
-use super::layout::Layout;
 use serde::{Deserialize, Serialize};
 
 /// Serialisable state of a [`SeatMap`].
@@ -122,12 +122,7 @@ pub(super) fn restore(
             }
             map.occupy(&seats, h.state == HoldState::Sold);
             let n = seats.len() as u32;
-            match map.user_seats.get_mut(&h.user) {
-                Some(c) => *c = c.saturating_add(n),
-                None => {
-                    map.user_seats.insert(h.user.clone(), n);
-                }
-            }
+            map.add_user_seats(&h.user, n);
         }
         let ended_at = h.ended_at.unwrap_or(h.expires_at);
         match h.state {
@@ -147,7 +142,7 @@ pub(super) fn restore(
             generation: slot.generation,
             hold: Some(Hold {
                 user: h.user,
-                seats: seats.into(),
+                seats: SeatList::new(&seats),
                 created_at: h.created_at,
                 expires_at: h.expires_at,
                 state: h.state,
