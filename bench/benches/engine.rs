@@ -79,7 +79,12 @@ fn queue_benches(c: &mut Criterion) {
             || {
                 let engine = engine(1);
                 engine
-                    .put_event(&id, event(Some(queue(20_000, 100_000)), vec![], 4), [1; 32], T0)
+                    .put_event(
+                        &id,
+                        event(Some(queue(20_000, 100_000)), vec![], 4),
+                        [1; 32],
+                        T0,
+                    )
                     .expect("event");
                 for i in 0..10_000 {
                     engine.join(&id, &user(i), T0).expect("join");
@@ -161,7 +166,11 @@ fn seat_benches(c: &mut Criterion) {
                         count: nz(2),
                         category: "R".into(),
                     };
-                    black_box(engine.hold(&id, &users[i as usize], &choice, None, T0).is_ok());
+                    black_box(
+                        engine
+                            .hold(&id, &users[i as usize], &choice, None, T0)
+                            .is_ok(),
+                    );
                 },
             )
         })

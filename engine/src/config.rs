@@ -136,15 +136,34 @@ impl EventConfig {
         if self.name.len() > limits::NAME_MAX_BYTES || self.name.chars().any(char::is_control) {
             return Err(err(
                 "name",
-                format!("at most {} bytes, no control characters", limits::NAME_MAX_BYTES),
+                format!(
+                    "at most {} bytes, no control characters",
+                    limits::NAME_MAX_BYTES
+                ),
             ));
         }
         if let Some(q) = &self.queue {
             at_most("queue.capacity", q.capacity.get(), limits::MAX_CAPACITY)?;
-            at_most("queue.admit_per_s", q.admit_per_s.get(), limits::MAX_ADMIT_PER_S)?;
-            at_most("queue.session_ttl_s", q.session_ttl_s.get(), limits::MAX_SESSION_TTL_S)?;
-            at_most("queue.idle_timeout_s", q.idle_timeout_s.get(), limits::MAX_IDLE_TIMEOUT_S)?;
-            at_most("queue.max_waiting", q.max_waiting.get(), limits::MAX_WAITING)?;
+            at_most(
+                "queue.admit_per_s",
+                q.admit_per_s.get(),
+                limits::MAX_ADMIT_PER_S,
+            )?;
+            at_most(
+                "queue.session_ttl_s",
+                q.session_ttl_s.get(),
+                limits::MAX_SESSION_TTL_S,
+            )?;
+            at_most(
+                "queue.idle_timeout_s",
+                q.idle_timeout_s.get(),
+                limits::MAX_IDLE_TIMEOUT_S,
+            )?;
+            at_most(
+                "queue.max_waiting",
+                q.max_waiting.get(),
+                limits::MAX_WAITING,
+            )?;
         }
         let h = &self.holds;
         at_most("holds.max_ttl_s", h.max_ttl_s.get(), limits::MAX_HOLD_TTL_S)?;
@@ -163,8 +182,7 @@ impl EventConfig {
             ));
         }
         let mut total: u64 = 0;
-        let mut rows: std::collections::HashMap<(&str, &str), Vec<(u32, u32)>> =
-            Default::default();
+        let mut rows: std::collections::HashMap<(&str, &str), Vec<(u32, u32)>> = Default::default();
         for (i, r) in self.seats.iter().enumerate() {
             let f = |name: &str| format!("seats[{i}].{name}");
             if !valid_seat_part(&r.section) {

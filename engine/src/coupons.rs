@@ -20,7 +20,10 @@ pub struct CouponCounts {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    Claimed { claim: ClaimId, remaining: u32 },
+    Claimed {
+        claim: ClaimId,
+        remaining: u32,
+    },
     /// This user already holds `per_user` claims.
     AlreadyClaimed,
     SoldOut,
@@ -40,7 +43,9 @@ pub enum ReturnOutcome {
 pub enum ConfigureOutcome {
     Updated,
     /// The new stock is below what is already issued.
-    StockBelowIssued { issued: u32 },
+    StockBelowIssued {
+        issued: u32,
+    },
 }
 
 /// A journaled change to a coupon.
@@ -246,21 +251,58 @@ mod tests {
         let mut c = coupon(3, 2);
         let mut out = vec![];
         let now = Timestamp(150);
-        assert_eq!(c.claim(&user(1), Timestamp(99), &mut out), ClaimOutcome::NotOpen);
-        assert_eq!(c.claim(&user(1), Timestamp(200), &mut out), ClaimOutcome::NotOpen);
-        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { remaining: 2, .. }));
-        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { remaining: 1, .. }));
-        assert_eq!(c.claim(&user(1), now, &mut out), ClaimOutcome::AlreadyClaimed);
-        assert!(matches!(c.claim(&user(2), now, &mut out), ClaimOutcome::Claimed { remaining: 0, .. }));
+        assert_eq!(
+            c.claim(&user(1), Timestamp(99), &mut out),
+            ClaimOutcome::NotOpen
+        );
+        assert_eq!(
+            c.claim(&user(1), Timestamp(200), &mut out),
+            ClaimOutcome::NotOpen
+        );
+        assert!(matches!(
+            c.claim(&user(1), now, &mut out),
+            ClaimOutcome::Claimed { remaining: 2, .. }
+        ));
+        assert!(matches!(
+            c.claim(&user(1), now, &mut out),
+            ClaimOutcome::Claimed { remaining: 1, .. }
+        ));
+        assert_eq!(
+            c.claim(&user(1), now, &mut out),
+            ClaimOutcome::AlreadyClaimed
+        );
+        assert!(matches!(
+            c.claim(&user(2), now, &mut out),
+            ClaimOutcome::Claimed { remaining: 0, .. }
+        ));
         assert_eq!(c.claim(&user(3), now, &mut out), ClaimOutcome::SoldOut);
-        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), ReturnOutcome::Returned);
-        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), ReturnOutcome::AlreadyReturned);
-        assert_eq!(c.return_claim(ClaimId(9), now, &mut out), ReturnOutcome::NotFound);
+        assert_eq!(
+            c.return_claim(ClaimId(0), now, &mut out),
+            ReturnOutcome::Returned
+        );
+        assert_eq!(
+            c.return_claim(ClaimId(0), now, &mut out),
+            ReturnOutcome::AlreadyReturned
+        );
+        assert_eq!(
+            c.return_claim(ClaimId(9), now, &mut out),
+            ReturnOutcome::NotFound
+        );
         let k = c.counts();
         assert_eq!((k.issued, k.remaining), (2, 1));
-        assert!(matches!(c.claim(&user(1), now, &mut out), ClaimOutcome::Claimed { .. }));
+        assert!(matches!(
+            c.claim(&user(1), now, &mut out),
+            ClaimOutcome::Claimed { .. }
+        ));
         assert_eq!(
-            c.configure(CouponConfig { stock: 2, ..*c.config() }, now, &mut out),
+            c.configure(
+                CouponConfig {
+                    stock: 2,
+                    ..*c.config()
+                },
+                now,
+                &mut out
+            ),
             ConfigureOutcome::StockBelowIssued { issued: 3 }
         );
         // Replaying the journal rebuilds the same coupon.

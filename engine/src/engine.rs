@@ -6,8 +6,8 @@
 
 use crate::config::{ConfigError, CouponConfig, EventConfig};
 use crate::coupons::{ClaimOutcome, ConfigureOutcome, CouponCounts, ReturnOutcome};
-use crate::idempotency::{fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope};
 use crate::idempotency::IdempotencyStore;
+use crate::idempotency::{fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope};
 use crate::ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, UserId};
 use crate::journal::{Change, Entry};
 use crate::passes::{self, PassClaims, PassError, PassKeys};
@@ -221,7 +221,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn clear_presence(&mut self) {
-        self.shards.iter_mut().for_each(ShardSnapshot::clear_presence);
+        self.shards
+            .iter_mut()
+            .for_each(ShardSnapshot::clear_presence);
     }
 }
 
@@ -230,7 +232,11 @@ pub enum RestoreError {
     #[error("snapshot has {found} shards, the engine is configured with {expected}")]
     ShardCount { found: usize, expected: usize },
     #[error("shard {shard}: expected seq {expected}, found {found}")]
-    Gap { shard: u32, expected: u64, found: u64 },
+    Gap {
+        shard: u32,
+        expected: u64,
+        found: u64,
+    },
     #[error("entry names shard {0}, which does not exist")]
     NoSuchShard(u32),
 }
@@ -403,7 +409,10 @@ impl Engine {
             .flat_map(|s| {
                 let s = s.read();
                 let now = s.observe(now);
-                s.events.values().map(|e| event_info(e, now)).collect::<Vec<_>>()
+                s.events
+                    .values()
+                    .map(|e| event_info(e, now))
+                    .collect::<Vec<_>>()
             })
             .collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
@@ -460,7 +469,7 @@ impl Engine {
     fn open_if_due(&self, id: &EventId, now: Timestamp) {
         let due = {
             let shard = self.event_shard(id).read();
-        let now = shard.observe(now);
+            let now = shard.observe(now);
             shard
                 .events
                 .get(id)
@@ -535,15 +544,29 @@ impl Engine {
             .ok_or(Rejection::TicketNotFound)
     }
 
-    /// A ticket's status; counts as the user's presence. Takes the shared lock.
-    pub fn status(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<TicketView, Rejection> {
-        self.open_if_due(id, now);
-        let shard = self.event_shard(id).read();
-        let now = shard.observe(now);
-        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
-        let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
-        let status = room.status(ticket, now).map_err(queue_rejection)?;
-        Ok(self.view(e, status))
+    /// A ticket's status; counts as the user's presence. Takes the shared
+    /// lock once; only the first read after `opens_at` (the opening) writes.
+    pub fn status(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<TicketView, Rejection> {
+        let mut opened = false;
+        loop {
+            let shard = self.event_shard(id).read();
+            let now = shard.observe(now);
+            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+            if !opened && room.needs_open(now) {
+                drop(shard);
+                self.open_if_due(id, now);
+                opened = true;
+                continue;
+            }
+            let status = room.status(ticket, now).map_err(queue_rejection)?;
+            return Ok(self.view(e, status));
+        }
     }
 
     pub fn leave(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<(), Rejection> {
@@ -732,7 +755,12 @@ impl Engine {
         }
     }
 
-    pub fn get_hold(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<HoldInfo, Rejection> {
+    pub fn get_hold(
+        &self,
+        id: &EventId,
+        hold: HoldId,
+        now: Timestamp,
+    ) -> Result<HoldInfo, Rejection> {
         let shard = self.event_shard(id).read();
         let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
@@ -746,10 +774,12 @@ impl Engine {
         order: &str,
         now: Timestamp,
     ) -> Result<HoldInfo, Rejection> {
-        self.with_seats(id, now, |seats, out, now| match seats.confirm(hold, order, now, out) {
-            ConfirmOutcome::Sold(info) => Ok(info),
-            ConfirmOutcome::Expired => Err(Rejection::HoldExpired),
-            ConfirmOutcome::NotFound => Err(Rejection::HoldNotFound),
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.confirm(hold, order, now, out) {
+                ConfirmOutcome::Sold(info) => Ok(info),
+                ConfirmOutcome::Expired => Err(Rejection::HoldExpired),
+                ConfirmOutcome::NotFound => Err(Rejection::HoldNotFound),
+            }
         })
     }
 
@@ -760,22 +790,26 @@ impl Engine {
         ttl_s: u32,
         now: Timestamp,
     ) -> Result<HoldInfo, Rejection> {
-        self.with_seats(id, now, |seats, out, now| match seats.extend(hold, ttl_s, now, out) {
-            ExtendOutcome::Extended(info) => Ok(info),
-            ExtendOutcome::TooLong { max_expires_at } => {
-                Err(Rejection::TtlTooLong { max_expires_at })
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.extend(hold, ttl_s, now, out) {
+                ExtendOutcome::Extended(info) => Ok(info),
+                ExtendOutcome::TooLong { max_expires_at } => {
+                    Err(Rejection::TtlTooLong { max_expires_at })
+                }
+                ExtendOutcome::NotHeld => Err(Rejection::HoldExpired),
+                ExtendOutcome::NotFound => Err(Rejection::HoldNotFound),
             }
-            ExtendOutcome::NotHeld => Err(Rejection::HoldExpired),
-            ExtendOutcome::NotFound => Err(Rejection::HoldNotFound),
         })
     }
 
     /// Releases a hold; releasing one already gone is a no-op.
     pub fn release(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<(), Rejection> {
-        self.with_seats(id, now, |seats, out, now| match seats.release(hold, now, out) {
-            ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
-            ReleaseOutcome::Sold => Err(Rejection::HoldSold),
-            ReleaseOutcome::NotFound => Err(Rejection::HoldNotFound),
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.release(hold, now, out) {
+                ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
+                ReleaseOutcome::Sold => Err(Rejection::HoldSold),
+                ReleaseOutcome::NotFound => Err(Rejection::HoldNotFound),
+            }
         })
     }
 
@@ -901,7 +935,12 @@ impl Engine {
     }
 
     /// Gives a claimed unit back to stock; returning twice is a no-op.
-    pub fn return_claim(&self, id: &CouponId, claim: ClaimId, now: Timestamp) -> Result<(), Rejection> {
+    pub fn return_claim(
+        &self,
+        id: &CouponId,
+        claim: ClaimId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let mut shard = self.coupon_shard(id).write();
         let now = shard.advance(now);
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
@@ -973,6 +1012,15 @@ impl Engine {
                 expected,
                 found: entry.seq,
             })?;
+        }
+        // Presence is not journaled: whoever was waiting gets a fresh idle
+        // window from the restore instant, so downtime drops nobody.
+        for shard in &mut shards {
+            for e in shard.events.values_mut() {
+                if let Some(room) = &mut e.room {
+                    room.refresh_presence(now);
+                }
+            }
         }
         Ok(Engine {
             cfg,

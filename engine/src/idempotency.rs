@@ -41,7 +41,8 @@ pub enum IdemLookup {
 /// encoding): equal requests give equal fingerprints on every build.
 pub fn fingerprint<T: Serialize>(request: &T) -> u64 {
     let bytes = postcard::to_stdvec(request).unwrap_or_default();
-    let mut h = siphasher::sip::SipHasher13::new_with_keys(0x626f_786f, 0x6666_6963_65);
+    let mut h =
+        siphasher::sip::SipHasher13::new_with_keys(0x626f_786f_6666_6963, 0x6520_6964_656d_706f);
     h.write(&bytes);
     h.finish()
 }
@@ -178,9 +179,18 @@ mod tests {
         let mut s = IdempotencyStore::new(1_000, 10);
         let r = rec("k", 7, 0);
         s.apply(&r);
-        assert_eq!(s.lookup(&r.scope, &r.key, 7, Timestamp(999)), IdemLookup::Replay(r.outcome));
-        assert_eq!(s.lookup(&r.scope, &r.key, 8, Timestamp(999)), IdemLookup::Conflict);
-        assert_eq!(s.lookup(&r.scope, &r.key, 7, Timestamp(1_000)), IdemLookup::Fresh);
+        assert_eq!(
+            s.lookup(&r.scope, &r.key, 7, Timestamp(999)),
+            IdemLookup::Replay(r.outcome)
+        );
+        assert_eq!(
+            s.lookup(&r.scope, &r.key, 8, Timestamp(999)),
+            IdemLookup::Conflict
+        );
+        assert_eq!(
+            s.lookup(&r.scope, &r.key, 7, Timestamp(1_000)),
+            IdemLookup::Fresh
+        );
         s.apply(&rec("other", 1, 1_000));
         assert_eq!(s.len(), 1, "aged out on the next record");
     }

@@ -207,7 +207,8 @@ impl FromStr for HoldId {
         let bad = IdError::Malformed { kind: "hold" };
         let rest = s.strip_prefix('h').ok_or(bad.clone())?;
         let (i, g) = rest.split_once('g').ok_or(bad.clone())?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|c| c.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|c| c.is_ascii_digit());
         if !digits(i) || !digits(g) {
             return Err(bad);
         }
@@ -299,14 +300,25 @@ mod tests {
     fn seats_round_trip() {
         let s = SeatId::parse("A-1-12").expect("valid");
         assert_eq!(s.to_string(), "A-1-12");
-        for bad in ["A-1", "A-1-", "A--1", "A-1-x", "A-1-2-3", "A-1-99999999999", "Ä-1-1"] {
+        for bad in [
+            "A-1",
+            "A-1-",
+            "A--1",
+            "A-1-x",
+            "A-1-2-3",
+            "A-1-99999999999",
+            "Ä-1-1",
+        ] {
             assert!(SeatId::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn hold_and_claim_ids_round_trip() {
-        let h = HoldId { index: 7, generation: 3 };
+        let h = HoldId {
+            index: 7,
+            generation: 3,
+        };
         assert_eq!(h.to_string().parse::<HoldId>(), Ok(h));
         assert!("h7".parse::<HoldId>().is_err());
         assert!("h99999999999g1".parse::<HoldId>().is_err());

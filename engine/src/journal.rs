@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(decode::<Entry>(&bytes), Ok(e));
         let mut wrong = bytes.clone();
         wrong[0] = 9;
-        assert_eq!(decode::<Entry>(&wrong), Err(CodecError::Version { found: 9 }));
+        assert_eq!(
+            decode::<Entry>(&wrong),
+            Err(CodecError::Version { found: 9 })
+        );
         assert_eq!(decode::<Entry>(&[]), Err(CodecError::Empty));
         assert!(decode::<Entry>(&bytes[..bytes.len() - 1]).is_err());
     }

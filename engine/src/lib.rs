@@ -20,12 +20,12 @@ mod shard;
 pub mod time;
 
 pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
-pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
-pub use time::Timestamp;
 pub use engine::{
     ClaimReply, Engine, EngineConfig, EventInfo, HoldReply, Joined, PassInvalid, Phase, PutOutcome,
     Rejection, RestoreError, Snapshot, TickReport, TicketView,
 };
+pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};
 pub use passes::{PassClaims, PassError, PassKey, PassKeys};
 pub use shard::{EventSnapshot, ShardSnapshot};
+pub use time::Timestamp;

@@ -188,7 +188,10 @@ mod tests {
         let keys = PassKeys::new(key("k1"));
         let t = sign(&claims(), &keys.current);
         assert_eq!(verify(&t, &keys, Timestamp(1_000)), Ok(claims()));
-        assert_eq!(verify(&t, &keys, Timestamp(601_000)), Err(PassError::Expired));
+        assert_eq!(
+            verify(&t, &keys, Timestamp(601_000)),
+            Err(PassError::Expired)
+        );
     }
 
     #[test]
@@ -210,10 +213,26 @@ mod tests {
         let forged_payload = B64.encode(serde_json::to_vec(&other).expect("json"));
         let parts: Vec<&str> = t.split('.').collect();
         let forged = format!("v1.k1.{forged_payload}.{}", parts[3]);
-        assert_eq!(verify(&forged, &keys, Timestamp(1)), Err(PassError::BadSignature));
-        let wrong_key = sign(&claims(), &PassKey::new("k1", b"not-the-same-secret!").expect("key"));
-        assert_eq!(verify(&wrong_key, &keys, Timestamp(1)), Err(PassError::BadSignature));
-        for junk in ["", "v1", "v1.k1.x.y", "v2.k1.a.b", "v1.k1..", &"a".repeat(5000)] {
+        assert_eq!(
+            verify(&forged, &keys, Timestamp(1)),
+            Err(PassError::BadSignature)
+        );
+        let wrong_key = sign(
+            &claims(),
+            &PassKey::new("k1", b"not-the-same-secret!").expect("key"),
+        );
+        assert_eq!(
+            verify(&wrong_key, &keys, Timestamp(1)),
+            Err(PassError::BadSignature)
+        );
+        for junk in [
+            "",
+            "v1",
+            "v1.k1.x.y",
+            "v2.k1.a.b",
+            "v1.k1..",
+            &"a".repeat(5000),
+        ] {
             assert!(verify(junk, &keys, Timestamp(1)).is_err(), "{junk}");
         }
     }

@@ -151,7 +151,10 @@ impl Shard {
     }
 
     pub fn take_journal(&mut self) -> Vec<Entry> {
-        self.journal.as_mut().map(std::mem::take).unwrap_or_default()
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Applies a shard-level change (events, coupons, idempotency) and records it.

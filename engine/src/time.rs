@@ -188,7 +188,10 @@ mod tests {
         let t = Timestamp::parse_rfc3339("2026-12-01T11:00:00.000Z").expect("valid");
         assert_eq!(t.to_rfc3339(), "2026-12-01T11:00:00.000Z");
         assert_eq!(Timestamp::parse_rfc3339("2026-12-01T11:00:00Z"), Some(t));
-        assert_eq!(Timestamp::parse_rfc3339("2026-12-01T20:00:00+09:00"), Some(t));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-12-01T20:00:00+09:00"),
+            Some(t)
+        );
         assert_eq!(
             Timestamp::parse_rfc3339("2026-12-01T11:00:00.5Z"),
             Some(t.plus_ms(500))

@@ -32,12 +32,22 @@ enum Op {
     Complete(u32),
     Pause,
     Resume,
-    Hold { user: u32, seats: Vec<u32>, key: Option<u8> },
-    Best { user: u32, count: u32 },
+    Hold {
+        user: u32,
+        seats: Vec<u32>,
+        key: Option<u8>,
+    },
+    Best {
+        user: u32,
+        count: u32,
+    },
     Confirm(usize),
     Extend(usize, u32),
     Release(usize),
-    Claim { user: u32, key: Option<u8> },
+    Claim {
+        user: u32,
+        key: Option<u8>,
+    },
     Return(usize),
 }
 
@@ -139,7 +149,12 @@ fn setup() -> (Engine, EventId, CouponId) {
     let e = engine(2, false);
     let id = ev("e1");
     let mut cfg = event_config(
-        Some(queue(CAPACITY as u32, RATE as u32, (SESSION_MS / 1000) as u32, 86_400)),
+        Some(queue(
+            CAPACITY as u32,
+            RATE as u32,
+            (SESSION_MS / 1000) as u32,
+            86_400,
+        )),
         rows(&["A"], 2, SEATS),
         MAX_PER_USER,
     );
@@ -169,7 +184,11 @@ fn check_seats(e: &Engine, id: &EventId, m: &Model) {
     let held = occ.iter().filter(|o| **o).count() as u64 - sold;
     assert_eq!(counts.sold, sold, "sold count");
     assert_eq!(counts.held, held, "held count");
-    assert_eq!(counts.free, u64::from(2 * SEATS) - sold - held, "free count");
+    assert_eq!(
+        counts.free,
+        u64::from(2 * SEATS) - sold - held,
+        "free count"
+    );
     for h in &m.holds {
         let got = e.get_hold(id, h.id, m.now).expect("hold readable");
         let want = if h.sold {
@@ -225,7 +244,10 @@ fn run(ops: Vec<Op>) {
                     }
                 }
                 assert_eq!(admitted_now[..], m.line[..admitted_now.len()], "FIFO (I3)");
-                assert!(!m.paused || admitted_now.is_empty(), "admitted while paused");
+                assert!(
+                    !m.paused || admitted_now.is_empty(),
+                    "admitted while paused"
+                );
                 let last = m.admissions.last().copied();
                 let could = !m.paused && !m.line.is_empty() && m.admitted.len() < CAPACITY;
                 if could && last.is_none_or(|l| m.now.ms_since(l) >= 1_000) {
@@ -248,7 +270,12 @@ fn run(ops: Vec<Op>) {
             }
             Op::Join(u) => {
                 m.expire_sessions();
-                let sold: usize = m.holds.iter().filter(|h| h.sold).map(|h| h.seats.len()).sum();
+                let sold: usize = m
+                    .holds
+                    .iter()
+                    .filter(|h| h.sold)
+                    .map(|h| h.seats.len())
+                    .sum();
                 if sold == (2 * SEATS) as usize {
                     // Every seat sold: the event is closed for good.
                     assert_eq!(e.join(&id, &user(u), m.now), Err(Rejection::EventClosed));
@@ -294,7 +321,10 @@ fn run(ops: Vec<Op>) {
                     m.line.retain(|x| *x != u);
                     m.admitted.remove(&u);
                     let v = e.status(&id, t, m.now).expect("status");
-                    assert!(matches!(v.status.state, TicketState::Left | TicketState::Expired));
+                    assert!(matches!(
+                        v.status.state,
+                        TicketState::Left | TicketState::Expired
+                    ));
                 }
             }
             Op::Complete(u) => {
@@ -316,7 +346,11 @@ fn run(ops: Vec<Op>) {
                 e.resume(&id, m.now).expect("resume");
                 m.paused = false;
             }
-            Op::Hold { user: u, seats, key } => {
+            Op::Hold {
+                user: u,
+                seats,
+                key,
+            } => {
                 let names: Vec<SeatId> = seats.iter().map(|&s| seat_name(s)).collect();
                 let choice = SeatChoice::Exact(names);
                 let k = key.map(|k| IdempotencyKey::new(&format!("key-{k}")).expect("key"));
@@ -392,7 +426,10 @@ fn run(ops: Vec<Op>) {
                         assert!(fits && !over);
                         let idx: Vec<u32> = reply.hold.seats.iter().map(seat_index).collect();
                         assert_eq!(idx.len() as u32, count);
-                        assert!(idx.iter().all(|s| !occ[*s as usize]), "best took a taken seat");
+                        assert!(
+                            idx.iter().all(|s| !occ[*s as usize]),
+                            "best took a taken seat"
+                        );
                         assert!(idx.iter().all(|s| s / SEATS == idx[0] / SEATS), "one row");
                         let mut sorted = idx.clone();
                         sorted.sort_unstable();
@@ -423,7 +460,11 @@ fn run(ops: Vec<Op>) {
                     assert_eq!(info.state, HoldState::Sold);
                     m.holds[idx].sold = true;
                 } else {
-                    assert_eq!(r, Err(Rejection::HoldExpired), "confirm of a lapsed hold (I4)");
+                    assert_eq!(
+                        r,
+                        Err(Rejection::HoldExpired),
+                        "confirm of a lapsed hold (I4)"
+                    );
                 }
             }
             Op::Extend(i, ttl) => {
@@ -491,7 +532,8 @@ fn run(ops: Vec<Op>) {
                     continue;
                 }
                 let idx = i % m.claims.len();
-                e.return_claim(&coupon, m.claims[idx].0, m.now).expect("return");
+                e.return_claim(&coupon, m.claims[idx].0, m.now)
+                    .expect("return");
                 m.claims[idx].2 = true;
             }
         }
@@ -502,7 +544,11 @@ fn run(ops: Vec<Op>) {
         let (cfg, counts) = e.coupon(&coupon).expect("coupon");
         let issued = m.claims.iter().filter(|c| !c.2).count() as u32;
         assert_eq!(counts.issued, issued, "I2 issued");
-        assert_eq!(counts.issued + counts.remaining, cfg.stock, "I2 conservation");
+        assert_eq!(
+            counts.issued + counts.remaining,
+            cfg.stock,
+            "I2 conservation"
+        );
     }
 }
 

@@ -25,7 +25,10 @@ fn parallel<T: Send + 'static>(n: usize, f: impl Fn(usize) -> T + Send + Sync + 
             })
         })
         .collect();
-    handles.into_iter().map(|h| h.join().expect("thread")).collect()
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect()
 }
 
 /// I5: eight retries of one best-available hold with the same key create one hold.
@@ -52,7 +55,10 @@ fn same_idempotency_key_holds_once() {
                 .expect("hold or replay")
         });
         let first = replies[0].hold.id;
-        assert!(replies.iter().all(|r| r.hold.id == first), "one hold for one key");
+        assert!(
+            replies.iter().all(|r| r.hold.id == first),
+            "one hold for one key"
+        );
         assert_eq!(replies.iter().filter(|r| !r.replayed).count(), 1);
         assert_eq!(e.seat_counts(&id, T0).expect("counts").total.held, 1);
     }

@@ -248,5 +248,12 @@ fn a_gap_in_the_journal_is_refused() {
     entries.remove(0);
     let cfg = live.config().clone();
     let r = Engine::restore(cfg, Engine::empty_snapshot(1), entries, T0);
-    assert!(matches!(r, Err(RestoreError::Gap { expected: 1, found: 2, .. })));
+    assert!(matches!(
+        r,
+        Err(RestoreError::Gap {
+            expected: 1,
+            found: 2,
+            ..
+        })
+    ));
 }

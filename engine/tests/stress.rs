@@ -40,7 +40,11 @@ fn run(events: usize) {
     let engine = Arc::new(engine(8, false));
     let ids: Vec<EventId> = (0..events).map(|i| ev(&format!("hot{i}"))).collect();
     for id in &ids {
-        let cfg = event_config(Some(queue(500, 2_000, 30, 60)), rows(&["A", "B", "C"], 20, 40), 6);
+        let cfg = event_config(
+            Some(queue(500, 2_000, 30, 60)),
+            rows(&["A", "B", "C"], 20, 40),
+            6,
+        );
         engine.put_event(id, cfg, [3; 32], T0).expect("event");
     }
     let coupon = CouponId::new("flash").expect("id");
@@ -105,7 +109,9 @@ fn run(events: usize) {
                                 let first = 1 + rng.below(38);
                                 SeatChoice::Exact(
                                     (0..n)
-                                        .map(|k| seat(&format!("{sec}-{row}-{}", first + u64::from(k))))
+                                        .map(|k| {
+                                            seat(&format!("{sec}-{row}-{}", first + u64::from(k)))
+                                        })
                                         .collect(),
                                 )
                             } else {
@@ -156,7 +162,10 @@ fn run(events: usize) {
         })
         .collect();
 
-    let seen: Vec<Seen> = workers.into_iter().map(|w| w.join().expect("worker")).collect();
+    let seen: Vec<Seen> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker"))
+        .collect();
     done.store(true, Ordering::Relaxed);
     let max_admitted = ticker.join().expect("ticker");
     let now = Timestamp(clock.load(Ordering::Relaxed));
@@ -166,9 +175,15 @@ fn run(events: usize) {
     let mut sold_per_event: HashMap<EventId, u64> = HashMap::new();
     for s in &seen {
         for (e, h, seats) in &s.sold {
-            assert_eq!(engine.get_hold(e, *h, now).expect("hold").state, HoldState::Sold);
+            assert_eq!(
+                engine.get_hold(e, *h, now).expect("hold").state,
+                HoldState::Sold
+            );
             for seat in seats {
-                assert!(sold_seats.insert((e.clone(), seat.clone())), "I1: {seat} sold twice");
+                assert!(
+                    sold_seats.insert((e.clone(), seat.clone())),
+                    "I1: {seat} sold twice"
+                );
             }
             *sold_per_event.entry(e.clone()).or_default() += seats.len() as u64;
         }
@@ -177,7 +192,11 @@ fn run(events: usize) {
         let c = engine.seat_counts(id, now).expect("counts");
         assert_eq!(c.total.sold, sold_per_event.get(id).copied().unwrap_or(0));
         assert_eq!(c.total.free + c.total.held + c.total.sold, 3 * 20 * 40);
-        let cat: u64 = c.categories.values().map(|k| k.free + k.held + k.sold).sum();
+        let cat: u64 = c
+            .categories
+            .values()
+            .map(|k| k.free + k.held + k.sold)
+            .sum();
         assert_eq!(cat, 3 * 20 * 40);
     }
     // I2: exactly the successful claims minus returns are issued.
@@ -185,7 +204,11 @@ fn run(events: usize) {
     let returned: usize = seen.iter().map(|s| s.returned.len()).sum();
     let (cfg, counts) = engine.coupon(&coupon).expect("coupon");
     assert_eq!(counts.issued as usize, claimed - returned, "I2 issued");
-    assert_eq!(counts.issued + counts.remaining, cfg.stock, "I2 conservation");
+    assert_eq!(
+        counts.issued + counts.remaining,
+        cfg.stock,
+        "I2 conservation"
+    );
     // I7: never more than capacity admitted at once.
     assert!(max_admitted <= 500, "I7: {max_admitted} admitted at once");
 }
