@@ -62,6 +62,9 @@ pub struct Settings {
     pub tick_interval: Duration,
     /// Live status streams send a status event at least this often.
     pub heartbeat_interval: Duration,
+    /// Live status streams are woken at most this often when their line
+    /// moves (the cost of a busy line is then bounded per stream).
+    pub live_interval: Duration,
     /// Number of engine shards.
     pub shards: usize,
 }
@@ -74,6 +77,7 @@ impl std::fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("tick_interval", &self.tick_interval)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("live_interval", &self.live_interval)
             .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
@@ -100,6 +104,7 @@ impl Settings {
             limits: Limits::default(),
             tick_interval: Duration::from_millis(50),
             heartbeat_interval: Duration::from_secs(15),
+            live_interval: Duration::from_millis(500),
             shards: 16,
         }
     }
@@ -131,6 +136,9 @@ impl Settings {
         if self.heartbeat_interval.is_zero() || self.heartbeat_interval > Duration::from_secs(15) {
             return bad("the heartbeat interval must be between 1 ms and 15 s");
         }
+        if self.live_interval.is_zero() || self.live_interval > Duration::from_secs(15) {
+            return bad("the live interval must be between 1 ms and 15 s");
+        }
         if self.shards == 0 || self.shards > 1024 {
             return bad("shards must be between 1 and 1024");
         }
@@ -140,7 +148,11 @@ impl Settings {
 
 /// `boxoffice` command line.
 #[derive(Debug, Parser)]
-#[command(name = "boxoffice", version, about = "Waiting room, seat holds and coupons for ticket on-sales")]
+#[command(
+    name = "boxoffice",
+    version,
+    about = "Waiting room, seat holds and coupons for ticket on-sales"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

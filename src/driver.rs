@@ -2,7 +2,8 @@
 //! clock-free), paces the live-stream heartbeat, and does housekeeping.
 //!
 //! One task for the whole server: a single heartbeat interval serves every
-//! live stream (no timer per stream).
+//! live stream (no timer per stream), and lines that moved wake their streams
+//! at most once per live interval (default 500 ms), however busy the line.
 
 use crate::state::AppState;
 use std::panic::AssertUnwindSafe;
@@ -19,6 +20,8 @@ pub async fn run(state: Arc<AppState>) {
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut heartbeat = tokio::time::interval(state.settings.heartbeat_interval);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut live = tokio::time::interval(state.settings.live_interval);
+    live.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
     housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -30,6 +33,7 @@ pub async fn run(state: Arc<AppState>) {
                     state.metrics.panicked();
                 }
             }
+            _ = live.tick() => state.lines.flush(),
             _ = heartbeat.tick() => {
                 state.heartbeat.send_modify(|n| *n = n.wrapping_add(1));
             }

@@ -53,7 +53,13 @@ impl JoinReplays {
         }
     }
 
-    pub fn lookup(&self, event: &EventId, key: &IdempotencyKey, user: &UserId, now: Timestamp) -> Replay {
+    pub fn lookup(
+        &self,
+        event: &EventId,
+        key: &IdempotencyKey,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Replay {
         let t = self.table.lock();
         match t.records.get(&(event.clone(), key.clone())) {
             Some(r) if now.ms_since(r.at) < self.window_ms => {
@@ -67,7 +73,14 @@ impl JoinReplays {
         }
     }
 
-    pub fn remember(&self, event: &EventId, key: &IdempotencyKey, user: &UserId, status: u16, now: Timestamp) {
+    pub fn remember(
+        &self,
+        event: &EventId,
+        key: &IdempotencyKey,
+        user: &UserId,
+        status: u16,
+        now: Timestamp,
+    ) {
         let mut t = self.table.lock();
         let k = (event.clone(), key.clone());
         if t.records.contains_key(&k) {

@@ -15,6 +15,7 @@ pub mod http;
 mod idempotency;
 pub mod live;
 pub mod metrics;
+pub mod replicate;
 mod server;
 pub mod state;
 

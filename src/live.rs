@@ -1,10 +1,11 @@
 //! Line movement, broadcast per event for the live status streams.
 //!
 //! 100k open streams must not cost 100k timers or 100k wake-ups per join:
-//! handlers only mark a watched line dirty; the driver, once per tick, bumps
-//! a `watch` counter per dirty line, and each stream then computes its own
-//! status (O(log n) in the engine). Wake-ups per stream are thus bounded by
-//! the tick rate, however busy the line is. Lines nobody watches cost nothing.
+//! handlers and ticks only mark a watched line dirty; the driver, once per
+//! live interval, bumps a `watch` counter per dirty line, and each stream then
+//! computes its own status (O(log n) in the engine). Wake-ups per stream are
+//! thus bounded by the live interval, however busy the line is. Lines nobody
+//! watches cost nothing.
 
 use boxoffice_engine::EventId;
 use parking_lot::Mutex;

@@ -8,7 +8,9 @@
 
 use boxoffice_engine::{CouponId, Engine, EventId, TickReport, Timestamp};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -16,8 +18,8 @@ use std::time::Duration;
 
 /// Latency buckets (seconds): 50 µs to 5 s.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
 ];
 
 pub struct Metrics {
@@ -44,16 +46,11 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let builder = PrometheusBuilder::new();
-        // The bucket list is a non-empty constant, so this cannot fail; keep
-        // the default (summary) rather than panic if it ever did.
-        let builder = match builder
-            .clone()
+        // The bucket list is a non-empty constant, so this cannot fail; fall
+        // back to the default (summaries) rather than panic if it ever did.
+        let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        {
-            Ok(b) => b,
-            Err(_) => builder,
-        };
+            .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         let m = Metrics {
@@ -100,15 +97,22 @@ impl Metrics {
 
     pub fn join(&self, event: &EventId, created: bool) {
         let kind = if created { "new" } else { "rejoin" };
-        self.with(|| counter!("boxoffice_queue_joins_total", "event" => event.to_string(), "kind" => kind).increment(1));
+        self.with(|| {
+            counter!("boxoffice_queue_joins_total", "event" => event.to_string(), "kind" => kind)
+                .increment(1)
+        });
     }
 
     pub fn leave(&self, event: &EventId) {
-        self.with(|| counter!("boxoffice_queue_leaves_total", "event" => event.to_string()).increment(1));
+        self.with(|| {
+            counter!("boxoffice_queue_leaves_total", "event" => event.to_string()).increment(1)
+        });
     }
 
     pub fn complete(&self, event: &EventId) {
-        self.with(|| counter!("boxoffice_queue_completions_total", "event" => event.to_string()).increment(1));
+        self.with(|| {
+            counter!("boxoffice_queue_completions_total", "event" => event.to_string()).increment(1)
+        });
     }
 
     pub fn hold(&self, event: &EventId, outcome: &'static str) {
@@ -124,7 +128,9 @@ impl Metrics {
     }
 
     pub fn claim_returned(&self, coupon: &CouponId) {
-        self.with(|| counter!("boxoffice_coupons_returns_total", "coupon" => coupon.to_string()).increment(1));
+        self.with(|| {
+            counter!("boxoffice_coupons_returns_total", "coupon" => coupon.to_string()).increment(1)
+        });
     }
 
     pub fn record_tick(&self, r: &TickReport) {
@@ -192,28 +198,73 @@ impl Metrics {
 }
 
 fn describe_all() {
-    describe_counter!("boxoffice_http_requests_total", "HTTP requests by route pattern, method and status");
-    describe_histogram!("boxoffice_http_request_duration_seconds", "HTTP latency to the response head, by route pattern");
-    describe_counter!("boxoffice_http_rate_limited_total", "Requests refused with 429 by the per-IP limiter");
-    describe_counter!("boxoffice_http_panics_total", "Handler panics answered with 500 (each is a bug)");
-    describe_gauge!("boxoffice_http_sse_open_streams", "Open live status streams");
-    describe_gauge!("boxoffice_queue_waiting", "Users in line (prequeue or waiting)");
-    describe_gauge!("boxoffice_queue_admitted", "Users admitted and shopping now");
+    describe_counter!(
+        "boxoffice_http_requests_total",
+        "HTTP requests by route pattern, method and status"
+    );
+    describe_histogram!(
+        "boxoffice_http_request_duration_seconds",
+        "HTTP latency to the response head, by route pattern"
+    );
+    describe_counter!(
+        "boxoffice_http_rate_limited_total",
+        "Requests refused with 429 by the per-IP limiter"
+    );
+    describe_counter!(
+        "boxoffice_http_panics_total",
+        "Handler panics answered with 500 (each is a bug)"
+    );
+    describe_gauge!(
+        "boxoffice_http_sse_open_streams",
+        "Open live status streams"
+    );
+    describe_gauge!(
+        "boxoffice_queue_waiting",
+        "Users in line (prequeue or waiting)"
+    );
+    describe_gauge!(
+        "boxoffice_queue_admitted",
+        "Users admitted and shopping now"
+    );
     describe_counter!("boxoffice_queue_served_total", "Users admitted so far");
-    describe_gauge!("boxoffice_queue_admissions_per_second", "Admissions per second between the last two scrapes");
-    describe_counter!("boxoffice_queue_admissions_total", "Admissions made by the driver, all events");
-    describe_counter!("boxoffice_queue_joins_total", "Joins (new tickets and rejoins)");
+    describe_gauge!(
+        "boxoffice_queue_admissions_per_second",
+        "Admissions per second between the last two scrapes"
+    );
+    describe_counter!(
+        "boxoffice_queue_admissions_total",
+        "Admissions made by the driver, all events"
+    );
+    describe_counter!(
+        "boxoffice_queue_joins_total",
+        "Joins (new tickets and rejoins)"
+    );
     describe_counter!("boxoffice_queue_leaves_total", "Users who left the line");
-    describe_counter!("boxoffice_queue_completions_total", "Sessions completed by the booking backend");
-    describe_counter!("boxoffice_queue_idle_drops_total", "Waiting users dropped for idleness, all events");
-    describe_counter!("boxoffice_queue_sessions_expired_total", "Admitted sessions that ran out, all events");
+    describe_counter!(
+        "boxoffice_queue_completions_total",
+        "Sessions completed by the booking backend"
+    );
+    describe_counter!(
+        "boxoffice_queue_idle_drops_total",
+        "Waiting users dropped for idleness, all events"
+    );
+    describe_counter!(
+        "boxoffice_queue_sessions_expired_total",
+        "Admitted sessions that ran out, all events"
+    );
     describe_counter!("boxoffice_queue_rooms_opened_total", "Pre-queues opened");
     describe_gauge!("boxoffice_seats_free", "Free seats");
     describe_gauge!("boxoffice_seats_held", "Held seats");
     describe_gauge!("boxoffice_seats_sold", "Sold seats");
     describe_counter!("boxoffice_seats_holds_total", "Hold requests by outcome");
-    describe_counter!("boxoffice_seats_hold_steps_total", "Confirms, extends and releases");
-    describe_counter!("boxoffice_seats_holds_expired_total", "Holds expired by the driver, all events");
+    describe_counter!(
+        "boxoffice_seats_hold_steps_total",
+        "Confirms, extends and releases"
+    );
+    describe_counter!(
+        "boxoffice_seats_holds_expired_total",
+        "Holds expired by the driver, all events"
+    );
     describe_gauge!("boxoffice_coupons_stock", "Coupon stock");
     describe_gauge!("boxoffice_coupons_issued", "Coupons issued (live claims)");
     describe_gauge!("boxoffice_coupons_remaining", "Coupons left");

@@ -2,7 +2,7 @@
 //! and the live-status broadcast. One `Arc<AppState>` per server.
 
 use crate::clock::Clock;
-use crate::config::{SetupError, Settings};
+use crate::config::{Settings, SetupError};
 use crate::durability::{Durability, NotDurable};
 use crate::http::auth::Auth;
 use crate::http::limits::JoinLimiter;
@@ -47,7 +47,12 @@ impl AppState {
             .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
         // Ticket MACs use a key derived from the same secret, separated by a label.
         let mut root = [0u8; 32];
-        root.copy_from_slice(&Sha256::new().chain_update(b"boxoffice tickets v1\0").chain_update(&settings.secret).finalize());
+        root.copy_from_slice(
+            &Sha256::new()
+                .chain_update(b"boxoffice tickets v1\0")
+                .chain_update(&settings.secret)
+                .finalize(),
+        );
         let mut cfg = EngineConfig::new(root, PassKeys::new(key));
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
         // Memory mode keeps no journal (changes are numbered, not kept).
@@ -97,19 +102,17 @@ impl AppState {
     }
 
     /// One driver step: tick the engine at `now`, count what happened, and
-    /// wake the live streams of lines that moved.
+    /// mark the lines that moved (their streams wake at the next flush).
     pub fn tick(&self) -> TickReport {
         let now = self.now();
         let report = self.engine.tick(now);
         self.metrics.record_tick(&report);
         // The report is summed over all events, so any movement wakes every
         // watched line (an engine report per event would narrow this).
-        if report.admitted + report.idle_dropped + report.sessions_expired + report.rooms_opened
-            > 0
+        if report.admitted + report.idle_dropped + report.sessions_expired + report.rooms_opened > 0
         {
             self.lines.touch_all();
         }
-        self.lines.flush();
         report
     }
 }
@@ -130,9 +133,12 @@ impl Handle {
     pub fn now(&self) -> Timestamp {
         self.state.now()
     }
-    /// Runs one driver step now (what the background driver does every tick).
+    /// Runs one driver step now and wakes the live streams whose line moved
+    /// (what the background driver does every tick and live interval).
     pub fn tick(&self) -> TickReport {
-        self.state.tick()
+        let report = self.state.tick();
+        self.state.lines.flush();
+        report
     }
     pub fn is_ready(&self) -> bool {
         self.state.is_ready()

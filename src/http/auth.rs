@@ -36,9 +36,8 @@ impl Auth {
         if realm == Realm::Public {
             return Ok(());
         }
-        let token = bearer(headers).ok_or_else(|| {
-            ApiError::unauthorized("an Authorization: Bearer token is required")
-        })?;
+        let token = bearer(headers)
+            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
         let d = digest(token);
         let is_admin: bool = d.ct_eq(&self.admin).into();
         let is_service: bool = d.ct_eq(&self.service).into();

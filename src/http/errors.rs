@@ -86,7 +86,8 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>, retry_after_s: u64) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message).retry_after(retry_after_s)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .retry_after(retry_after_s)
     }
 
     pub fn internal() -> Self {
@@ -160,7 +161,9 @@ impl From<Rejection> for ApiError {
             Rejection::TicketNotFound => e(S::NOT_FOUND, "ticket_not_found"),
             Rejection::NotAdmitted => e(S::CONFLICT, "not_admitted"),
             Rejection::EventInUse => e(S::CONFLICT, "event_in_use"),
-            Rejection::InvalidConfig(c) => ApiError::bad_request(c.to_string()).with("field", c.field),
+            Rejection::InvalidConfig(c) => {
+                ApiError::bad_request(c.to_string()).with("field", c.field)
+            }
             Rejection::SeatsUnavailable { seats } => {
                 e(S::CONFLICT, "seats_unavailable").with("seats", seats)
             }
@@ -194,9 +197,7 @@ impl From<Rejection> for ApiError {
             Rejection::StockBelowIssued { issued } => {
                 e(S::CONFLICT, "stock_below_issued").with("issued", issued)
             }
-            Rejection::IdempotencyKeyReused => {
-                e(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
-            }
+            Rejection::IdempotencyKeyReused => e(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Rejection::PassRequired => e(S::FORBIDDEN, "pass_required"),
             Rejection::PassInvalid(p) => {
                 e(S::FORBIDDEN, "pass_invalid").with("reason", pass_reason(p))

@@ -22,7 +22,10 @@ pub fn parse_config(v: &Value) -> Result<EventConfig, ApiError> {
     let o = json::object(v)?;
     let name = o.str("name")?.to_string();
     let opens_at = o.opt_timestamp("opens_at")?;
-    let queue = o.opt_object("queue")?.map(|q| parse_queue(&q)).transpose()?;
+    let queue = o
+        .opt_object("queue")?
+        .map(|q| parse_queue(&q))
+        .transpose()?;
     let seats = o.array("seats")?;
     if seats.len() > limits::MAX_ROW_RANGES {
         return Err(ApiError::bad_request(format!(
@@ -63,14 +66,21 @@ fn parse_queue(q: &Obj<'_>) -> Result<QueueConfig, ApiError> {
         Some("fifo") => PrequeueOrder::Fifo,
         Some(_) => {
             let f = q.name("prequeue");
-            return Err(ApiError::bad_request(format!("{f}: expected \"random\" or \"fifo\"")).with("field", f));
+            return Err(
+                ApiError::bad_request(format!("{f}: expected \"random\" or \"fifo\""))
+                    .with("field", f),
+            );
         }
     };
     Ok(QueueConfig {
         capacity: nz(q.u32("capacity", 1, limits::MAX_CAPACITY)?),
         admit_per_s: nz(q.u32("admit_per_s", 1, limits::MAX_ADMIT_PER_S)?),
-        session_ttl_s: nz(q.opt_u32("session_ttl_s", 1, limits::MAX_SESSION_TTL_S)?.unwrap_or(600)),
-        idle_timeout_s: nz(q.opt_u32("idle_timeout_s", 1, limits::MAX_IDLE_TIMEOUT_S)?.unwrap_or(120)),
+        session_ttl_s: nz(q
+            .opt_u32("session_ttl_s", 1, limits::MAX_SESSION_TTL_S)?
+            .unwrap_or(600)),
+        idle_timeout_s: nz(q
+            .opt_u32("idle_timeout_s", 1, limits::MAX_IDLE_TIMEOUT_S)?
+            .unwrap_or(120)),
         max_waiting: nz(q
             .opt_u32("max_waiting", 1, limits::MAX_WAITING)?
             .unwrap_or(5_000_000)),
@@ -80,7 +90,9 @@ fn parse_queue(q: &Obj<'_>) -> Result<QueueConfig, ApiError> {
 
 fn parse_holds(h: &Obj<'_>) -> Result<HoldPolicy, ApiError> {
     let d = HoldPolicy::default();
-    let ttl_s = h.opt_u32("ttl_s", 1, limits::MAX_HOLD_TTL_S)?.unwrap_or(d.ttl_s.get());
+    let ttl_s = h
+        .opt_u32("ttl_s", 1, limits::MAX_HOLD_TTL_S)?
+        .unwrap_or(d.ttl_s.get());
     // Without an explicit maximum, a longer ttl raises the default maximum with it.
     let max_ttl_s = h
         .opt_u32("max_ttl_s", 1, limits::MAX_HOLD_TTL_S)?

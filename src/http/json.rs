@@ -112,21 +112,33 @@ impl<'a> Obj<'a> {
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| (min..=max).contains(n))
             .map(Some)
-            .ok_or_else(|| err(&self.name(field), &format!("an integer from {min} to {max}")))
+            .ok_or_else(|| {
+                err(
+                    &self.name(field),
+                    &format!("an integer from {min} to {max}"),
+                )
+            })
     }
 
     pub fn u32(&self, field: &str, min: u32, max: u32) -> Result<u32, ApiError> {
         self.required(field)?;
-        self.opt_u32(field, min, max)?
-            .ok_or_else(|| err(&self.name(field), &format!("an integer from {min} to {max}")))
+        self.opt_u32(field, min, max)?.ok_or_else(|| {
+            err(
+                &self.name(field),
+                &format!("an integer from {min} to {max}"),
+            )
+        })
     }
 
     pub fn opt_timestamp(&self, field: &str) -> Result<Option<Timestamp>, ApiError> {
         match self.opt_str(field)? {
             None => Ok(None),
-            Some(s) => Timestamp::parse_rfc3339(s)
-                .map(Some)
-                .ok_or_else(|| err(&self.name(field), "an RFC 3339 timestamp like 2026-12-01T11:00:00Z")),
+            Some(s) => Timestamp::parse_rfc3339(s).map(Some).ok_or_else(|| {
+                err(
+                    &self.name(field),
+                    "an RFC 3339 timestamp like 2026-12-01T11:00:00Z",
+                )
+            }),
         }
     }
 
@@ -172,7 +184,8 @@ mod tests {
 
     #[test]
     fn fields_are_checked_and_named() {
-        let v = json!({"a": 5, "b": "x", "n": -1, "big": 1e30, "f": 1.5, "q": {"c": "no"}, "z": null});
+        let v =
+            json!({"a": 5, "b": "x", "n": -1, "big": 1e30, "f": 1.5, "q": {"c": "no"}, "z": null});
         let o = object(&v).expect("object");
         assert_eq!(o.u32("a", 1, 10).ok(), Some(5));
         assert!(o.u32("a", 6, 10).is_err());
@@ -184,14 +197,24 @@ mod tests {
         let e = o.u32("missing", 0, 1).err().map(|e| e.message);
         assert_eq!(e.as_deref(), Some("missing: required"));
         let q = o.opt_object("q").ok().flatten().expect("q");
-        let e = q.u32("c", 1, 2).err().map(|e| e.message).unwrap_or_default();
+        let e = q
+            .u32("c", 1, 2)
+            .err()
+            .map(|e| e.message)
+            .unwrap_or_default();
         assert!(e.starts_with("q.c: expected"), "{e}");
         assert!(object(&json!([1])).is_err());
     }
 
     #[test]
     fn parse_errors() {
-        for bad in [&b"{"[..], b"", b"{\"a\":}", b"\xff\xfe", b"{\"a\":\"\xff\"}"] {
+        for bad in [
+            &b"{"[..],
+            b"",
+            b"{\"a\":}",
+            b"\xff\xfe",
+            b"{\"a\":\"\xff\"}",
+        ] {
             assert!(parse(bad).is_err());
         }
         let deep = "[".repeat(10_000);

@@ -14,7 +14,12 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-type Keyed = RateLimiter<IpAddr, DashMapStateStore<IpAddr>, GovernorClock>;
+type Keyed = RateLimiter<
+    IpAddr,
+    DashMapStateStore<IpAddr>,
+    GovernorClock,
+    governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+>;
 
 /// Per-IP limit on joins.
 pub struct JoinLimiter {
@@ -49,7 +54,10 @@ impl JoinLimiter {
         let clock = GovernorClock(clock);
         let limiter = NonZeroU32::new(limits.join_rate_per_s).map(|rate| {
             let burst = NonZeroU32::new(limits.join_burst).unwrap_or(rate);
-            RateLimiter::dashmap_with_clock(Quota::per_second(rate).allow_burst(burst), clock.clone())
+            RateLimiter::dashmap_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                clock.clone(),
+            )
         });
         JoinLimiter { limiter, clock }
     }
@@ -86,8 +94,15 @@ pub fn is_json(headers: &HeaderMap) -> Option<bool> {
     let Ok(v) = v.to_str() else {
         return Some(false);
     };
-    let mime = v.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    Some(mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")))
+    let mime = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    Some(
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")),
+    )
 }
 
 #[cfg(test)]

@@ -46,7 +46,10 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
@@ -60,6 +63,7 @@ pub fn no_content() -> Response<Body> {
 pub type Reply = Result<Response<Body>, ApiError>;
 
 /// One request in a handler's hands.
+#[derive(Debug)]
 pub struct Cx {
     pub state: Arc<AppState>,
     pub parts: http::request::Parts,
@@ -100,7 +104,9 @@ impl Cx {
         let q = self.parts.uri.query()?;
         q.split('&').find_map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k)? == name).then(|| percent_decode(v)).flatten()
+            (percent_decode(k)? == name)
+                .then(|| percent_decode(v))
+                .flatten()
         })
     }
 
@@ -181,7 +187,11 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Answers one request.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
@@ -220,9 +230,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAd
         ),
         Match::NotFound => ("unmatched", ApiError::not_found().into_response()),
     };
-    state
-        .metrics
-        .http(route_label, method_label(&method), resp.status().as_u16(), started.elapsed());
+    state.metrics.http(
+        route_label,
+        method_label(&method),
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     resp
 }
 

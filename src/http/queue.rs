@@ -57,7 +57,8 @@ pub async fn join(mut cx: Cx) -> Reply {
         _ => StatusCode::OK,
     };
     if let (Some(k), Replay::Fresh) = (&key, replay) {
-        st.join_replays.remember(&id, k, &user, status.as_u16(), now);
+        st.join_replays
+            .remember(&id, k, &user, status.as_u16(), now);
     }
     Ok(json_response(status, &status_doc(&joined.view)))
 }

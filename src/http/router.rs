@@ -98,7 +98,10 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         pattern: "/v1/events/{event}/queue/{ticket}",
-        endpoints: &[ep("GET", QueueStatus, Public), ep("DELETE", QueueLeave, Public)],
+        endpoints: &[
+            ep("GET", QueueStatus, Public),
+            ep("DELETE", QueueLeave, Public),
+        ],
     },
     Route {
         pattern: "/v1/events/{event}/queue/{ticket}/stream",
@@ -118,7 +121,10 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         pattern: "/v1/events/{event}/holds/{hold}",
-        endpoints: &[ep("GET", HoldGet, Service), ep("DELETE", HoldDelete, Service)],
+        endpoints: &[
+            ep("GET", HoldGet, Service),
+            ep("DELETE", HoldDelete, Service),
+        ],
     },
     Route {
         pattern: "/v1/events/{event}/holds/{hold}/confirm",
@@ -256,7 +262,14 @@ mod tests {
             route(&Method::PATCH, "/v1/events/e1"),
             Match::MethodNotAllowed { .. }
         ));
-        for p in ["/v1/events/", "/v1/events//pause", "/v1/events/e1/", "/x", "", "/v1"] {
+        for p in [
+            "/v1/events/",
+            "/v1/events//pause",
+            "/v1/events/e1/",
+            "/x",
+            "",
+            "/v1",
+        ] {
             assert!(matches!(route(&Method::GET, p), Match::NotFound), "{p}");
         }
     }

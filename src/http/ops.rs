@@ -1,0 +1,33 @@
+//! Operations: Prometheus metrics, liveness and readiness.
+
+use super::errors::ApiError;
+use super::{full, json_response, Cx, Reply};
+use http::{header, HeaderValue, Response, StatusCode};
+use serde_json::json;
+
+pub async fn metrics(cx: Cx) -> Reply {
+    let st = &cx.state;
+    let coupons: Vec<_> = st.coupons.lock().iter().cloned().collect();
+    let text = st.metrics.render(&st.engine, &coupons, st.now());
+    let mut r = Response::new(full(text));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+pub async fn healthz(_cx: Cx) -> Reply {
+    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+}
+
+pub async fn readyz(cx: Cx) -> Reply {
+    if cx.state.is_ready() {
+        Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
+    } else {
+        Err(ApiError::unavailable(
+            "not serving yet (or shutting down)",
+            1,
+        ))
+    }
+}

@@ -1,0 +1,129 @@
+//! Live status as Server-Sent Events: `event: status` with the status
+//! document, sent at once, whenever it changes, and at every shared
+//! heartbeat (at most 15 s apart); the stream ends after `admitted`,
+//! `expired` or `left`, and when the server shuts down.
+//!
+//! A stream owns no timer: it sleeps on its event's line counter (bumped by
+//! the driver at most once per live interval when the line moved), the one shared
+//! heartbeat, and the shutdown flag, and computes its own status when woken.
+
+use super::queue::status_doc;
+use super::{Body, Cx, Reply};
+use crate::state::AppState;
+use boxoffice_engine::queue::TicketState;
+use boxoffice_engine::EventId;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response};
+use http_body::Frame;
+use http_body_util::{BodyExt, StreamBody};
+use serde_json::Value;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// Counts the stream in the open-streams gauge for as long as it lives.
+struct Open(Arc<AppState>);
+
+impl Open {
+    fn new(state: Arc<AppState>) -> Self {
+        state.metrics.stream_opened();
+        Open(state)
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.metrics.stream_closed();
+    }
+}
+
+struct Live {
+    open: Open,
+    event: EventId,
+    ticket: String,
+    line: watch::Receiver<u64>,
+    heartbeat: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    last: Value,
+    first: Option<Bytes>,
+    done: bool,
+}
+
+fn frame(doc: &Value) -> Bytes {
+    Bytes::from(format!("event: status\ndata: {doc}\n\n"))
+}
+
+fn terminal(doc: &Value) -> bool {
+    let s = doc.get("state").and_then(Value::as_str);
+    [
+        TicketState::Admitted,
+        TicketState::Expired,
+        TicketState::Left,
+    ]
+    .iter()
+    .any(|t| Some(t.as_str()) == s)
+}
+
+impl Live {
+    /// The next frame, or `None` when the stream is over.
+    async fn next(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        if self.done {
+            return None;
+        }
+        loop {
+            let beat = tokio::select! {
+                r = self.line.changed() => { r.ok()?; false }
+                r = self.heartbeat.changed() => { r.ok()?; true }
+                _ = self.closing.wait_for(|c| *c) => return None,
+            };
+            let st = &self.open.0;
+            // The ticket or event is gone (deleted): nothing more to say.
+            let view = st.engine.status(&self.event, &self.ticket, st.now()).ok()?;
+            let doc = status_doc(&view);
+            if beat || doc != self.last {
+                self.done = terminal(&doc);
+                let f = frame(&doc);
+                self.last = doc;
+                return Some(f);
+            }
+        }
+    }
+}
+
+pub async fn stream(cx: Cx) -> Reply {
+    let id = cx.event_id()?;
+    let ticket = cx.param(1).to_string();
+    let st = cx.state.clone();
+    // Subscribe before reading the status, so no movement falls in between.
+    let line = st.lines.subscribe(&id);
+    let view = st.engine.status(&id, &ticket, st.now())?;
+    let doc = status_doc(&view);
+    let live = Live {
+        open: Open::new(st.clone()),
+        event: id,
+        ticket,
+        line,
+        heartbeat: st.heartbeat.subscribe(),
+        closing: st.closing.subscribe(),
+        first: Some(frame(&doc)),
+        done: terminal(&doc),
+        last: doc,
+    };
+    let frames = futures_util::stream::unfold(live, |mut live| async move {
+        let f = live.next().await?;
+        Some((Ok::<_, Infallible>(Frame::data(f)), live))
+    });
+    let body: Body = StreamBody::new(frames).boxed_unsync();
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(r)
+}

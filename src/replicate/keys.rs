@@ -1,0 +1,45 @@
+//! Redis key names. One place, so the layout docs/operations.md describes is
+//! the one the code uses.
+
+#[derive(Clone, Debug)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    /// Fencing epoch: `INCR`ed by every lease acquisition, checked by every write.
+    pub fn epoch(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
+    /// Writer lease: the owner's name, with a TTL.
+    pub fn lease(&self) -> String {
+        format!("{}:lease", self.prefix)
+    }
+
+    /// Hash shard -> highest `seq` appended to that shard's log.
+    pub fn heads(&self) -> String {
+        format!("{}:heads", self.prefix)
+    }
+
+    /// Hash: `format` (journal format version), `shards` (shard count).
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.prefix)
+    }
+
+    /// Stream of shard `i`'s journal entries, id `<seq>-0`, field `e`.
+    pub fn log(&self, shard: usize) -> String {
+        format!("{}:s{shard}:log", self.prefix)
+    }
+
+    /// Hash: `seq` and `data` (encoded `ShardSnapshot`) of shard `i`.
+    pub fn snap(&self, shard: usize) -> String {
+        format!("{}:s{shard}:snap", self.prefix)
+    }
+}

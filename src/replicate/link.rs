@@ -1,0 +1,116 @@
+//! One Redis connection with deliberate timeouts, reconnected on failure.
+//!
+//! Each task (shipper, lease, snapshots) owns its link, so a multi-megabyte
+//! snapshot write never queues a commit behind it and a stuck commit never
+//! delays a lease renewal.
+//!
+//! Timeouts, and why (the redis crate's defaults are 1 s connect, 500 ms
+//! response):
+//! - connect, 1 s ([`Options::connect_timeout`](super::Options)): Redis sits on
+//!   the same network; a connect that takes longer is a Redis that is down,
+//!   and the sync writer's budget is 2 s, so one failed attempt plus a retry
+//!   must fit in it.
+//! - response, 1.5 s on the shipping link: a batch is bounded (10 000 entries,
+//!   4 MiB), so a healthy Redis answers in milliseconds; 500 ms would trip on a
+//!   fork or an AOF rewrite stall and churn connections for nothing, while
+//!   anything past the 2 s commit timeout helps no waiter. A timed-out batch is
+//!   simply retried: the append script skips what Redis already has.
+//! - response, lease link: a third of the lease TTL, so a stuck renewal is
+//!   abandoned before the next one is due.
+//! - response, 30 s on the bulk link (snapshots, recovery): a snapshot can be
+//!   tens of MB; giving up early would only redo the work.
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Shared;
+
+pub(crate) struct Link {
+    shared: Arc<Shared>,
+    config: AsyncConnectionConfig,
+    conn: Option<MultiplexedConnection>,
+    connected_before: bool,
+}
+
+impl Link {
+    pub fn new(shared: Arc<Shared>, response_timeout: Duration) -> Self {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(shared.opts.connect_timeout))
+            .set_response_timeout(Some(response_timeout));
+        Link {
+            shared,
+            config,
+            conn: None,
+            connected_before: false,
+        }
+    }
+
+    /// The connection, opened if needed.
+    pub async fn get(&mut self) -> Result<&mut MultiplexedConnection, RedisError> {
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .shared
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                if self.connected_before {
+                    self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                self.connected_before = true;
+                c
+            }
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// Drops the connection after an error: a timed-out request may still be
+    /// answered later on it, and a fresh connection has no such leftovers.
+    pub fn reset(&mut self) {
+        self.conn = None;
+    }
+}
+
+/// Exponential backoff with jitter, 50 ms doubling to 2 s.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    seed: u64,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+    const MAX: Duration = Duration::from_secs(2);
+
+    pub fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+            | 1;
+        Backoff {
+            next: Self::FIRST,
+            seed,
+        }
+    }
+
+    /// The next delay: the current step plus up to 50% jitter, so several
+    /// servers do not reconnect in lockstep.
+    pub fn step(&mut self) -> Duration {
+        // xorshift64: plenty for jitter.
+        self.seed ^= self.seed << 13;
+        self.seed ^= self.seed >> 7;
+        self.seed ^= self.seed << 17;
+        let base = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        let jitter_ms = self.seed % (base.as_millis() as u64 / 2 + 1);
+        base + Duration::from_millis(jitter_ms)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}

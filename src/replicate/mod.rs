@@ -1,0 +1,586 @@
+//! Durability through Redis: owns I6 (every acknowledged change survives a
+//! crash of the engine and comes back on restart exactly).
+//!
+//! The engine numbers every change per shard (`seq` 1, 2, … with no gaps) and
+//! keeps it in its journal. This module ships those entries to Redis and
+//! rebuilds the engine from Redis on start:
+//!
+//! - **Shipping** ([`shipper`]): one task drains every shard's journal, encodes
+//!   the entries (`journal::encode`, versioned postcard) and appends them with
+//!   ONE `EVALSHA` per batch to a stream per shard (`<prefix>:s<i>:log`, entry
+//!   id `<seq>-0`). The script checks the fencing epoch, skips what Redis
+//!   already has (a retried batch whose reply was lost duplicates nothing) and
+//!   refuses gaps. Requests that wait share the round trip (group commit).
+//! - **Snapshots** ([`snapshots`]): per shard, periodically, an encoded
+//!   `ShardSnapshot` at `<prefix>:s<i>:snap`, then `XTRIM MINID` drops the
+//!   entries it covers, so recovery time and Redis memory stay bounded.
+//! - **Recovery** ([`recover`]): the latest snapshot of each shard plus the
+//!   entries after it, through `Engine::restore`.
+//! - **One writer** ([`lease`]): a lease (`SET NX PX`, renewed) and a fencing
+//!   epoch (`INCR` on every acquisition) that every write script checks. A
+//!   standby waits for the lease; a writer whose epoch is gone is deposed and
+//!   refuses writes.
+//!
+//! Durability modes ([`Mode`]): `sync` answers a write only once Redis has
+//! its entries; `async` answers at once and ships within a bounded lag, with a
+//! bounded backlog ([`Replicator::admit_write`]). docs/operations.md is the
+//! operator's side of all this.
+
+mod keys;
+mod lease;
+mod link;
+pub mod metrics;
+mod recover;
+mod scripts;
+mod shipper;
+mod snapshots;
+pub mod warmup;
+
+use boxoffice_engine::journal::CodecError;
+use boxoffice_engine::{Engine, EngineConfig, RestoreError, Timestamp};
+use keys::Keys;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// When a state-changing request is answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// After Redis has stored the entries of the change (group commit).
+    #[default]
+    Sync,
+    /// At once; the entries follow within [`Options::flush_interval`] plus a
+    /// round trip. A crash loses at most that lag.
+    Async,
+}
+
+/// How the replicator talks to Redis. The defaults suit a Redis on the same
+/// network; every field is a deliberate bound, see each comment.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Key prefix; every key is `<prefix>:…`. Use a hash tag (`{boxoffice}`)
+    /// on Redis Cluster so the scripts' keys share a slot.
+    pub prefix: String,
+    pub mode: Mode,
+    /// Longest a sync write waits for Redis before it is answered 503.
+    pub commit_timeout: Duration,
+    /// Most entries applied but not yet in Redis; above it writes are refused
+    /// (503) instead of growing memory without bound.
+    pub max_backlog: u64,
+    /// The shipper drains the journals at least this often (entries no request
+    /// waits for: async writes, admissions and expiries made by ticks).
+    pub flush_interval: Duration,
+    /// Most entries in one script call (bounds Redis's time inside the script).
+    pub max_batch_entries: usize,
+    /// Most encoded bytes in one script call.
+    pub max_batch_bytes: usize,
+    /// Writer lease lifetime; renewed every third of it. A standby takes over
+    /// at most this long after the writer died.
+    pub lease_ttl: Duration,
+    /// Snapshot a shard once this many entries followed its last snapshot.
+    pub snapshot_every: u64,
+    /// Also snapshot a shard that changed at all after this long.
+    pub snapshot_interval: Duration,
+    /// TCP connect timeout to Redis (see [`link`] for why this value).
+    pub connect_timeout: Duration,
+    /// Response timeout of the shipping connection (see [`link`]).
+    pub response_timeout: Duration,
+    /// Response timeout of the snapshot and recovery connection: a snapshot of
+    /// a large shard is tens of MB and may take seconds; giving up would only
+    /// redo the work.
+    pub bulk_response_timeout: Duration,
+    /// Who holds the lease; unique per process unless set.
+    pub owner: Option<String>,
+    /// Reading this many entries per `XRANGE` during recovery.
+    pub recovery_page: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            prefix: "boxoffice".into(),
+            mode: Mode::Sync,
+            commit_timeout: Duration::from_secs(2),
+            max_backlog: 200_000,
+            flush_interval: Duration::from_millis(5),
+            max_batch_entries: 10_000,
+            max_batch_bytes: 4 << 20,
+            lease_ttl: Duration::from_secs(5),
+            snapshot_every: 100_000,
+            snapshot_interval: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(1),
+            response_timeout: Duration::from_millis(1500),
+            bulk_response_timeout: Duration::from_secs(30),
+            owner: None,
+            recovery_page: 10_000,
+        }
+    }
+}
+
+/// Where the replicator is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Built, not recovering yet.
+    Idle,
+    /// Waiting for another server's lease to end.
+    Standby,
+    /// Holds the lease, loading state from Redis.
+    Recovering,
+    /// Recovered; waiting for [`Replicator::spawn`].
+    Recovered,
+    /// The writer: ships, snapshots, renews its lease.
+    Active,
+    /// Another server took the lease (or Redis lost its data): this one no
+    /// longer writes. Restart it to make it a standby.
+    Deposed,
+    /// Shut down or aborted.
+    Closed,
+}
+
+/// Why a write is refused (the HTTP layer answers 503 `unavailable` with
+/// `Retry-After`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("Redis did not confirm the change in time")]
+    Timeout,
+    #[error("Redis is unreachable")]
+    Down,
+    #[error("too many changes are waiting to be stored in Redis")]
+    Backlog,
+    #[error("this server is no longer the writer")]
+    Deposed,
+    #[error("state is not recovered yet")]
+    NotReady,
+    #[error("the server is shutting down")]
+    Closed,
+}
+
+impl Unavailable {
+    /// The `Retry-After` to send, in seconds.
+    pub fn retry_after_s(self) -> u64 {
+        match self {
+            Unavailable::Timeout | Unavailable::Down | Unavailable::Backlog => 1,
+            Unavailable::NotReady | Unavailable::Deposed | Unavailable::Closed => 5,
+        }
+    }
+}
+
+/// Misuse, or state in Redis that cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicateError {
+    #[error("invalid Redis URL: {0}")]
+    Url(String),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("Redis holds state of {found} shards; this server is configured with {expected}")]
+    ShardCount { found: u64, expected: usize },
+    #[error("Redis holds state in format {found}; this build reads {expected}")]
+    Format { found: String, expected: u8 },
+    #[error("shard {shard}: cannot decode the {what} stored in Redis: {source}")]
+    Decode {
+        shard: usize,
+        what: &'static str,
+        source: CodecError,
+    },
+    #[error("unexpected reply from Redis to {0}")]
+    Reply(&'static str),
+    #[error("shard {shard}: {detail}")]
+    Inconsistent { shard: usize, detail: String },
+    #[error("restoring: {0}")]
+    Restore(#[from] RestoreError),
+    #[error("another server took the writer lease")]
+    Fenced,
+    #[error("the replicator is {0:?}, not in a state for this call")]
+    State(Status),
+    #[error("spawn needs a running tokio runtime")]
+    NoRuntime,
+}
+
+/// What the replicator tasks need from the server: the engine, and the
+/// metrics recorder the numbers belong to.
+pub trait EngineHost: Send + Sync + 'static {
+    fn engine(&self) -> &Engine;
+    /// Runs `f` with the metrics recorder of this server installed. The
+    /// default leaves the global recorder (if any) in place.
+    fn with_metrics(&self, f: &mut dyn FnMut()) {
+        f()
+    }
+}
+
+impl EngineHost for Engine {
+    fn engine(&self) -> &Engine {
+        self
+    }
+}
+
+/// State shared by the handle and the tasks.
+struct Shared {
+    opts: Options,
+    client: redis::Client,
+    keys: Keys,
+    owner: String,
+    /// Our fencing epoch (0 before the lease is taken).
+    epoch: AtomicU64,
+    status: watch::Sender<Status>,
+    /// Per shard: the highest `seq` Redis has acknowledged.
+    durable: OnceLock<Box<[watch::Sender<u64>]>>,
+    /// Nudges the shipper (a waiter is waiting, or shutdown).
+    wake: Notify,
+    /// False from a failed Redis call until the next successful one.
+    link_up: AtomicBool,
+    /// Entries drained from the engine and not yet acknowledged by Redis
+    /// (the shipper's count, for metrics).
+    backlog: AtomicU64,
+    /// The engine, for the exact backlog in `admit_write`. Weak: the server
+    /// state that owns this replicator is usually the host.
+    host: OnceLock<Weak<dyn EngineHost>>,
+    reconnects: AtomicU64,
+    /// Set by shutdown: the shipper flushes everything and stops.
+    closing: AtomicBool,
+    /// Per shard `seq` of the snapshot in Redis (known after recovery).
+    snap_seqs: Mutex<Vec<u64>>,
+    recovery_seconds: Mutex<Option<f64>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    shipper: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the client: its URL may carry a password.
+        f.debug_struct("Replicator")
+            .field("prefix", &self.opts.prefix)
+            .field("mode", &self.opts.mode)
+            .field("owner", &self.owner)
+            .field("epoch", &self.epoch.load(Ordering::Relaxed))
+            .field("status", &*self.status.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// Moves to `to` unless already closed or deposed (those are final).
+    fn set_status(&self, to: Status) {
+        self.status.send_if_modified(|s| {
+            let final_state = matches!(*s, Status::Closed | Status::Deposed);
+            if *s == to || (final_state && to != Status::Closed) {
+                return false;
+            }
+            *s = to;
+            true
+        });
+    }
+
+    fn depose(&self, why: &str) {
+        if self.status() != Status::Deposed {
+            eprintln!(
+                "boxoffice replication: DEPOSED, no longer writing to Redis ({why}); \
+                 writes answer 503 and /readyz is 503; restart this server to run it as a standby"
+            );
+        }
+        self.set_status(Status::Deposed);
+    }
+
+    fn durable_seq(&self, shard: usize) -> u64 {
+        self.durable
+            .get()
+            .and_then(|d| d.get(shard))
+            .map_or(0, |tx| *tx.borrow())
+    }
+
+    fn publish_durable(&self, shard: usize, head: u64) {
+        if let Some(tx) = self.durable.get().and_then(|d| d.get(shard)) {
+            tx.send_if_modified(|d| {
+                if head > *d {
+                    *d = head;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+    }
+
+    fn refusal(&self) -> Option<Unavailable> {
+        match self.status() {
+            Status::Active => None,
+            Status::Deposed => Some(Unavailable::Deposed),
+            Status::Closed => Some(Unavailable::Closed),
+            Status::Idle | Status::Standby | Status::Recovering | Status::Recovered => {
+                Some(Unavailable::NotReady)
+            }
+        }
+    }
+}
+
+/// The replication handle. Cheap to clone; all clones share one state.
+#[derive(Clone, Debug)]
+pub struct Replicator {
+    shared: Arc<Shared>,
+}
+
+fn default_owner() -> String {
+    let mut r = [0u8; 8];
+    // Without OS randomness the pid and clock still make a collision unlikely;
+    // and the fencing epoch, not the owner name, is what keeps writers apart.
+    let _ = getrandom::fill(&mut r);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let rand: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    format!("pid{}-{nanos:08x}-{rand}", std::process::id())
+}
+
+impl Replicator {
+    /// A replicator for the Redis at `url` (no I/O yet).
+    pub fn new(url: &str, opts: Options) -> Result<Self, ReplicateError> {
+        let client = redis::Client::open(url).map_err(|e| ReplicateError::Url(e.to_string()))?;
+        let owner = opts.owner.clone().unwrap_or_else(default_owner);
+        Ok(Replicator {
+            shared: Arc::new(Shared {
+                keys: Keys::new(&opts.prefix),
+                opts,
+                client,
+                owner,
+                epoch: AtomicU64::new(0),
+                status: watch::Sender::new(Status::Idle),
+                durable: OnceLock::new(),
+                wake: Notify::new(),
+                link_up: AtomicBool::new(true),
+                backlog: AtomicU64::new(0),
+                host: OnceLock::new(),
+                reconnects: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
+                snap_seqs: Mutex::new(Vec::new()),
+                recovery_seconds: Mutex::new(None),
+                tasks: Mutex::new(Vec::new()),
+                shipper: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// [`Replicator::new`] then [`Replicator::recover_engine`].
+    pub async fn recover(
+        url: &str,
+        opts: Options,
+        cfg: EngineConfig,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Result<(Engine, Replicator), ReplicateError> {
+        let r = Replicator::new(url, opts)?;
+        let engine = r.recover_engine(cfg, now).await?;
+        Ok((engine, r))
+    }
+
+    /// Takes the writer lease (waiting as a standby while another server holds
+    /// it), then loads every shard's snapshot and the entries after it and
+    /// returns the restored engine, built with `journal: true`. Connection
+    /// trouble is retried with backoff; data that cannot be loaded is an error.
+    /// `now` is read after loading (presence restarts then).
+    pub async fn recover_engine(
+        &self,
+        mut cfg: EngineConfig,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Result<Engine, ReplicateError> {
+        let s = &self.shared;
+        if s.status() != Status::Idle {
+            return Err(ReplicateError::State(s.status()));
+        }
+        cfg.journal = true;
+        let shards = cfg.shards.get();
+        let epoch = lease::acquire_or_wait(s).await?;
+        // Recovery time proper: from the lease to a restored engine.
+        let started = Instant::now();
+        s.epoch.store(epoch, Ordering::Release);
+        s.set_status(Status::Recovering);
+        let loaded = recover::load(s, shards).await?;
+        let engine = Engine::restore(cfg, loaded.snapshot, loaded.entries, now())?;
+        let heads: Box<[watch::Sender<u64>]> = (0..shards)
+            .map(|i| watch::Sender::new(engine.journal_seq(i)))
+            .collect();
+        let _ = s.durable.set(heads);
+        *s.snap_seqs.lock() = loaded.snap_seqs;
+        *s.recovery_seconds.lock() = Some(started.elapsed().as_secs_f64());
+        s.set_status(Status::Recovered);
+        Ok(engine)
+    }
+
+    /// Starts the shipper, lease renewer and snapshotter on the current tokio
+    /// runtime, for the engine [`Replicator::recover_engine`] returned.
+    /// From here on the server is the writer and [`Replicator::ready`] is true.
+    pub fn spawn(&self, host: Arc<dyn EngineHost>) -> Result<(), ReplicateError> {
+        let s = &self.shared;
+        if s.status() != Status::Recovered {
+            return Err(ReplicateError::State(s.status()));
+        }
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| ReplicateError::NoRuntime)?;
+        let expected = s.durable.get().map_or(0, |d| d.len());
+        if host.engine().shard_count() != expected {
+            return Err(ReplicateError::ShardCount {
+                found: host.engine().shard_count() as u64,
+                expected,
+            });
+        }
+        if let Some(secs) = *s.recovery_seconds.lock() {
+            host.with_metrics(&mut || metrics::recovered(secs));
+        }
+        let _ = s.host.set(Arc::downgrade(&host));
+        s.set_status(Status::Active);
+        let shipper = rt.spawn(shipper::run(s.clone(), host.clone()));
+        *s.shipper.lock() = Some(shipper);
+        let mut tasks = s.tasks.lock();
+        tasks.push(rt.spawn(lease::renew_loop(s.clone())));
+        tasks.push(rt.spawn(snapshots::run(s.clone(), host)));
+        Ok(())
+    }
+
+    /// Waits until Redis holds `shard`'s journal up to `seq` (sync mode; async
+    /// mode returns at once). Never `Ok` for a change Redis does not have in
+    /// sync mode: on a timeout (`commit_timeout`), Redis trouble or loss of the
+    /// lease the answer is [`Unavailable`]; the change itself stays queued and
+    /// reaches Redis when it can (a retry with the same idempotency key then
+    /// finds it).
+    pub async fn durable(&self, shard: usize, seq: u64) -> Result<(), Unavailable> {
+        let s = &self.shared;
+        if let Some(why) = s.refusal() {
+            return Err(why);
+        }
+        if s.opts.mode == Mode::Async {
+            return Ok(());
+        }
+        let Some(tx) = s.durable.get().and_then(|d| d.get(shard)) else {
+            return Err(Unavailable::NotReady);
+        };
+        let mut rx = tx.subscribe();
+        if *rx.borrow() >= seq {
+            return Ok(());
+        }
+        s.wake.notify_one();
+        let mut status = s.status.subscribe();
+        let wait = async {
+            tokio::select! {
+                r = rx.wait_for(|d| *d >= seq) => match r {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(Unavailable::Closed),
+                },
+                r = status.wait_for(|st| *st != Status::Active) => {
+                    let st = r.map(|st| *st).unwrap_or(Status::Closed);
+                    Err(if st == Status::Deposed { Unavailable::Deposed } else { Unavailable::Closed })
+                }
+            }
+        };
+        match tokio::time::timeout(s.opts.commit_timeout, wait).await {
+            Ok(r) => r,
+            // A last look: the ack may have landed as the timer fired.
+            Err(_) if s.durable_seq(shard) >= seq => Ok(()),
+            Err(_) if s.link_up.load(Ordering::Acquire) => Err(Unavailable::Timeout),
+            Err(_) => Err(Unavailable::Down),
+        }
+    }
+
+    /// Checks, BEFORE a change is applied, that it may be: this server is the
+    /// writer, the backlog has room, and (sync mode) Redis is reachable, so a
+    /// change that would only be answered 503 is not made at all.
+    pub fn admit_write(&self) -> Result<(), Unavailable> {
+        let s = &self.shared;
+        if let Some(why) = s.refusal() {
+            return Err(why);
+        }
+        if s.opts.mode == Mode::Sync && !s.link_up.load(Ordering::Acquire) {
+            return Err(Unavailable::Down);
+        }
+        if self.backlog() >= s.opts.max_backlog {
+            return Err(Unavailable::Backlog);
+        }
+        Ok(())
+    }
+
+    /// True while this server is the recovered, active writer (`/readyz`).
+    pub fn ready(&self) -> bool {
+        self.shared.status() == Status::Active
+    }
+
+    pub fn status(&self) -> Status {
+        self.shared.status()
+    }
+
+    /// A receiver that sees every status change (to log or to react to deposition).
+    pub fn watch_status(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.shared.opts.mode
+    }
+
+    /// Highest `seq` of `shard` that Redis has acknowledged.
+    pub fn durable_seq(&self, shard: usize) -> u64 {
+        self.shared.durable_seq(shard)
+    }
+
+    /// Our fencing epoch (0 before the lease is taken).
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    /// Whether the last Redis call succeeded.
+    pub fn link_up(&self) -> bool {
+        self.shared.link_up.load(Ordering::Acquire)
+    }
+
+    /// Changes applied but not acknowledged by Redis yet, counted exactly
+    /// from the engine's `seq`s (the shipper may be stuck in a round trip, so
+    /// its own count can be stale by then).
+    pub fn backlog(&self) -> u64 {
+        let s = &self.shared;
+        let Some(host) = s.host.get().and_then(Weak::upgrade) else {
+            return s.backlog.load(Ordering::Acquire);
+        };
+        let engine = host.engine();
+        (0..engine.shard_count())
+            .map(|i| engine.journal_seq(i).saturating_sub(s.durable_seq(i)))
+            .sum()
+    }
+
+    /// Graceful stop: ships everything pending (bounded by `commit_timeout`
+    /// plus a little), stops the tasks and gives the lease up so a standby
+    /// takes over at once. Call it after the HTTP server stopped taking writes.
+    pub async fn shutdown(&self) {
+        let s = &self.shared;
+        s.closing.store(true, Ordering::Release);
+        s.wake.notify_one();
+        let shipper = s.shipper.lock().take();
+        if let Some(mut h) = shipper {
+            let grace = s.opts.commit_timeout + Duration::from_secs(1);
+            if tokio::time::timeout(grace, &mut h).await.is_err() {
+                h.abort();
+            }
+        }
+        for t in s.tasks.lock().drain(..) {
+            t.abort();
+        }
+        let was_writer = s.status() == Status::Active;
+        s.set_status(Status::Closed);
+        if was_writer {
+            lease::release(s).await;
+        }
+    }
+
+    /// Stops every task at once without flushing or releasing the lease, as a
+    /// crash would (tests; a standby then waits for the lease to expire).
+    pub fn abort(&self) {
+        let s = &self.shared;
+        if let Some(h) = s.shipper.lock().take() {
+            h.abort();
+        }
+        for t in s.tasks.lock().drain(..) {
+            t.abort();
+        }
+        s.set_status(Status::Closed);
+    }
+}

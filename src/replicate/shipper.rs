@@ -1,0 +1,303 @@
+//! The shipper: journal entries to Redis, in order, in batches (group commit).
+//!
+//! Owns the shipping half of I6. One task drains every shard's journal into a
+//! pending buffer, sends the oldest entries in ONE `EVALSHA` of the append
+//! script, and on the reply publishes each shard's durable `seq` on a watch
+//! channel that sync writers wait on. While a round trip is in flight, new
+//! changes pile up in the journals and all go in the next batch: many requests
+//! share one round trip.
+//!
+//! Nothing leaves the pending buffer until Redis acknowledged it, and a retry
+//! always resends from the oldest unacknowledged entry. A batch whose reply
+//! was lost is therefore a prefix of the retry, and the script skips what
+//! Redis already has: no gap, no duplicate, whatever fails when.
+
+use super::link::{Backoff, Link};
+use super::metrics;
+use super::scripts::{self, parse_append, Appended};
+use super::{EngineHost, Shared, Status};
+use boxoffice_engine::journal;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Item {
+    seq: u64,
+    data: Vec<u8>,
+    /// When the entry was drained from the engine (for the lag gauge).
+    since: Instant,
+}
+
+/// Entries drained from the engine, not yet acknowledged by Redis.
+struct Pending {
+    shards: Vec<VecDeque<Item>>,
+    count: usize,
+    /// First shard considered by the next batch, so a full batch does not
+    /// always favour low shard numbers.
+    rotate: usize,
+}
+
+impl Pending {
+    fn new(shards: usize) -> Self {
+        Pending {
+            shards: (0..shards).map(|_| VecDeque::new()).collect(),
+            count: 0,
+            rotate: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn drain(&mut self, host: &dyn EngineHost) {
+        let engine = host.engine();
+        let now = Instant::now();
+        for (i, q) in self.shards.iter_mut().enumerate() {
+            for entry in engine.drain_journal(i) {
+                q.push_back(Item {
+                    seq: entry.seq,
+                    data: journal::encode(&entry),
+                    since: now,
+                });
+                self.count += 1;
+            }
+        }
+    }
+
+    /// Drops what Redis acknowledged.
+    fn ack(&mut self, shard: usize, head: u64) {
+        if let Some(q) = self.shards.get_mut(shard) {
+            while q.front().is_some_and(|it| it.seq <= head) {
+                q.pop_front();
+                self.count -= 1;
+            }
+        }
+    }
+
+    fn oldest(&self) -> Option<Instant> {
+        self.shards
+            .iter()
+            .filter_map(|q| q.front().map(|it| it.since))
+            .min()
+    }
+
+    /// The append script call (`EVALSHA`) for the oldest entries of each
+    /// shard, within the batch limits, with the number of entries it carries.
+    /// Built as one command so each entry is copied once, into the buffer
+    /// that goes on the wire.
+    fn batch(&mut self, shared: &Shared) -> (redis::Cmd, usize) {
+        let n = self.shards.len();
+        let max_entries = shared.opts.max_batch_entries.max(1);
+        let max_bytes = shared.opts.max_batch_bytes.max(1);
+        let mut takes: Vec<(usize, usize)> = Vec::new();
+        let (mut entries, mut bytes) = (0usize, 0usize);
+        for k in 0..n {
+            if entries >= max_entries || bytes >= max_bytes {
+                break;
+            }
+            let shard = (self.rotate + k) % n;
+            let mut take = 0usize;
+            for it in &self.shards[shard] {
+                // At least one entry per batch, however large, so a huge
+                // entry cannot stall the log.
+                let over = entries + take >= max_entries || bytes + it.data.len() > max_bytes;
+                if over && entries + take > 0 {
+                    break;
+                }
+                bytes += it.data.len();
+                take += 1;
+            }
+            if take > 0 {
+                takes.push((shard, take));
+                entries += take;
+            }
+        }
+        self.rotate = (self.rotate + 1) % n.max(1);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(scripts::APPEND.get_hash())
+            .arg(2 + takes.len())
+            .arg(shared.keys.epoch())
+            .arg(shared.keys.heads());
+        for &(shard, _) in &takes {
+            cmd.arg(shared.keys.log(shard));
+        }
+        cmd.arg(shared.epoch.load(Ordering::Acquire));
+        for &(shard, take) in &takes {
+            cmd.arg(shard).arg(take);
+            for it in self.shards[shard].iter().take(take) {
+                cmd.arg(it.seq).arg(&it.data[..]);
+            }
+        }
+        (cmd, entries)
+    }
+}
+
+/// Sends an `EVALSHA`; loads the script once if Redis does not know it (first
+/// call, or after a Redis restart) and sends it again.
+async fn eval(
+    conn: &mut redis::aio::MultiplexedConnection,
+    cmd: &redis::Cmd,
+) -> Result<redis::Value, redis::RedisError> {
+    match cmd.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            scripts::APPEND.load_async(conn).await?;
+            cmd.query_async(conn).await
+        }
+        other => other,
+    }
+}
+
+/// Runs until shutdown (after flushing), abort, or deposition.
+pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
+    let shards = host.engine().shard_count();
+    let mut pending = Pending::new(shards);
+    let mut link = Link::new(shared.clone(), shared.opts.response_timeout);
+    let mut backoff = Backoff::new();
+    let mut retry_at: Option<Instant> = None;
+    let mut down_since: Option<Instant> = None;
+    let mut gauges_at = Instant::now();
+    let flush = shared.opts.flush_interval.max(Duration::from_millis(1));
+    loop {
+        match shared.status() {
+            Status::Closed => return,
+            Status::Deposed => return discard(&shared, host.as_ref()).await,
+            _ => {}
+        }
+        let closing = shared.closing.load(Ordering::Acquire);
+        let now = Instant::now();
+        match retry_at.filter(|t| now < *t) {
+            // Redis is away: keep draining (so the backlog count stays true)
+            // but do not call before the backoff is over.
+            Some(t) => tokio::time::sleep(flush.min(t - now)).await,
+            None if pending.is_empty() && !closing => {
+                tokio::select! {
+                    () = shared.wake.notified() => {}
+                    () = tokio::time::sleep(flush) => {}
+                }
+            }
+            None => {}
+        }
+        pending.drain(host.as_ref());
+        shared
+            .backlog
+            .store(pending.count as u64, Ordering::Release);
+        if gauges_at.elapsed() >= Duration::from_millis(100) {
+            gauges_at = Instant::now();
+            let lag = pending.oldest().map_or(0.0, |t| t.elapsed().as_secs_f64());
+            let events = pending.count as u64;
+            let reconnects = shared.reconnects.load(Ordering::Relaxed);
+            host.with_metrics(&mut || metrics::lag(lag, events, reconnects));
+        }
+        if closing && pending.is_empty() {
+            return;
+        }
+        if retry_at.is_some_and(|t| Instant::now() < t) {
+            continue;
+        }
+        if pending.is_empty() {
+            // Nothing to send: while Redis is marked down, probe it so writes
+            // are admitted again as soon as it is back.
+            if down_since.is_some() {
+                let ok = match link.get().await {
+                    Ok(conn) => redis::cmd("PING")
+                        .query_async::<redis::Value>(conn)
+                        .await
+                        .is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    up_again(&shared, &mut down_since, &mut backoff, &mut retry_at);
+                } else {
+                    link.reset();
+                    retry_at = Some(Instant::now() + backoff.step());
+                }
+            }
+            continue;
+        }
+        let (cmd, entries) = pending.batch(&shared);
+        let started = Instant::now();
+        let reply = match link.get().await {
+            Ok(conn) => eval(conn, &cmd).await,
+            Err(e) => Err(e),
+        };
+        let outcome = match &reply {
+            Ok(v) => parse_append(v).ok_or("an unexpected reply to the append script".to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(Appended::Ok(heads)) => {
+                let secs = started.elapsed().as_secs_f64();
+                host.with_metrics(&mut || metrics::batch(entries, secs));
+                for (shard, head) in heads {
+                    pending.ack(shard, head);
+                    shared.publish_durable(shard, head);
+                }
+                shared
+                    .backlog
+                    .store(pending.count as u64, Ordering::Release);
+                up_again(&shared, &mut down_since, &mut backoff, &mut retry_at);
+            }
+            Ok(Appended::Fenced { epoch }) => {
+                shared.depose(&format!(
+                    "the fencing epoch in Redis is {epoch:?}, ours is {}: another server took \
+                     the lease, or Redis lost its data",
+                    shared.epoch.load(Ordering::Acquire)
+                ));
+                // The loop's top turns to discarding.
+                continue;
+            }
+            Ok(Appended::Gap { shard, head, first }) => {
+                shared.depose(&format!(
+                    "Redis has shard {shard} only up to seq {head} but the next entry is {first}: \
+                     Redis lost acknowledged data (restarted without persistence?)"
+                ));
+                // The loop's top turns to discarding.
+                continue;
+            }
+            Err(why) => {
+                link.reset();
+                shared.link_up.store(false, Ordering::Release);
+                if down_since.is_none() {
+                    eprintln!(
+                        "boxoffice replication: Redis write failed ({why}); {} pending entries \
+                         kept and retried in order",
+                        pending.count
+                    );
+                    down_since = Some(Instant::now());
+                }
+                retry_at = Some(Instant::now() + backoff.step());
+            }
+        }
+    }
+}
+
+/// A deposed writer keeps answering reads, and its driver may still expire
+/// holds and admit users in memory. Nothing of that may reach Redis, but the
+/// journal must not grow without bound either: drop it until shutdown.
+async fn discard(shared: &Shared, host: &dyn EngineHost) {
+    while shared.status() == Status::Deposed {
+        for i in 0..host.engine().shard_count() {
+            drop(host.engine().drain_journal(i));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn up_again(
+    shared: &Shared,
+    down_since: &mut Option<Instant>,
+    backoff: &mut Backoff,
+    retry_at: &mut Option<Instant>,
+) {
+    if let Some(t) = down_since.take() {
+        eprintln!(
+            "boxoffice replication: Redis reachable again after {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    shared.link_up.store(true, Ordering::Release);
+    backoff.reset();
+    *retry_at = None;
+}

@@ -1,0 +1,71 @@
+//! The accept loop: a cap on open connections, a header read timeout, and
+//! graceful shutdown (stop accepting, close live streams, let in-flight
+//! requests finish within a grace period).
+
+use crate::state::AppState;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let limits = state.settings.limits.clone();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let driver = tokio::spawn(crate::driver::run(state.clone()));
+    state.set_ready(true);
+    tokio::pin!(shutdown);
+    loop {
+        // At the cap, stop accepting: new clients wait in the listen backlog.
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(_) => {
+                    // Out of descriptors or a reset during accept: back off briefly.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let st = state.clone();
+        let svc = service_fn(move |req| {
+            let st = st.clone();
+            async move { Ok::<_, Infallible>(crate::http::handle(st, req, peer).await) }
+        });
+        let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    state.set_ready(false);
+    drop(listener);
+    // Live streams end on this flag; the driver stops too.
+    state.closing.send_replace(true);
+    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    let _ = driver.await;
+    Ok(())
+}

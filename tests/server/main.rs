@@ -1,0 +1,13 @@
+//! Server integration tests: one binary (fast to build), a server per test on
+//! 127.0.0.1:0 with a manual clock.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod bad_input;
+mod common;
+mod concurrency;
+mod docs;
+mod holds;
+mod limits;
+mod queue;
+mod sse;
