@@ -65,7 +65,6 @@ pub fn create(state: &AppState) -> Result<(), Rejection> {
         closes_at: None,
     };
     state.engine.put_coupon(&coupon, cfg, now)?;
-    state.coupons.lock().insert(coupon);
     Ok(())
 }
 

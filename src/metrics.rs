@@ -152,8 +152,8 @@ impl Metrics {
     }
 
     /// Sets the gauges from the engine and renders the text format.
-    pub fn render(&self, engine: &Engine, coupons: &[CouponId], now: Timestamp) -> String {
-        let events = engine.events(now);
+    pub fn render(&self, engine: &Engine, now: Timestamp) -> String {
+        let events = engine.event_stats(now);
         let mut served = self.served.lock();
         served.retain(|id, _| events.iter().any(|e| &e.id == id));
         let rates: Vec<f64> = events
@@ -169,10 +169,7 @@ impl Metrics {
             })
             .collect();
         drop(served);
-        let coupon_counts: Vec<_> = coupons
-            .iter()
-            .filter_map(|c| engine.coupon(c).ok().map(|(_, n)| (c, n)))
-            .collect();
+        let coupon_counts = engine.coupons();
         self.with(|| {
             for (e, rate) in events.iter().zip(rates) {
                 let id = e.id.to_string();

@@ -10,9 +10,7 @@ use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
 use boxoffice_engine::{Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
-use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,9 +28,6 @@ pub struct AppState {
     pub lines: Lines,
     pub metrics: Metrics,
     pub durability: Durability,
-    /// Coupons created through this server (the engine has no coupon listing;
-    /// metrics report these).
-    pub coupons: Mutex<BTreeSet<boxoffice_engine::CouponId>>,
     ready: AtomicBool,
     /// Bumped by the driver at every heartbeat interval; live streams resend.
     pub heartbeat: watch::Sender<u64>,
@@ -67,7 +62,6 @@ impl AppState {
             lines: Lines::default(),
             metrics: Metrics::new(),
             durability: Durability::Memory,
-            coupons: Mutex::new(BTreeSet::new()),
             ready: AtomicBool::new(false),
             heartbeat: watch::Sender::new(0),
             closing: watch::Sender::new(false),

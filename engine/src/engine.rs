@@ -166,6 +166,17 @@ pub struct EventInfo {
     pub prequeue_seed: Option<[u8; 32]>,
 }
 
+/// An event's counts, without its configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventStats {
+    pub id: EventId,
+    pub phase: Phase,
+    pub waiting: u64,
+    pub admitted: u64,
+    pub served: u64,
+    pub seats: SeatCounts,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutOutcome {
     Created,
@@ -419,6 +430,51 @@ impl Engine {
         all
     }
 
+    /// Counts of every event without copying configurations (for metrics).
+    pub fn event_stats(&self, now: Timestamp) -> Vec<EventStats> {
+        let mut all: Vec<EventStats> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                let s = s.read();
+                let now = s.observe(now);
+                s.events
+                    .values()
+                    .map(|e| {
+                        let room = e.room.as_ref();
+                        EventStats {
+                            id: e.id.clone(),
+                            phase: event_phase(e, now),
+                            waiting: room.map_or(0, |r| r.waiting(now)),
+                            admitted: room.map_or(0, |r| r.admitted(now)),
+                            served: room.map_or(0, |r| r.served()),
+                            seats: e.seats.counts(now),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// Every coupon with its counts, sorted by id.
+    pub fn coupons(&self) -> Vec<(CouponId, CouponCounts)> {
+        let mut all: Vec<(CouponId, CouponCounts)> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                let s = s.read();
+                s.coupons
+                    .values()
+                    .map(|c| (c.id().clone(), c.counts()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     fn with_room<T>(
         &self,
         id: &EventId,
@@ -582,7 +638,8 @@ impl Engine {
     }
 
     /// Checks a pass for a hold: signature, expiry, event, user, and that the
-    /// session behind it is still admitted.
+    /// session behind it is still admitted. Events without a waiting room need
+    /// no pass. [`Engine::hold_with_pass`] does this and the hold atomically.
     pub fn check_pass(
         &self,
         id: &EventId,
@@ -593,6 +650,16 @@ impl Engine {
         let shard = self.event_shard(id).read();
         let now = shard.observe(now);
         let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        self.verify_pass(e, user, pass, now)
+    }
+
+    fn verify_pass(
+        &self,
+        e: &EventState,
+        user: &UserId,
+        pass: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let Some(room) = &e.room else {
             return Ok(());
         };
@@ -600,7 +667,7 @@ impl Engine {
         let invalid = |p| Rejection::PassInvalid(p);
         let claims = passes::verify(pass, &self.cfg.pass_keys, now)
             .map_err(|err| invalid(PassInvalid::Token(err)))?;
-        if claims.event != id.as_str() {
+        if claims.event != e.id.as_str() {
             return Err(invalid(PassInvalid::OtherEvent));
         }
         if claims.user != user.as_str() {
@@ -671,8 +738,10 @@ impl Engine {
         r
     }
 
-    /// Holds seats, all or nothing. With an idempotency key, a retry of the
-    /// same request returns the first hold (as it is now).
+    /// Holds seats, all or nothing, for a trusted caller: no pass is asked
+    /// for (an embedding backend that checks passes itself). With an
+    /// idempotency key, a retry of the same request returns the first hold
+    /// (as it is now).
     pub fn hold(
         &self,
         id: &EventId,
@@ -681,8 +750,39 @@ impl Engine {
         key: Option<&IdempotencyKey>,
         now: Timestamp,
     ) -> Result<HoldReply, Rejection> {
+        self.hold_inner(id, user, None, choice, key, now)
+    }
+
+    /// [`Engine::hold`] for an untrusted caller: on an event with a waiting
+    /// room the user's pass is checked under the same lock as the hold, so a
+    /// session that ends in between cannot slip a hold through.
+    pub fn hold_with_pass(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        pass: Option<&str>,
+        choice: &SeatChoice,
+        key: Option<&IdempotencyKey>,
+        now: Timestamp,
+    ) -> Result<HoldReply, Rejection> {
+        self.hold_inner(id, user, Some(pass), choice, key, now)
+    }
+
+    fn hold_inner(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        pass: Option<Option<&str>>,
+        choice: &SeatChoice,
+        key: Option<&IdempotencyKey>,
+        now: Timestamp,
+    ) -> Result<HoldReply, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
+        if let Some(pass) = pass {
+            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            self.verify_pass(e, user, pass, now)?;
+        }
         let scope = IdemScope::Hold(id.clone());
         let fp = fingerprint(&(user, choice));
         if let Some(key) = key {

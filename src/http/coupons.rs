@@ -38,7 +38,6 @@ pub async fn put(mut cx: Cx) -> Reply {
     };
     let st = &cx.state;
     let (outcome, counts) = st.engine.put_coupon(&id, cfg, st.now())?;
-    st.coupons.lock().insert(id.clone());
     st.durable(st.engine.shard_of_coupon(&id)).await?;
     let status = match outcome {
         PutOutcome::Created => StatusCode::CREATED,

@@ -7,8 +7,7 @@ use serde_json::json;
 
 pub async fn metrics(cx: Cx) -> Reply {
     let st = &cx.state;
-    let coupons: Vec<_> = st.coupons.lock().iter().cloned().collect();
-    let text = st.metrics.render(&st.engine, &coupons, st.now());
+    let text = st.metrics.render(&st.engine, st.now());
     let mut r = Response::new(full(text));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

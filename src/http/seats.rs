@@ -140,8 +140,7 @@ pub async fn create(mut cx: Cx) -> Reply {
     let now = st.now();
     let result = st
         .engine
-        .check_pass(&id, &user, pass, now)
-        .and_then(|()| st.engine.hold(&id, &user, &choice, key.as_ref(), now));
+        .hold_with_pass(&id, &user, pass, &choice, key.as_ref(), now);
     let reply = match result {
         Ok(r) => r,
         Err(Rejection::EventNotFound) => return Err(Rejection::EventNotFound.into()),
