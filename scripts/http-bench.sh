@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# HTTP throughput and latency of `boxoffice serve` next to a bare hyper
+# server (the ceiling for this front on this machine), measured with wrk on
+# loopback in one run. Prints a markdown table.
+#
+#   scripts/http-bench.sh [connections=64] [seconds=10]
+#
+# Client and servers share this machine's cores: the numbers are a lower bound.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${1:-64}
+SECS=${2:-10}
+THREADS=2
+ADMIN=bench-admin-token-0123456789
+SERVICE=bench-service-token-0123456789
+BOX_PORT=18180
+BARE_PORT=18181
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+cargo build --release --bin boxoffice --example bare_hyper >&2
+
+./target/release/examples/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
+PIDS+=($!)
+./target/release/boxoffice serve --listen 127.0.0.1:$BOX_PORT --admin-token $ADMIN \
+  --service-token $SERVICE --secret bench-secret-0123456789 --join-rate 0 >/dev/null 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do
+  curl -sf http://127.0.0.1:$BOX_PORT/readyz >/dev/null && curl -sf http://127.0.0.1:$BARE_PORT/ >/dev/null && break
+  sleep 0.1
+done
+
+python3 - "$BOX_PORT" "$ADMIN" "$WORK/tickets.txt" <<'PY'
+import http.client, json, sys
+port, admin, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port)
+def req(method, path, body=None, token=None):
+    h = {"Content-Type": "application/json"}
+    if token: h["Authorization"] = "Bearer " + token
+    c.request(method, path, json.dumps(body) if body is not None else None, h)
+    r = c.getresponse(); data = r.read()
+    if r.status >= 300: sys.exit(f"{method} {path}: {r.status} {data[:200]}")
+    return json.loads(data) if data else None
+# A queue nobody leaves (capacity 1, slow rate): every polled user is waiting.
+req("PUT", "/v1/events/bench", {"name": "bench", "queue": {"capacity": 1, "admit_per_s": 1,
+    "session_ttl_s": 600, "idle_timeout_s": 86400, "max_waiting": 50000000, "prequeue": "fifo"},
+    "seats": [], "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
+rows = [{"section": f"S{s}", "row": str(r), "first": 1, "last": 50, "category": "R"}
+        for s in range(100) for r in range(1, 101)]
+req("PUT", "/v1/events/seats", {"name": "seats", "seats": rows,
+    "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
+req("PUT", "/v1/coupons/bench", {"stock": 50000000, "per_user": 1}, admin)
+with open(out, "w") as f:
+    for i in range(20000):
+        f.write(req("POST", "/v1/events/bench/queue", {"user": f"poll-{i}"})["ticket"] + "\n")
+PY
+
+run() { # name url [script-args...]
+  local name=$1 url=$2; shift 2
+  local out
+  out=$(TICKETS=$WORK/tickets.txt THREADS=$THREADS SERVICE_TOKEN=$SERVICE "$@" \
+        wrk -t$THREADS -c"$CONNS" -d"${SECS}s" --latency $WRK_SCRIPT "$url")
+  local rps p50 p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $5}' <<<"$out")
+  printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+echo "wrk -t$THREADS -c$CONNS -d${SECS}s, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo
+echo "| workload | requests/s | p50 | p99 | non-2xx |"
+echo "|---|---:|---:|---:|---:|"
+WRK_SCRIPT="" run "bare hyper hello (ceiling)" http://127.0.0.1:$BARE_PORT/
+WRK_SCRIPT="-s scripts/wrk/status.lua" run "status poll (20k waiting)" http://127.0.0.1:$BOX_PORT
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" MODE=join run "join (new users)" http://127.0.0.1:$BOX_PORT env MODE=join
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "hold 1 seat (500k seats)" http://127.0.0.1:$BOX_PORT env MODE=hold
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "coupon claim" http://127.0.0.1:$BOX_PORT env MODE=claim

@@ -1,0 +1,31 @@
+-- POST a body with a user id (and optionally a seat) unique across threads.
+-- MODE=join|hold|claim selects the path and body.
+local counter = 0
+local threads = {}
+local mode = os.getenv("MODE") or "join"
+local token = os.getenv("SERVICE_TOKEN") or ""
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  nthreads = tonumber(os.getenv("THREADS") or "2")
+end
+function request()
+  local n = counter * nthreads + tid
+  counter = counter + 1
+  local user = "w-" .. n
+  local headers = { ["Content-Type"] = "application/json" }
+  if mode == "join" then
+    return wrk.format("POST", "/v1/events/bench/queue", headers, '{"user":"' .. user .. '"}')
+  end
+  headers["Authorization"] = "Bearer " .. token
+  if mode == "claim" then
+    return wrk.format("POST", "/v1/coupons/bench/claims", headers, '{"user":"' .. user .. '"}')
+  end
+  -- hold: one seat each, seat n of the 500,000 in S<0..99>-<1..100>-<1..50>
+  local k = n % 500000
+  local seat = "S" .. math.floor(k / 5000) .. "-" .. (math.floor(k / 50) % 100 + 1) .. "-" .. (k % 50 + 1)
+  return wrk.format("POST", "/v1/events/seats/holds", headers,
+    '{"user":"' .. user .. '","seats":["' .. seat .. '"]}')
+end
