@@ -784,7 +784,8 @@ impl Engine {
             self.verify_pass(e, user, pass, now)?;
         }
         let scope = IdemScope::Hold(id.clone());
-        let fp = fingerprint(&(user, choice));
+        // Only requests with a key pay for the fingerprint.
+        let fp = key.map_or(0, |_| fingerprint(&(user, choice)));
         if let Some(key) = key {
             match shard.idem.lookup(&scope, key, fp, now) {
                 IdemLookup::Fresh => {}
@@ -987,7 +988,7 @@ impl Engine {
         let mut shard = self.coupon_shard(id).write();
         let now = shard.advance(now);
         let scope = IdemScope::Claim(id.clone());
-        let fp = fingerprint(user);
+        let fp = key.map_or(0, |_| fingerprint(user));
         let reply = |claim, remaining, replayed| ClaimReply {
             claim,
             coupon: id.clone(),
