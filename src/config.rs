@@ -67,6 +67,10 @@ pub struct Settings {
     pub live_interval: Duration,
     /// Number of engine shards.
     pub shards: usize,
+    /// Redis URL for replication (None: memory only).
+    pub redis: Option<String>,
+    /// With `redis`: when a state-changing request is answered.
+    pub durability: DurabilityMode,
 }
 
 impl std::fmt::Debug for Settings {
@@ -79,6 +83,9 @@ impl std::fmt::Debug for Settings {
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("live_interval", &self.live_interval)
             .field("shards", &self.shards)
+            // The URL may carry a password.
+            .field("redis", &self.redis.is_some())
+            .field("durability", &self.durability)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +113,8 @@ impl Settings {
             heartbeat_interval: Duration::from_secs(15),
             live_interval: Duration::from_millis(500),
             shards: 16,
+            redis: None,
+            durability: DurabilityMode::Sync,
         }
     }
 
@@ -229,10 +238,12 @@ pub fn hex(bytes: &[u8]) -> String {
 impl ServeArgs {
     /// Validates the flags and fills in random credentials where none were given.
     pub fn resolve(self) -> Result<Resolved, SetupError> {
-        if self.redis.is_some() {
+        if self.redis.is_some() && self.secret.is_none() {
+            // A made-up secret would change at every restart, and tickets and
+            // passes recovered from Redis would no longer verify.
             return Err(SetupError::Invalid(
-                "--redis: replication to Redis is not built yet; run without --redis \
-                 (memory only) for now"
+                "--redis needs --secret (or BOXOFFICE_SECRET): tickets and passes are signed \
+                 with it and must still verify after a restart"
                     .to_string(),
             ));
         }
@@ -255,6 +266,8 @@ impl ServeArgs {
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.max_connections = self.max_connections;
+        settings.redis = self.redis;
+        settings.durability = self.durability;
         settings.validate()?;
         Ok(Resolved {
             listen: self.listen,
@@ -288,9 +301,31 @@ mod tests {
     }
 
     #[test]
-    fn redis_is_refused_clearly() {
+    fn redis_and_durability_are_read() {
+        let r = args(&[
+            "--redis",
+            "redis://127.0.0.1/",
+            "--secret",
+            "0123456789abcdef",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(r.settings.redis.as_deref(), Some("redis://127.0.0.1/"));
+        assert_eq!(r.settings.durability, DurabilityMode::Sync);
+        let a = args(&[
+            "--redis",
+            "redis://h/",
+            "--secret",
+            "0123456789abcdef",
+            "--durability",
+            "async",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(a.settings.durability, DurabilityMode::Async);
+        // Without an explicit secret, recovered passes would not verify.
         let e = args(&["--redis", "redis://127.0.0.1/"]).resolve();
-        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("not built yet")));
+        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--secret")));
     }
 
     #[test]

@@ -1,24 +1,39 @@
-//! The durability seam (I6 once replication lands).
+//! The durability seam (I6).
 //!
-//! Every state-changing request awaits [`Durability::wait`] after its engine
-//! operation and before it answers, with the shard's journal `seq` at that
-//! point. Memory mode answers at once. Replication (a later issue) adds a
-//! variant that waits until Redis has stored the shard's journal up to `seq`
-//! (sync) and fails with [`NotDurable`] while Redis is away, which the HTTP
+//! Every state-changing request is first admitted ([`Durability::admit`]:
+//! with Redis, refused while this server is not the writer, Redis is known to
+//! be down in sync mode, or the async backlog is full), then awaits
+//! [`Durability::wait`] after its engine operation and before it answers,
+//! with the shard's journal `seq` at that point. Memory mode answers at once;
+//! Redis sync mode waits until Redis has stored the shard's journal up to
+//! `seq` and fails with [`NotDurable`] when it cannot in time, which the HTTP
 //! layer answers with 503 `unavailable` and `Retry-After`.
 
+use crate::replicate::Replicator;
+
 /// How acknowledged changes are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Durability {
     /// In memory only: a restart loses everything.
     Memory,
+    /// Replicated to Redis (sync or async, see `replicate::Mode`).
+    Redis(Replicator),
 }
 
-/// The change was applied but could not be made durable in time.
+/// The change was applied but could not be made durable in time (or, from
+/// [`Durability::admit`], may not be made now).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the change could not be stored durably; retry in {retry_after_s} s")]
 pub struct NotDurable {
     pub retry_after_s: u64,
+}
+
+impl From<crate::replicate::Unavailable> for NotDurable {
+    fn from(e: crate::replicate::Unavailable) -> Self {
+        NotDurable {
+            retry_after_s: e.retry_after_s(),
+        }
+    }
 }
 
 impl Durability {
@@ -29,6 +44,24 @@ impl Durability {
                 let _ = (shard, seq);
                 Ok(())
             }
+            Durability::Redis(r) => Ok(r.durable(shard, seq).await?),
+        }
+    }
+
+    /// Whether a state-changing request may be applied now (checked before
+    /// the engine is touched).
+    pub fn admit(&self) -> Result<(), NotDurable> {
+        match self {
+            Durability::Memory => Ok(()),
+            Durability::Redis(r) => Ok(r.admit_write()?),
+        }
+    }
+
+    /// False while replication is not the active writer (`/readyz`).
+    pub fn ready(&self) -> bool {
+        match self {
+            Durability::Memory => true,
+            Durability::Redis(r) => r.ready(),
         }
     }
 }

@@ -59,14 +59,64 @@ impl Server {
     }
 }
 
-/// Runs a server on the system clock until `shutdown` resolves.
+/// Runs a server on the system clock until `shutdown` resolves; with
+/// `settings.redis`, replicated (see [`replicate`]).
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
-    let server = Server::new(settings, Arc::new(SystemClock))?;
-    server.serve(listener, shutdown).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match settings.redis.clone() {
+        None => {
+            let server = Server::new(settings, clock)?;
+            server.serve(listener, shutdown).await?;
+            Ok(())
+        }
+        Some(url) => run_replicated(&url, settings, clock, listener, shutdown).await,
+    }
+}
+
+/// With Redis: recover (or wait as a standby), answering 503 on the listener
+/// meanwhile; serve as the writer; on shutdown ship what is pending and hand
+/// the lease over.
+async fn run_replicated(
+    url: &str,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    let cfg = state::AppState::engine_config(&settings)?;
+    let mode = match settings.durability {
+        config::DurabilityMode::Sync => replicate::Mode::Sync,
+        config::DurabilityMode::Async => replicate::Mode::Async,
+    };
+    let opts = replicate::Options {
+        mode,
+        ..replicate::Options::default()
+    };
+    let rep = replicate::Replicator::new(url, opts)?;
+    tokio::pin!(shutdown);
+    let recovering = async {
+        let c = clock.clone();
+        tokio::select! {
+            r = rep.recover_engine(cfg, move || c.now()) => Some(r),
+            () = &mut shutdown => None,
+        }
+    };
+    let Some(engine) = replicate::warmup::answer_until(&listener, recovering).await else {
+        rep.abort();
+        return Ok(());
+    };
+    let durability = durability::Durability::Redis(rep.clone());
+    let state = Arc::new(state::AppState::with_engine(
+        settings, clock, engine?, durability,
+    )?);
+    rep.spawn(state.clone())?;
+    let served = server::serve(state, listener, shutdown).await;
+    rep.shutdown().await;
+    served?;
     Ok(())
 }
 
@@ -77,4 +127,6 @@ pub enum RunError {
     Setup(#[from] SetupError),
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
+    #[error("replication: {0}")]
+    Replicate(#[from] replicate::ReplicateError),
 }

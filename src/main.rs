@@ -35,7 +35,17 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         println!("generated {name}: {value}");
     }
     let s = &resolved.settings;
-    println!("boxoffice listening on http://{addr} (memory only; no --redis)");
+    match (&s.redis, s.durability) {
+        (None, _) => println!("boxoffice listening on http://{addr} (memory only; no --redis)"),
+        (Some(_), mode) => println!(
+            "boxoffice listening on http://{addr} (replicating to Redis, durability {}); \
+             ready once state is recovered",
+            match mode {
+                boxoffice::config::DurabilityMode::Sync => "sync",
+                boxoffice::config::DurabilityMode::Async => "async",
+            }
+        ),
+    }
     if s.demo {
         println!(
             "{}",

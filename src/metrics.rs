@@ -48,8 +48,28 @@ impl Metrics {
     pub fn new() -> Self {
         // The bucket list is a non-empty constant, so this cannot fail; fall
         // back to the default (summaries) rather than panic if it ever did.
+        use crate::replicate::metrics as repl;
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            // Exact names win over the suffix rule.
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(repl::COMMIT_SECONDS.into()),
+                    repl::COMMIT_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(repl::BATCH_ENTRIES.into()),
+                    repl::BATCH_BUCKETS,
+                )
+            })
+            .and_then(|b| {
+                b.set_buckets_for_metric(
+                    Matcher::Full(repl::SNAPSHOT_SECONDS.into()),
+                    repl::SNAPSHOT_BUCKETS,
+                )
+            })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -61,6 +81,11 @@ impl Metrics {
         };
         m.with(describe_all);
         m
+    }
+
+    /// Runs `f` with this server's recorder (replication records through it).
+    pub fn scoped(&self, f: &mut dyn FnMut()) {
+        self.with(f)
     }
 
     fn with<R>(&self, f: impl FnOnce() -> R) -> R {
@@ -195,6 +220,7 @@ impl Metrics {
 }
 
 fn describe_all() {
+    crate::replicate::metrics::describe();
     describe_counter!(
         "boxoffice_http_requests_total",
         "HTTP requests by route pattern, method and status"

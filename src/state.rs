@@ -37,6 +37,15 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
+        let mut cfg = Self::engine_config(&settings)?;
+        // Memory mode keeps no journal (changes are numbered, not kept).
+        cfg.journal = false;
+        Self::with_engine(settings, clock, Engine::new(cfg), Durability::Memory)
+    }
+
+    /// The engine configuration the settings give (shards, keys derived from
+    /// the secret); replication recovers its engine with it.
+    pub fn engine_config(settings: &Settings) -> Result<EngineConfig, SetupError> {
         settings.validate()?;
         let key = PassKey::new("k1", &settings.secret)
             .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
@@ -50,9 +59,17 @@ impl AppState {
         );
         let mut cfg = EngineConfig::new(root, PassKeys::new(key));
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
-        // Memory mode keeps no journal (changes are numbered, not kept).
-        cfg.journal = false;
-        let engine = Engine::new(cfg);
+        Ok(cfg)
+    }
+
+    /// State around an engine built (or recovered) elsewhere.
+    pub fn with_engine(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        engine: Engine,
+        durability: Durability,
+    ) -> Result<Self, SetupError> {
+        settings.validate()?;
         let joins = JoinLimiter::new(&settings.limits, clock.clone());
         let state = AppState {
             engine,
@@ -61,14 +78,17 @@ impl AppState {
             join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
             lines: Lines::default(),
             metrics: Metrics::new(),
-            durability: Durability::Memory,
+            durability,
             ready: AtomicBool::new(false),
             heartbeat: watch::Sender::new(0),
             closing: watch::Sender::new(false),
             clock,
             settings,
         };
-        if state.settings.demo {
+        // A recovered engine may have the demo already (and sales in it).
+        let demo_exists = boxoffice_engine::EventId::new(crate::demo::EVENT)
+            .is_ok_and(|id| state.engine.event(&id, state.now()).is_ok());
+        if state.settings.demo && !demo_exists {
             crate::demo::create(&state).map_err(|e| SetupError::Demo(e.to_string()))?;
         }
         Ok(state)
@@ -78,8 +98,16 @@ impl AppState {
         self.clock.now()
     }
 
+    /// Serving, and (with Redis) the recovered, active writer.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.ready.load(Ordering::Acquire) && self.durability.ready()
+    }
+
+    /// Whether a state-changing request may be applied now (with Redis:
+    /// refused while not the writer, while Redis is down in sync mode, or
+    /// while the async backlog is full).
+    pub fn admit(&self) -> Result<(), NotDurable> {
+        self.durability.admit()
     }
 
     pub fn set_ready(&self, ready: bool) {
@@ -88,8 +116,8 @@ impl AppState {
 
     /// The durability seam: every state-changing request passes here after
     /// its engine operation and before its reply. In memory mode it returns
-    /// at once; with replication it will wait until the shard's journal up to
-    /// its current `seq` is stored (sync mode).
+    /// at once; with replication in sync mode it waits until the shard's
+    /// journal up to its current `seq` is stored in Redis.
     pub async fn durable(&self, shard: usize) -> Result<(), NotDurable> {
         let seq = self.engine.journal_seq(shard);
         self.durability.wait(shard, seq).await

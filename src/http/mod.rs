@@ -203,6 +203,11 @@ pub async fn handle(
             let params = params.into_iter().map(str::to_string).collect();
             let run = async {
                 state.auth.check(req.headers(), endpoint.realm)?;
+                // Every method but GET may change state: with Redis, refuse it
+                // up front (503) when it could not be made durable.
+                if endpoint.method != "GET" {
+                    state.admit()?;
+                }
                 let (parts, body) = req.into_parts();
                 let cx = Cx {
                     state: state.clone(),

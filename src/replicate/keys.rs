@@ -1,4 +1,5 @@
-//! Redis key names. One place, so the layout docs/operations.md describes is
+//! Redis key names (part of I6: the layout recovery reads is the one the
+//! writer writes). One place, so the layout docs/operations.md describes is
 //! the one the code uses.
 
 #[derive(Clone, Debug)]

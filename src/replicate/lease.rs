@@ -1,4 +1,5 @@
-//! One writer per Redis: the lease and the fencing epoch.
+//! One writer per Redis: the lease and the fencing epoch (the single-writer
+//! half of I6: two servers never both add to one keyspace's history).
 //!
 //! The lease (`<prefix>:lease`, `SET … PX`, renewed every third of its TTL)
 //! keeps a standby from taking over a live writer. Safety does not rest on it

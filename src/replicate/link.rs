@@ -1,4 +1,5 @@
-//! One Redis connection with deliberate timeouts, reconnected on failure.
+//! One Redis connection with deliberate timeouts, reconnected on failure
+//! (I6 under Redis trouble: bounded waits, never a hung writer).
 //!
 //! Each task (shipper, lease, snapshots) owns its link, so a multi-megabyte
 //! snapshot write never queues a commit behind it and a stuck commit never

@@ -1,5 +1,6 @@
 //! Replication metrics (the `metrics` facade; the server installs the
-//! recorder and calls [`describe`] and the bucket lists below).
+//! recorder and calls [`describe`] and the bucket lists below). Owns no
+//! invariant; it makes I6's lag and health visible.
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 

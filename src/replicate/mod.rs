@@ -26,6 +26,7 @@
 //! bounded backlog ([`Replicator::admit_write`]). docs/operations.md is the
 //! operator's side of all this.
 
+mod host;
 mod keys;
 mod lease;
 mod link;
@@ -61,8 +62,8 @@ pub enum Mode {
 /// network; every field is a deliberate bound, see each comment.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// Key prefix; every key is `<prefix>:…`. Use a hash tag (`{boxoffice}`)
-    /// on Redis Cluster so the scripts' keys share a slot.
+    /// Key prefix; every key is `<prefix>:…`. (Redis Cluster is not
+    /// supported: each script touches several keys of one keyspace.)
     pub prefix: String,
     pub mode: Mode,
     /// Longest a sync write waits for Redis before it is answered 503.
@@ -399,7 +400,13 @@ impl Replicator {
         s.epoch.store(epoch, Ordering::Release);
         s.set_status(Status::Recovering);
         let loaded = recover::load(s, shards).await?;
+        let replayed = loaded.entries.len();
         let engine = Engine::restore(cfg, loaded.snapshot, loaded.entries, now())?;
+        eprintln!(
+            "boxoffice replication: recovered {shards} shards from Redis ({replayed} entries \
+             after their snapshots) in {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
         let heads: Box<[watch::Sender<u64>]> = (0..shards)
             .map(|i| watch::Sender::new(engine.journal_seq(i)))
             .collect();

@@ -1,4 +1,5 @@
-//! The listener before state is recovered: a standby or a recovering server
+//! Part of I6's recovery: nothing is served from state before it is
+//! recovered. The listener before then: a standby or a recovering server
 //! already answers, so probes see it alive (`/healthz` 200) but not ready
 //! (`/readyz` and everything else 503 `unavailable` with `Retry-After`).
 //! Nothing here touches state; connections are closed after each answer so
