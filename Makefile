@@ -21,9 +21,13 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## Criterion benchmarks of the engine (results: target/criterion, summary in docs/benchmarks.md).
+## Criterion benchmarks of the engine, then the side-by-side comparison with the
+## Redis design (starts its own redis-server and server; rewrites its section of
+## docs/benchmarks.md and docs/compare.svg). HTTP front: scripts/http-bench.sh.
 bench:
-	$(CARGO) bench -p boxoffice-bench
+	./scripts/ensure-test-deps.sh
+	$(CARGO) bench -p boxoffice-bench --bench engine
+	$(CARGO) run --release -p boxoffice-bench --bin compare -- --out docs/benchmarks.md
 
 build:
 	$(CARGO) build --release

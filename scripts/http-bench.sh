@@ -51,8 +51,9 @@ def req(method, path, body=None, token=None):
 req("PUT", "/v1/events/bench", {"name": "bench", "queue": {"capacity": 1, "admit_per_s": 1,
     "session_ttl_s": 600, "idle_timeout_s": 86400, "max_waiting": 50000000, "prequeue": "fifo"},
     "seats": [], "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
-rows = [{"section": f"S{s}", "row": str(r), "first": 1, "last": 50, "category": "R"}
-        for s in range(100) for r in range(1, 101)]
+# 1,000,000 seats as 10 sections x 10 rows x 10,000 (the body stays under 64 KiB).
+rows = [{"section": f"S{s}", "row": str(r), "first": 1, "last": 10000, "category": "R"}
+        for s in range(10) for r in range(1, 11)]
 req("PUT", "/v1/events/seats", {"name": "seats", "seats": rows,
     "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
 req("PUT", "/v1/coupons/bench", {"stock": 50000000, "per_user": 1}, admin)
@@ -80,5 +81,5 @@ echo "|---|---:|---:|---:|---:|"
 WRK_SCRIPT="" run "bare hyper hello (ceiling)" http://127.0.0.1:$BARE_PORT/
 WRK_SCRIPT="-s scripts/wrk/status.lua" run "status poll (20k waiting)" http://127.0.0.1:$BOX_PORT
 WRK_SCRIPT="-s scripts/wrk/unique_post.lua" MODE=join run "join (new users)" http://127.0.0.1:$BOX_PORT env MODE=join
-WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "hold 1 seat (500k seats)" http://127.0.0.1:$BOX_PORT env MODE=hold
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "hold 1 seat (1M seats)" http://127.0.0.1:$BOX_PORT env MODE=hold
 WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "coupon claim" http://127.0.0.1:$BOX_PORT env MODE=claim

@@ -23,9 +23,9 @@ function request()
   if mode == "claim" then
     return wrk.format("POST", "/v1/coupons/bench/claims", headers, '{"user":"' .. user .. '"}')
   end
-  -- hold: one seat each, seat n of the 500,000 in S<0..99>-<1..100>-<1..50>
-  local k = n % 500000
-  local seat = "S" .. math.floor(k / 5000) .. "-" .. (math.floor(k / 50) % 100 + 1) .. "-" .. (k % 50 + 1)
+  -- hold: one seat each, seat n of the 1,000,000 in S<0..9>-<1..10>-<1..10000>
+  local k = n % 1000000
+  local seat = "S" .. math.floor(k / 100000) .. "-" .. (math.floor(k / 10000) % 10 + 1) .. "-" .. (k % 10000 + 1)
   return wrk.format("POST", "/v1/events/seats/holds", headers,
     '{"user":"' .. user .. '","seats":["' .. seat .. '"]}')
 end

@@ -1,0 +1,540 @@
+//! boxoffice over HTTP: the real server binary, started by this program on a
+//! free loopback port with known tokens and killed by PID when dropped.
+//!
+//! Each client thread owns one keep-alive HTTP/1.1 connection and sends one
+//! request at a time, like the Redis design's one connection per thread; a
+//! user-visible operation is one HTTP call here. The client is a minimal
+//! blocking HTTP/1.1 writer/reader (Content-Length and chunked bodies), so the
+//! client threads cost about what the Redis client threads cost.
+
+use super::redis_design::{free_port, temp_dir};
+use super::suite::{ClaimResult, Client, Coupon, JoinReply, System};
+use super::workloads::Plan;
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ADMIN: &str = "compare-admin-token";
+const SERVICE: &str = "compare-service-token";
+const SECRET: &str = "compare-pass-secret-0123456789";
+
+/// One keep-alive HTTP/1.1 connection.
+#[derive(Debug)]
+pub struct HttpConn {
+    addr: SocketAddr,
+    reader: Option<BufReader<TcpStream>>,
+    out: Vec<u8>,
+    line: String,
+}
+
+impl HttpConn {
+    pub fn connect(addr: SocketAddr) -> Result<Self> {
+        let mut c = HttpConn {
+            addr,
+            reader: None,
+            out: Vec::with_capacity(512),
+            line: String::with_capacity(128),
+        };
+        c.reader = Some(c.open()?);
+        Ok(c)
+    }
+
+    fn open(&self) -> Result<BufReader<TcpStream>> {
+        let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))
+            .with_context(|| format!("connecting to {}", self.addr))?;
+        // One small request at a time: Nagle would only add delay.
+        s.set_nodelay(true).context("TCP_NODELAY")?;
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .context("read timeout")?;
+        Ok(BufReader::with_capacity(16 * 1024, s))
+    }
+
+    /// Sends one request and reads the whole response: (status, body).
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<(u16, Vec<u8>)> {
+        if self.reader.is_none() {
+            self.reader = Some(self.open()?);
+        }
+        self.out.clear();
+        write!(
+            self.out,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n",
+            self.addr
+        )?;
+        if let Some(t) = token {
+            write!(self.out, "Authorization: Bearer {t}\r\n")?;
+        }
+        match body {
+            Some(b) => write!(
+                self.out,
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )?,
+            None => self.out.extend_from_slice(b"\r\n"),
+        }
+        let r = self.reader.as_mut().context("no connection")?;
+        r.get_mut()
+            .write_all(&self.out)
+            .with_context(|| format!("sending {method} {path}"))?;
+        let (status, body, close) = read_response(r, &mut self.line)
+            .with_context(|| format!("reading the response to {method} {path}"))?;
+        if close {
+            self.reader = None;
+        }
+        Ok((status, body))
+    }
+}
+
+fn read_line<'a>(r: &mut impl BufRead, line: &'a mut String) -> Result<&'a str> {
+    line.clear();
+    let n = r.read_line(line).context("reading")?;
+    ensure!(n > 0, "the server closed the connection");
+    Ok(line.trim_end_matches(['\r', '\n']))
+}
+
+/// Reads one response: status, body, and whether the server closes.
+fn read_response(r: &mut impl BufRead, line: &mut String) -> Result<(u16, Vec<u8>, bool)> {
+    let status_line = read_line(r, line)?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("bad status line {status_line:?}"))?;
+    let (mut length, mut chunked, mut close) = (None, false, false);
+    loop {
+        let h = read_line(r, line)?;
+        if h.is_empty() {
+            break;
+        }
+        let Some((name, value)) = h.split_once(':') else {
+            bail!("bad header line {h:?}");
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("content-length") {
+            length = Some(value.parse::<usize>().context("content-length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value.eq_ignore_ascii_case("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let size_line = read_line(r, line)?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .context("chunk size")?;
+            if size == 0 {
+                while !read_line(r, line)?.is_empty() {}
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            r.read_exact(&mut body[start..]).context("chunk")?;
+            read_line(r, line)?;
+        }
+    } else if let Some(n) = length {
+        body.resize(n, 0);
+        r.read_exact(&mut body).context("body")?;
+    }
+    Ok((status, body, close))
+}
+
+/// The `boxoffice serve` process.
+#[derive(Debug)]
+pub struct HttpServer {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl HttpServer {
+    /// Starts `bin serve` on a free loopback port, memory only, and waits for
+    /// `/readyz`. The per-IP join limit is turned off when the server has the
+    /// flag: every client here shares one IP.
+    pub fn start(bin: &Path) -> Result<Self> {
+        let help = Command::new(bin)
+            .args(["serve", "--help"])
+            .output()
+            .with_context(|| format!("running {} serve --help", bin.display()))?;
+        ensure!(
+            help.status.success(),
+            "{} serve --help failed: {}",
+            bin.display(),
+            String::from_utf8_lossy(&help.stderr)
+        );
+        let has_join_rate = String::from_utf8_lossy(&help.stdout).contains("--join-rate");
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start(bin, has_join_rate) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("the server did not start")))
+    }
+
+    fn try_start(bin: &Path, no_join_limit: bool) -> Result<Self> {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let dir = temp_dir("server")?;
+        let log = std::fs::File::create(dir.join("server.log")).context("server.log")?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .args(["--listen", &addr.to_string()])
+            .args([
+                "--admin-token",
+                ADMIN,
+                "--service-token",
+                SERVICE,
+                "--secret",
+                SECRET,
+            ]);
+        if no_join_limit {
+            cmd.args(["--join-rate", "0"]);
+        }
+        let child = cmd
+            .env_remove("BOXOFFICE_REDIS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("server.log")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = HttpServer { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = server.child.try_wait().context("server status")? {
+                bail!("the server exited ({status}): {}", server.log().trim());
+            }
+            let ready = HttpConn::connect(addr)
+                .and_then(|mut c| c.send("GET", "/readyz", None, None))
+                .is_ok_and(|(s, _)| s == 200);
+            if ready {
+                return Ok(server);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the server was not ready within 30 s: {}",
+                server.log().trim()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Deserialize)]
+struct StatusDoc {
+    ticket: String,
+    state: String,
+    position: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct HoldDoc {
+    hold: String,
+    state: String,
+}
+
+#[derive(Deserialize)]
+struct EventDoc {
+    waiting: u64,
+}
+
+#[derive(Deserialize)]
+struct SeatsDoc {
+    held: u64,
+    sold: u64,
+}
+
+#[derive(Deserialize)]
+struct CouponDoc {
+    issued: u64,
+    remaining: u64,
+}
+
+#[derive(Deserialize)]
+struct ErrorDoc {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+}
+
+fn error_code(body: &[u8]) -> String {
+    serde_json::from_slice::<ErrorDoc>(body)
+        .map(|e| e.error.code)
+        .unwrap_or_default()
+}
+
+fn unexpected(what: &str, status: u16, body: &[u8]) -> anyhow::Error {
+    anyhow::anyhow!("{what}: HTTP {status}: {}", String::from_utf8_lossy(body))
+}
+
+fn coupon_id(c: Coupon) -> &'static str {
+    match c {
+        Coupon::Main => "c",
+        Coupon::Spin => "c-spin",
+    }
+}
+
+/// The HTTP side of the comparison.
+#[derive(Debug)]
+pub struct HttpSide<'a> {
+    server: &'a HttpServer,
+    plan: Arc<Plan>,
+}
+
+#[derive(Debug)]
+pub struct HttpClient {
+    conn: HttpConn,
+    plan: Arc<Plan>,
+    body: String,
+}
+
+impl<'a> HttpSide<'a> {
+    pub fn new(server: &'a HttpServer, plan: Arc<Plan>) -> Self {
+        HttpSide { server, plan }
+    }
+
+    /// One set-up or check call on a fresh connection (untimed).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Vec<u8>> {
+        let mut c = HttpConn::connect(self.server.addr)?;
+        let (status, out) = c.send(method, path, token, body)?;
+        ensure!(
+            (200..300).contains(&status),
+            "{}",
+            unexpected(&format!("{method} {path}"), status, &out)
+        );
+        Ok(out)
+    }
+}
+
+impl System for HttpSide<'_> {
+    type Client = HttpClient;
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.server.pid())
+    }
+
+    fn client(&self) -> Result<HttpClient> {
+        Ok(HttpClient {
+            conn: HttpConn::connect(self.server.addr)?,
+            plan: self.plan.clone(),
+            body: String::with_capacity(256),
+        })
+    }
+
+    fn setup_queue(&self) -> Result<()> {
+        let capacity = self.plan.sizes.joiners.max(1);
+        let body = serde_json::json!({
+            "name": "compare queue",
+            "queue": {"capacity": capacity, "admit_per_s": 1, "session_ttl_s": 86_400,
+                      "idle_timeout_s": 86_400, "max_waiting": 100_000_000, "prequeue": "fifo"},
+            "seats": [],
+            "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}
+        });
+        self.call("PUT", "/v1/events/q", Some(ADMIN), Some(&body.to_string()))?;
+        // Paused: the server's own ticker must not admit while positions are checked.
+        self.call("POST", "/v1/events/q/pause", Some(ADMIN), None)?;
+        Ok(())
+    }
+
+    fn waiting(&self) -> Result<u64> {
+        let body = self.call("GET", "/v1/events/q", None, None)?;
+        Ok(serde_json::from_slice::<EventDoc>(&body)
+            .context("event document")?
+            .waiting)
+    }
+
+    fn setup_seats(&self) -> Result<()> {
+        let s = &self.plan.sizes;
+        let mut rows = Vec::new();
+        for section in 0..s.sections {
+            for row in 1..=s.rows {
+                rows.push(serde_json::json!({"section": format!("S{section}"),
+                    "row": row.to_string(), "first": 1, "last": s.per_row, "category": "R"}));
+            }
+        }
+        let body = serde_json::json!({
+            "name": "compare venue",
+            "seats": rows,
+            "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}
+        });
+        self.call("PUT", "/v1/events/s", Some(ADMIN), Some(&body.to_string()))?;
+        Ok(())
+    }
+
+    fn seat_counts(&self) -> Result<(u64, u64)> {
+        let body = self.call("GET", "/v1/events/s/seats", None, None)?;
+        let d: SeatsDoc = serde_json::from_slice(&body).context("seat counts")?;
+        Ok((d.held, d.sold))
+    }
+
+    fn setup_coupon(&self, coupon: Coupon, stock: u32) -> Result<()> {
+        let body = format!(r#"{{"stock": {stock}, "per_user": 1}}"#);
+        let path = format!("/v1/coupons/{}", coupon_id(coupon));
+        self.call("PUT", &path, Some(ADMIN), Some(&body))?;
+        Ok(())
+    }
+
+    fn coupon_counts(&self, coupon: Coupon) -> Result<(u64, u64)> {
+        let path = format!("/v1/coupons/{}", coupon_id(coupon));
+        let d: CouponDoc =
+            serde_json::from_slice(&self.call("GET", &path, None, None)?).context("coupon")?;
+        Ok((d.issued, d.remaining))
+    }
+}
+
+impl Client for HttpClient {
+    type Hold = String;
+
+    fn join(&mut self, user: usize) -> Result<JoinReply> {
+        self.body.clear();
+        self.body.push_str(r#"{"user":""#);
+        self.body.push_str(&self.plan.users[user]);
+        self.body.push_str(r#""}"#);
+        let (status, body) =
+            self.conn
+                .send("POST", "/v1/events/q/queue", None, Some(&self.body))?;
+        ensure!(
+            status == 201 || status == 200,
+            "{}",
+            unexpected("join", status, &body)
+        );
+        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
+        Ok(JoinReply {
+            ticket: d.ticket,
+            position: d.position.context("a joined user has no position")?,
+            created: status == 201,
+            seq: None,
+        })
+    }
+
+    fn poll(&mut self, ticket: &str) -> Result<u64> {
+        let path = format!("/v1/events/q/queue/{ticket}");
+        let (status, body) = self.conn.send("GET", &path, None, None)?;
+        ensure!(status == 200, "{}", unexpected("status", status, &body));
+        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
+        ensure!(d.state == "waiting", "ticket is {}, not waiting", d.state);
+        d.position.context("a waiting user has no position")
+    }
+
+    fn hold(&mut self, attempt: usize) -> Result<Option<String>> {
+        let req = &self.plan.holds[attempt];
+        self.body.clear();
+        self.body.push_str(r#"{"user":""#);
+        self.body.push_str(&self.plan.users[req.user]);
+        self.body.push_str(r#"","seats":["#);
+        for (i, s) in req.seats.iter().enumerate() {
+            if i > 0 {
+                self.body.push(',');
+            }
+            self.body.push('"');
+            self.body.push_str(s);
+            self.body.push('"');
+        }
+        self.body.push_str("]}");
+        let (status, body) = self.conn.send(
+            "POST",
+            "/v1/events/s/holds",
+            Some(SERVICE),
+            Some(&self.body),
+        )?;
+        match status {
+            201 => {
+                let d: HoldDoc = serde_json::from_slice(&body).context("hold document")?;
+                ensure!(d.state == "held", "new hold is {}", d.state);
+                Ok(Some(d.hold))
+            }
+            409 if error_code(&body) == "seats_unavailable" => Ok(None),
+            _ => Err(unexpected("hold", status, &body)),
+        }
+    }
+
+    fn confirm(&mut self, _attempt: usize, hold: &String) -> Result<bool> {
+        let path = format!("/v1/events/s/holds/{hold}/confirm");
+        let (status, body) =
+            self.conn
+                .send("POST", &path, Some(SERVICE), Some(r#"{"order":"o-1"}"#))?;
+        match status {
+            200 => {
+                let d: HoldDoc = serde_json::from_slice(&body).context("hold document")?;
+                Ok(d.state == "sold")
+            }
+            410 => Ok(false),
+            _ => Err(unexpected("confirm", status, &body)),
+        }
+    }
+
+    fn claim(&mut self, coupon: Coupon, user: usize) -> Result<ClaimResult> {
+        let path = match coupon {
+            Coupon::Main => "/v1/coupons/c/claims",
+            Coupon::Spin => "/v1/coupons/c-spin/claims",
+        };
+        self.body.clear();
+        self.body.push_str(r#"{"user":""#);
+        self.body.push_str(&self.plan.users[user]);
+        self.body.push_str(r#""}"#);
+        let (status, body) = self
+            .conn
+            .send("POST", path, Some(SERVICE), Some(&self.body))?;
+        match (status, error_code(&body).as_str()) {
+            (201, _) => Ok(ClaimResult::Claimed),
+            (409, "already_claimed") => Ok(ClaimResult::AlreadyClaimed),
+            (410, "sold_out") => Ok(ClaimResult::SoldOut),
+            _ => Err(unexpected("claim", status, &body)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_length_and_chunked_responses() -> Result<()> {
+        let mut line = String::new();
+        let raw = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}";
+        let (s, b, close) = read_response(&mut &raw[..], &mut line)?;
+        assert_eq!((s, b.as_slice(), close), (201, &b"{}"[..], false));
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+                    3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let (s, b, close) = read_response(&mut &raw[..], &mut line)?;
+        assert_eq!((s, b.as_slice(), close), (200, &b"abcde"[..], true));
+        Ok(())
+    }
+}

@@ -1,0 +1,717 @@
+//! The usual Redis design, as Spring + Redis ticketing services build it,
+//! against a `redis-server` this program starts and stops itself.
+//!
+//! - Waiting queue: `INCR` a sequence, `ZADD NX` the user with it as score,
+//!   `ZRANK` for the position (three round trips per join); polls are one
+//!   `ZRANK`; a scheduler `ZPOPMIN`s batches and `SADD`s them to an active set.
+//! - Seats: one key per held seat; a Lua script holds all or nothing
+//!   (`EXISTS` on every seat, then `SET … PX ttl`), a second one confirms.
+//! - Coupons: a Lua script (`SISMEMBER` → `GET` stock → `DECR` + `SADD`); and
+//!   the older variant under a spin lock (`SET NX PX`, then the same steps as
+//!   separate commands, then a compare-and-delete script), as Redisson-style
+//!   locking does.
+//!
+//! Every request is its own round trip on its own connection (no pipelining),
+//! as each request of the Spring service is; only untimed set-up pipelines.
+
+use super::suite::{ClaimResult, Client, Coupon, JoinReply, Outcome, System};
+use super::workloads::{cpu_delta, cpu_time, histogram, record, Measured, Plan};
+use anyhow::{bail, ensure, Context, Result};
+use redis::{Connection, Script};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a seat hold lives (as the engine's hold policy: 600 s).
+const HOLD_TTL_MS: u64 = 600_000;
+/// Lease of the spin lock.
+const LOCK_LEASE_MS: u64 = 3_000;
+
+const HOLD_LUA: &str = r"
+for _, k in ipairs(KEYS) do
+  if redis.call('EXISTS', k) == 1 then return 0 end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+end
+return 1";
+
+const CONFIRM_LUA: &str = r"
+for _, k in ipairs(KEYS) do
+  if redis.call('GET', k) ~= ARGV[1] then return 0 end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('SET', k, 'sold:' .. ARGV[1])
+end
+return 1";
+
+const CLAIM_LUA: &str = r"
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
+local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
+if stock <= 0 then return -2 end
+redis.call('DECR', KEYS[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+return stock - 1";
+
+const UNLOCK_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0";
+
+const SEQ: &str = "q:seq";
+const WAITING: &str = "q:waiting";
+const ACTIVE: &str = "q:active";
+
+fn coupon_keys(c: Coupon) -> (&'static str, &'static str) {
+    match c {
+        Coupon::Main => ("c:stock", "c:users"),
+        Coupon::Spin => ("cs:stock", "cs:users"),
+    }
+}
+const SPIN_LOCK: &str = "cs:lock";
+
+/// A free loopback port (bound, read, released; the server binds it next).
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("binding a probe socket on loopback")?;
+    Ok(l.local_addr().context("probe socket address")?.port())
+}
+
+/// A temp directory for one child process, removed by its guard.
+pub fn temp_dir(tag: &str) -> Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "boxoffice-compare-{tag}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A `redis-server` on a loopback port, without persistence, killed by PID
+/// when dropped (so also on an error or a panic).
+#[derive(Debug)]
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+    pub version: String,
+}
+
+impl RedisServer {
+    pub fn start(bin: &Path) -> Result<Self> {
+        let mut last = None;
+        // A port taken between probing and binding is retried with another.
+        for _ in 0..3 {
+            match Self::try_start(bin) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
+    }
+
+    fn try_start(bin: &Path) -> Result<Self> {
+        let port = free_port()?;
+        let dir = temp_dir("redis")?;
+        let log = std::fs::File::create(dir.join("redis.log")).context("creating redis.log")?;
+        let child = Command::new(bin)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--daemonize", "no", "--loglevel", "warning"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("redis.log")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut server = RedisServer {
+            child,
+            port,
+            dir,
+            version: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = server.child.try_wait().context("redis-server status")? {
+                let log = std::fs::read_to_string(server.dir.join("redis.log")).unwrap_or_default();
+                bail!("redis-server exited ({status}): {}", log.trim());
+            }
+            if let Ok(mut con) = server.connect() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    let info: String = redis::cmd("INFO")
+                        .arg("server")
+                        .query(&mut con)
+                        .context("INFO server")?;
+                    server.version = info_field(&info, "redis_version").unwrap_or_default();
+                    return Ok(server);
+                }
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "redis-server did not answer within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn connect(&self) -> Result<Connection> {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
+            .context("redis URL")?;
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .context("connecting to redis-server")?;
+        con.set_read_timeout(Some(Duration::from_secs(60)))
+            .context("setting the read timeout")?;
+        Ok(con)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn info_field(info: &str, name: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(|v| v.trim().to_string())
+}
+
+/// `used_memory` from `INFO memory`.
+fn used_memory(con: &mut Connection) -> Result<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(con)
+        .context("INFO memory")?;
+    info_field(&info, "used_memory")
+        .and_then(|v| v.parse().ok())
+        .context("no used_memory in INFO memory")
+}
+
+/// The Redis design's side of the comparison.
+#[derive(Debug)]
+pub struct RedisSide<'a> {
+    server: &'a RedisServer,
+    plan: Arc<Plan>,
+}
+
+#[derive(Debug)]
+struct Scripts {
+    hold: Script,
+    confirm: Script,
+    claim: Script,
+    unlock: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            hold: Script::new(HOLD_LUA),
+            confirm: Script::new(CONFIRM_LUA),
+            claim: Script::new(CLAIM_LUA),
+            unlock: Script::new(UNLOCK_LUA),
+        }
+    }
+}
+
+pub struct RedisClient {
+    con: Connection,
+    plan: Arc<Plan>,
+    scripts: Scripts,
+    /// Unique lock tokens: this client's id plus a counter.
+    id: u64,
+    counter: u64,
+    lock_attempts: u64,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient").field("id", &self.id).finish()
+    }
+}
+
+/// User index from a user name (`user-000000000000123`).
+fn user_index(name: &str) -> Result<usize> {
+    name.strip_prefix("user-")
+        .and_then(|n| n.parse().ok())
+        .with_context(|| format!("unexpected member {name:?}"))
+}
+
+impl<'a> RedisSide<'a> {
+    pub fn new(server: &'a RedisServer, plan: Arc<Plan>) -> Result<Self> {
+        let mut con = server.connect()?;
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut con)
+            .context("FLUSHALL")?;
+        // Load the scripts once (server-wide) so runs measure EVALSHA only.
+        let s = Scripts::new();
+        for script in [&s.hold, &s.confirm, &s.claim, &s.unlock] {
+            script
+                .prepare_invoke()
+                .load(&mut con)
+                .context("SCRIPT LOAD")?;
+        }
+        Ok(RedisSide { server, plan })
+    }
+
+    /// The whole line in order: (user, score) by rank.
+    fn zrange(&self) -> Result<Vec<(String, f64)>> {
+        let mut con = self.server.connect()?;
+        redis::cmd("ZRANGE")
+            .arg(WAITING)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(&mut con)
+            .context("ZRANGE")
+    }
+
+    /// The scheduler: `ZPOPMIN` a batch, `SADD` it to the active set, until
+    /// the line is empty. Timed: each batch's two round trips. Checked: users
+    /// come out in score order, each once, exactly the line.
+    pub fn admit(&self, line: &[(String, u64)]) -> Result<Outcome> {
+        let mut con = self.server.connect()?;
+        let batch = self.plan.sizes.admit_batch;
+        let mut hist = histogram();
+        let mut busy = Duration::ZERO;
+        let mut popped_all: Vec<(String, f64)> = Vec::with_capacity(line.len());
+        let cpu0 = cpu_time(Some(self.server.pid()));
+        while popped_all.len() < line.len() {
+            let start = Instant::now();
+            let popped: Vec<(String, f64)> = redis::cmd("ZPOPMIN")
+                .arg(WAITING)
+                .arg(batch)
+                .query(&mut con)
+                .context("ZPOPMIN")?;
+            ensure!(!popped.is_empty(), "the line ran dry early");
+            let mut sadd = redis::cmd("SADD");
+            sadd.arg(ACTIVE);
+            for (u, _) in &popped {
+                sadd.arg(u);
+            }
+            sadd.query::<u64>(&mut con).context("SADD")?;
+            let took = start.elapsed();
+            record(&mut hist, took);
+            busy += took;
+            popped_all.extend(popped);
+        }
+        let cpu = cpu_delta(Some(self.server.pid()), cpu0, busy);
+        ensure!(
+            popped_all.windows(2).all(|w| w[0].1 < w[1].1),
+            "admission is not in score order"
+        );
+        let mut by_position = vec![""; line.len()];
+        for (ticket, pos) in line {
+            *by_position
+                .get_mut((*pos as usize).wrapping_sub(1))
+                .context("position out of range")? = ticket;
+        }
+        for (i, (u, _)) in popped_all.iter().enumerate() {
+            ensure!(
+                by_position[i] == u,
+                "admitted #{} is {u}, the line had {}",
+                i + 1,
+                by_position[i]
+            );
+        }
+        let active: u64 = redis::cmd("SCARD")
+            .arg(ACTIVE)
+            .query(&mut con)
+            .context("SCARD")?;
+        ensure!(active == line.len() as u64, "{active} in the active set");
+        let batches = hist.len();
+        Ok(Outcome::new(
+            Measured {
+                ops: popped_all.len() as u64,
+                elapsed: busy,
+                hist,
+                cpu,
+            },
+            vec![format!("{batches} batches of ZPOPMIN {batch} + SADD")],
+        ))
+    }
+
+    /// Bytes of `used_memory` per waiting user: `n` users `ZADD`ed (pipelined
+    /// set-up) into an empty server.
+    pub fn memory_per_user(&self, n: u64) -> Result<f64> {
+        let mut con = self.server.connect()?;
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut con)
+            .context("FLUSHALL")?;
+        let before = used_memory(&mut con)?;
+        const PER_CMD: u64 = 1_000;
+        const PER_PIPE: u64 = 20;
+        let mut next = 0u64;
+        while next < n {
+            let mut pipe = redis::pipe();
+            for _ in 0..PER_PIPE {
+                if next >= n {
+                    break;
+                }
+                let end = (next + PER_CMD).min(n);
+                let cmd = pipe.cmd("ZADD").arg(WAITING);
+                for i in next..end {
+                    cmd.arg(i + 1).arg(super::workloads::user_name(i as usize));
+                }
+                cmd.ignore();
+                next = end;
+            }
+            pipe.query::<()>(&mut con).context("filling the line")?;
+        }
+        let count: u64 = redis::cmd("ZCARD")
+            .arg(WAITING)
+            .query(&mut con)
+            .context("ZCARD")?;
+        ensure!(count == n, "{count} users in line after adding {n}");
+        let after = used_memory(&mut con)?;
+        redis::cmd("FLUSHALL")
+            .query::<()>(&mut con)
+            .context("FLUSHALL")?;
+        Ok(after.saturating_sub(before) as f64 / n as f64)
+    }
+}
+
+impl System for RedisSide<'_> {
+    type Client = RedisClient;
+
+    fn pid(&self) -> Option<u32> {
+        Some(self.server.pid())
+    }
+
+    fn client(&self) -> Result<RedisClient> {
+        let con = self.server.connect()?;
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        Ok(RedisClient {
+            con,
+            plan: self.plan.clone(),
+            scripts: Scripts::new(),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            counter: 0,
+            lock_attempts: 0,
+        })
+    }
+
+    fn setup_queue(&self) -> Result<()> {
+        let mut con = self.server.connect()?;
+        redis::cmd("DEL")
+            .arg(SEQ)
+            .arg(WAITING)
+            .arg(ACTIVE)
+            .query::<()>(&mut con)
+            .context("DEL")
+    }
+
+    fn waiting(&self) -> Result<u64> {
+        let mut con = self.server.connect()?;
+        redis::cmd("ZCARD")
+            .arg(WAITING)
+            .query(&mut con)
+            .context("ZCARD")
+    }
+
+    /// The design's own promises: one place per user, kept on a repeat join
+    /// (`ZADD NX` keeps the first score), unique sequence scores. Reported
+    /// positions that later changed are counted as a note: `INCR` and `ZADD`
+    /// are two round trips, so a later number can land first and be ranked
+    /// ahead until the earlier one arrives.
+    fn check_joins(
+        &self,
+        replies: &[(usize, JoinReply)],
+        joiners: usize,
+        notes: &mut Vec<String>,
+    ) -> Result<()> {
+        let all = self.zrange()?;
+        ensure!(
+            all.len() == joiners,
+            "{} in line, expected {joiners}",
+            all.len()
+        );
+        ensure!(
+            all.windows(2).all(|w| w[0].1 < w[1].1),
+            "sequence scores are not unique"
+        );
+        let mut rank_score = vec![(0u64, 0u64); joiners];
+        for (rank, (name, score)) in all.iter().enumerate() {
+            let u = user_index(name)?;
+            *rank_score.get_mut(u).context("member out of range")? = (rank as u64, *score as u64);
+        }
+        let mut moved = 0usize;
+        for (u, r) in replies {
+            let (rank, score) = rank_score[*u];
+            if r.created {
+                ensure!(
+                    r.seq == Some(score),
+                    "user {u}'s score {score} is not the sequence {:?} it was added with",
+                    r.seq
+                );
+            }
+            if r.position != rank + 1 {
+                moved += 1;
+            }
+        }
+        notes.push(format!(
+            "{moved} of {} join replies ({:.3}%) reported a position that later changed \
+             (INCR and ZADD are separate round trips)",
+            replies.len(),
+            100.0 * moved as f64 / replies.len().max(1) as f64
+        ));
+        Ok(())
+    }
+
+    fn line(&self, _replies: &[(usize, JoinReply)], joiners: usize) -> Result<Vec<(String, u64)>> {
+        let mut line = vec![(String::new(), 0); joiners];
+        for (rank, (name, _)) in self.zrange()?.into_iter().enumerate() {
+            let u = user_index(&name)?;
+            *line.get_mut(u).context("member out of range")? = (name, rank as u64 + 1);
+        }
+        Ok(line)
+    }
+
+    fn setup_seats(&self) -> Result<()> {
+        // Free seats have no key; nothing to create.
+        Ok(())
+    }
+
+    fn seat_counts(&self) -> Result<(u64, u64)> {
+        let mut con = self.server.connect()?;
+        let s = &self.plan.sizes;
+        let mut names = Vec::with_capacity(s.seats() as usize);
+        for section in 0..s.sections {
+            for row in 0..s.rows {
+                for n in 1..=s.per_row {
+                    names.push(format!(
+                        "seat:{}",
+                        super::workloads::seat_name(section, row, n)
+                    ));
+                }
+            }
+        }
+        let (mut held, mut sold) = (0, 0);
+        for chunk in names.chunks(1_000) {
+            let values: Vec<Option<String>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query(&mut con)
+                .context("MGET")?;
+            for v in values.into_iter().flatten() {
+                if v.starts_with("sold:") {
+                    sold += 1;
+                } else {
+                    held += 1;
+                }
+            }
+        }
+        Ok((held, sold))
+    }
+
+    fn setup_coupon(&self, coupon: Coupon, stock: u32) -> Result<()> {
+        let mut con = self.server.connect()?;
+        let (stock_key, users_key) = coupon_keys(coupon);
+        redis::pipe()
+            .cmd("DEL")
+            .arg(users_key)
+            .arg(SPIN_LOCK)
+            .ignore()
+            .cmd("SET")
+            .arg(stock_key)
+            .arg(stock)
+            .ignore()
+            .query::<()>(&mut con)
+            .context("setting the stock")
+    }
+
+    fn coupon_counts(&self, coupon: Coupon) -> Result<(u64, u64)> {
+        let mut con = self.server.connect()?;
+        let (stock_key, users_key) = coupon_keys(coupon);
+        let issued: u64 = redis::cmd("SCARD")
+            .arg(users_key)
+            .query(&mut con)
+            .context("SCARD")?;
+        let remaining: i64 = redis::cmd("GET")
+            .arg(stock_key)
+            .query(&mut con)
+            .context("GET")?;
+        ensure!(remaining >= 0, "stock went negative: {remaining}");
+        Ok((issued, remaining as u64))
+    }
+}
+
+impl RedisClient {
+    fn seat_keys(&self, attempt: usize) -> Vec<String> {
+        self.plan.holds[attempt]
+            .seats
+            .iter()
+            .map(|s| format!("seat:{s}"))
+            .collect()
+    }
+
+    /// The spin-lock coupon path: lock, four separate commands, unlock.
+    fn claim_locked(&mut self, user: &str) -> Result<ClaimResult> {
+        let (stock_key, users_key) = coupon_keys(Coupon::Spin);
+        self.counter += 1;
+        let token = format!("{}-{}", self.id, self.counter);
+        loop {
+            self.lock_attempts += 1;
+            let ok: Option<String> = redis::cmd("SET")
+                .arg(SPIN_LOCK)
+                .arg(&token)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_LEASE_MS)
+                .query(&mut self.con)
+                .context("SET NX PX")?;
+            if ok.is_some() {
+                break;
+            }
+        }
+        let con = &mut self.con;
+        let result = (|| -> Result<ClaimResult> {
+            let member: bool = redis::cmd("SISMEMBER")
+                .arg(users_key)
+                .arg(user)
+                .query(con)
+                .context("SISMEMBER")?;
+            if member {
+                return Ok(ClaimResult::AlreadyClaimed);
+            }
+            let stock: i64 = redis::cmd("GET").arg(stock_key).query(con).context("GET")?;
+            if stock <= 0 {
+                return Ok(ClaimResult::SoldOut);
+            }
+            redis::cmd("DECR")
+                .arg(stock_key)
+                .query::<i64>(con)
+                .context("DECR")?;
+            redis::cmd("SADD")
+                .arg(users_key)
+                .arg(user)
+                .query::<u64>(con)
+                .context("SADD")?;
+            Ok(ClaimResult::Claimed)
+        })();
+        let released: i64 = self
+            .scripts
+            .unlock
+            .key(SPIN_LOCK)
+            .arg(&token)
+            .invoke(&mut self.con)
+            .context("unlock")?;
+        ensure!(released == 1, "the lock lease ran out under a claim");
+        result
+    }
+}
+
+impl Client for RedisClient {
+    type Hold = String;
+
+    fn join(&mut self, user: usize) -> Result<JoinReply> {
+        let name = &self.plan.users[user];
+        let seq: u64 = redis::cmd("INCR")
+            .arg(SEQ)
+            .query(&mut self.con)
+            .context("INCR")?;
+        let added: u64 = redis::cmd("ZADD")
+            .arg(WAITING)
+            .arg("NX")
+            .arg(seq)
+            .arg(name)
+            .query(&mut self.con)
+            .context("ZADD NX")?;
+        let rank: Option<u64> = redis::cmd("ZRANK")
+            .arg(WAITING)
+            .arg(name)
+            .query(&mut self.con)
+            .context("ZRANK")?;
+        Ok(JoinReply {
+            ticket: name.clone(),
+            position: rank.context("just added, not in line")? + 1,
+            created: added == 1,
+            seq: Some(seq),
+        })
+    }
+
+    fn poll(&mut self, ticket: &str) -> Result<u64> {
+        let rank: Option<u64> = redis::cmd("ZRANK")
+            .arg(WAITING)
+            .arg(ticket)
+            .query(&mut self.con)
+            .context("ZRANK")?;
+        Ok(rank.context("not in line")? + 1)
+    }
+
+    fn hold(&mut self, attempt: usize) -> Result<Option<String>> {
+        // The id a Spring service would make with a UUID: unique per attempt.
+        let hold_id = format!("h{attempt}");
+        let mut inv = self.scripts.hold.prepare_invoke();
+        for k in self.seat_keys(attempt) {
+            inv.key(k);
+        }
+        let ok: i64 = inv
+            .arg(&hold_id)
+            .arg(HOLD_TTL_MS)
+            .invoke(&mut self.con)
+            .context("hold script")?;
+        Ok((ok == 1).then_some(hold_id))
+    }
+
+    fn confirm(&mut self, attempt: usize, hold: &String) -> Result<bool> {
+        let mut inv = self.scripts.confirm.prepare_invoke();
+        for k in self.seat_keys(attempt) {
+            inv.key(k);
+        }
+        let ok: i64 = inv
+            .arg(hold)
+            .invoke(&mut self.con)
+            .context("confirm script")?;
+        Ok(ok == 1)
+    }
+
+    fn claim(&mut self, coupon: Coupon, user: usize) -> Result<ClaimResult> {
+        let plan = self.plan.clone();
+        let name = &plan.users[user];
+        if coupon == Coupon::Spin {
+            return self.claim_locked(name);
+        }
+        let (stock_key, users_key) = coupon_keys(coupon);
+        let r: i64 = self
+            .scripts
+            .claim
+            .key(stock_key)
+            .key(users_key)
+            .arg(name)
+            .invoke(&mut self.con)
+            .context("claim script")?;
+        Ok(match r {
+            -1 => ClaimResult::AlreadyClaimed,
+            -2 => ClaimResult::SoldOut,
+            _ => ClaimResult::Claimed,
+        })
+    }
+
+    fn lock_attempts(&self) -> u64 {
+        self.lock_attempts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_fields() {
+        let info = "# Memory\r\nused_memory:1234\r\nused_memory_human:1.2K\r\n";
+        assert_eq!(info_field(info, "used_memory").as_deref(), Some("1234"));
+        assert_eq!(user_index("user-000000000000042").ok(), Some(42));
+    }
+}
