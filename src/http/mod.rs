@@ -40,8 +40,8 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
-pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
-    // A `Value` always serialises.
+pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<Body> {
+    // Our documents (a `Value`, or structs of strings and numbers) always serialise.
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut r = Response::new(full(body));
     *r.status_mut() = status;

@@ -6,26 +6,48 @@ use super::{json_response, no_content, Cx, Reply};
 use crate::idempotency::Replay;
 use boxoffice_engine::{Rejection, TicketView};
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 
-/// The status document.
-pub fn status_doc(v: &TicketView) -> Value {
-    let s = &v.status;
-    let mut doc = json!({
-        "ticket": s.ticket,
-        "event": v.event.as_str(),
-        "user": s.user.as_str(),
-        "state": s.state.as_str(),
-        "position": s.position,
-        "waiting": s.waiting,
-        "eta_s": s.eta_s,
-        "poll_after_ms": s.poll_after_ms,
-    });
-    if let (Some(pass), Some(exp), Some(obj)) = (&v.pass, v.pass_expires_at, doc.as_object_mut()) {
-        obj.insert("pass".into(), Value::from(pass.as_str()));
-        obj.insert("pass_expires_at".into(), Value::from(exp.to_rfc3339()));
+/// The status document, serialised straight from the engine's view (the
+/// poll path: no intermediate JSON map).
+#[derive(serde::Serialize)]
+pub struct StatusDoc<'a> {
+    ticket: &'a str,
+    event: &'a str,
+    user: &'a str,
+    state: &'static str,
+    position: Option<u64>,
+    waiting: u64,
+    eta_s: Option<u64>,
+    poll_after_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass_expires_at: Option<String>,
+}
+
+impl<'a> StatusDoc<'a> {
+    pub fn new(v: &'a TicketView) -> Self {
+        let s = &v.status;
+        let pass = v.pass.as_deref().zip(v.pass_expires_at);
+        StatusDoc {
+            ticket: &s.ticket,
+            event: v.event.as_str(),
+            user: s.user.as_str(),
+            state: s.state.as_str(),
+            position: s.position,
+            waiting: s.waiting,
+            eta_s: s.eta_s,
+            poll_after_ms: s.poll_after_ms,
+            pass: pass.map(|(p, _)| p),
+            pass_expires_at: pass.map(|(_, exp)| exp.to_rfc3339()),
+        }
     }
-    doc
+}
+
+/// The status document as a JSON value (live streams compare successive ones).
+pub fn status_doc(v: &TicketView) -> Value {
+    serde_json::to_value(StatusDoc::new(v)).unwrap_or(Value::Null)
 }
 
 pub async fn join(mut cx: Cx) -> Reply {
@@ -60,7 +82,7 @@ pub async fn join(mut cx: Cx) -> Reply {
         st.join_replays
             .remember(&id, k, &user, status.as_u16(), now);
     }
-    Ok(json_response(status, &status_doc(&joined.view)))
+    Ok(json_response(status, &StatusDoc::new(&joined.view)))
 }
 
 fn ticket(cx: &Cx) -> Result<&str, ApiError> {
@@ -75,7 +97,7 @@ fn ticket(cx: &Cx) -> Result<&str, ApiError> {
 pub async fn status(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let view = cx.state.engine.status(&id, ticket(&cx)?, cx.state.now())?;
-    Ok(json_response(StatusCode::OK, &status_doc(&view)))
+    Ok(json_response(StatusCode::OK, &StatusDoc::new(&view)))
 }
 
 pub async fn leave(cx: Cx) -> Reply {
