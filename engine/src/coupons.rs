@@ -75,15 +75,32 @@ pub struct Coupon {
     per_user: HashMap<UserId, u32>,
 }
 
+/// Most entries reserved up front for one coupon (see [`Coupon::reserve`]).
+const RESERVE_CAP: usize = 1 << 20;
+
 impl Coupon {
     pub fn new(id: CouponId, config: CouponConfig) -> Self {
-        Coupon {
+        let mut c = Coupon {
             id,
             config,
             issued: 0,
             ledger: Vec::new(),
             per_user: HashMap::new(),
-        }
+        };
+        c.reserve();
+        c
+    }
+
+    /// Users with live claims never outnumber `stock`, so sizing the per-user
+    /// map and the ledger for the stock up front means no rehash stalls every
+    /// claim behind the coupon's lock in the middle of a sale (measured before:
+    /// one claim of 123 ms at 458k claims). Capped so a huge stock does not
+    /// reserve gigabytes; past the cap growth is amortised as usual.
+    fn reserve(&mut self) {
+        let want = (self.config.stock as usize).min(RESERVE_CAP);
+        self.per_user
+            .reserve(want.saturating_sub(self.per_user.len()));
+        self.ledger.reserve(want.saturating_sub(self.ledger.len()));
     }
 
     pub fn id(&self) -> &CouponId {
@@ -113,6 +130,7 @@ impl Coupon {
                 self.config = *config;
                 // A replayed journal never lowers stock below issued; guard anyway.
                 self.config.stock = self.config.stock.max(self.issued);
+                self.reserve();
             }
             CouponChange::Claimed { claim, user } => {
                 debug_assert_eq!(claim.0 as usize, self.ledger.len());
@@ -219,6 +237,7 @@ impl Coupon {
     /// Rebuilds derived indexes after deserialising.
     pub(crate) fn rebuild(&mut self) {
         self.per_user.clear();
+        self.reserve();
         for r in self.ledger.iter().filter(|r| !r.returned) {
             *self.per_user.entry(r.user.clone()).or_insert(0) += 1;
         }
