@@ -277,9 +277,7 @@ fn queue_rejection(r: QueueRejection) -> Rejection {
 }
 
 fn event_phase(e: &EventState, now: Timestamp) -> Phase {
-    let counts = e.seats.counts(now).total;
-    let seats = counts.free + counts.held + counts.sold;
-    if seats > 0 && counts.sold == seats {
+    if e.seats.sold_out() {
         return Phase::Closed;
     }
     match &e.room {
@@ -491,15 +489,10 @@ impl Engine {
         let room = e.room.as_mut().ok_or(Rejection::NoQueue)?;
         let mut out = Vec::new();
         let r = f(room, &mut out, now);
-        for change in out {
-            shard.record(
-                now,
-                Change::Queue {
-                    event: id.clone(),
-                    change,
-                },
-            );
-        }
+        shard.record_all(now, out, |change| Change::Queue {
+            event: id.clone(),
+            change,
+        });
         r
     }
 
@@ -586,15 +579,10 @@ impl Engine {
             Ok((_, status)) => Some(self.view(e, status.clone())),
             Err(_) => None,
         };
-        for change in out {
-            shard.record(
-                now,
-                Change::Queue {
-                    event: id.clone(),
-                    change,
-                },
-            );
-        }
+        shard.record_all(now, out, |change| Change::Queue {
+            event: id.clone(),
+            change,
+        });
         let (created, _) = joined.map_err(queue_rejection)?;
         view.map(|view| Joined { created, view })
             .ok_or(Rejection::TicketNotFound)
@@ -701,14 +689,14 @@ impl Engine {
                     report.rooms_opened += u64::from(t.opened);
                 }
                 report.holds_expired += e.seats.tick(now, &mut sout);
-                for change in qout.drain(..) {
-                    let event = id.clone();
-                    shard.record(now, Change::Queue { event, change });
-                }
-                for change in sout.drain(..) {
-                    let event = id.clone();
-                    shard.record(now, Change::Seats { event, change });
-                }
+                shard.record_all(now, qout.drain(..), |change| Change::Queue {
+                    event: id.clone(),
+                    change,
+                });
+                shard.record_all(now, sout.drain(..), |change| Change::Seats {
+                    event: id.clone(),
+                    change,
+                });
             }
         }
         report
@@ -731,10 +719,10 @@ impl Engine {
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         let mut out = Vec::new();
         let r = f(&mut e.seats, &mut out, now);
-        for change in out {
-            let event = id.clone();
-            shard.record(now, Change::Seats { event, change });
-        }
+        shard.record_all(now, out, |change| Change::Seats {
+            event: id.clone(),
+            change,
+        });
         r
     }
 
@@ -806,10 +794,10 @@ impl Engine {
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         let mut out = Vec::new();
         let outcome = e.seats.hold(user, choice, now, &mut out);
-        for change in out {
-            let event = id.clone();
-            shard.record(now, Change::Seats { event, change });
-        }
+        shard.record_all(now, out, |change| Change::Seats {
+            event: id.clone(),
+            change,
+        });
         let names = |v: Vec<crate::ids::SeatId>| v.iter().map(ToString::to_string).collect();
         match outcome {
             HoldOutcome::Held(hold) => {
@@ -958,10 +946,10 @@ impl Engine {
                 let mut out = Vec::new();
                 let r = c.configure(config, now, &mut out);
                 let counts = c.counts();
-                for change in out {
-                    let coupon = id.clone();
-                    shard.record(now, Change::Coupon { coupon, change });
-                }
+                shard.record_all(now, out, |change| Change::Coupon {
+                    coupon: id.clone(),
+                    change,
+                });
                 match r {
                     ConfigureOutcome::Updated => Ok((PutOutcome::Replaced, counts)),
                     ConfigureOutcome::StockBelowIssued { issued } => {
@@ -1011,10 +999,10 @@ impl Engine {
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
         let mut out = Vec::new();
         let outcome = c.claim(user, now, &mut out);
-        for change in out {
-            let coupon = id.clone();
-            shard.record(now, Change::Coupon { coupon, change });
-        }
+        shard.record_all(now, out, |change| Change::Coupon {
+            coupon: id.clone(),
+            change,
+        });
         match outcome {
             ClaimOutcome::Claimed { claim, remaining } => {
                 if let Some(key) = key {
@@ -1047,10 +1035,10 @@ impl Engine {
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
         let mut out = Vec::new();
         let r = c.return_claim(claim, now, &mut out);
-        for change in out {
-            let coupon = id.clone();
-            shard.record(now, Change::Coupon { coupon, change });
-        }
+        shard.record_all(now, out, |change| Change::Coupon {
+            coupon: id.clone(),
+            change,
+        });
         match r {
             ReturnOutcome::Returned | ReturnOutcome::AlreadyReturned => Ok(()),
             ReturnOutcome::NotFound => Err(Rejection::ClaimNotFound),

@@ -150,6 +150,19 @@ impl Shard {
         }
     }
 
+    /// Records a module's changes (already applied by the module), each
+    /// wrapped into its journal form by `wrap`.
+    pub fn record_all<C>(
+        &mut self,
+        at: Timestamp,
+        changes: impl IntoIterator<Item = C>,
+        wrap: impl Fn(C) -> Change,
+    ) {
+        for change in changes {
+            self.record(at, wrap(change));
+        }
+    }
+
     pub fn take_journal(&mut self) -> Vec<Entry> {
         self.journal
             .as_mut()

@@ -26,15 +26,8 @@ const TICK_MS: u64 = 100;
 /// every event) does only the admission work being measured.
 #[derive(Debug)]
 pub struct EngineSide {
-    queue_engine: Arc<Engine>,
-    engine: Arc<Engine>,
-    users: Arc<Vec<UserId>>,
-    /// Per hold attempt: the user and the seats asked for.
-    choices: Arc<Vec<(usize, SeatChoice)>>,
-    queue: EventId,
-    venue: EventId,
-    coupon: CouponId,
-    spin_coupon: CouponId,
+    /// The handles client threads share (see [`EngineParts`]).
+    parts: EngineParts,
     joiners: u32,
     admit_batch: u32,
     sizes: (u32, u32, u32),
@@ -78,14 +71,16 @@ impl EngineSide {
             .collect::<Result<Vec<_>>>()?;
         let s = &plan.sizes;
         Ok(EngineSide {
-            queue_engine: Arc::new(engine(16)),
-            engine: Arc::new(engine(16)),
-            users: Arc::new(users),
-            choices: Arc::new(choices),
-            queue: event_id("q"),
-            venue: event_id("s"),
-            coupon: CouponId::new("c").context("coupon id")?,
-            spin_coupon: CouponId::new("c-spin").context("coupon id")?,
+            parts: EngineParts {
+                queue_engine: Arc::new(engine(16)),
+                engine: Arc::new(engine(16)),
+                users: Arc::new(users),
+                choices: Arc::new(choices),
+                queue: event_id("q"),
+                venue: event_id("s"),
+                coupon: CouponId::new("c").context("coupon id")?,
+                spin_coupon: CouponId::new("c-spin").context("coupon id")?,
+            },
             joiners: u32::try_from(s.joiners).context("joiners")?,
             admit_batch: u32::try_from(s.admit_batch).context("admit batch")?,
             sizes: (s.sections, s.rows, s.per_row),
@@ -93,23 +88,14 @@ impl EngineSide {
     }
 
     fn parts(&self) -> EngineParts {
-        EngineParts {
-            queue_engine: self.queue_engine.clone(),
-            engine: self.engine.clone(),
-            users: self.users.clone(),
-            choices: self.choices.clone(),
-            queue: self.queue.clone(),
-            venue: self.venue.clone(),
-            coupon: self.coupon.clone(),
-            spin_coupon: self.spin_coupon.clone(),
-        }
+        self.parts.clone()
     }
 
     /// Admits the whole line with `tick`, one scheduler thread, `admit_batch`
     /// users a tick. Timed: the ticks. Checked after each tick (untimed): the
     /// users admitted are exactly the next ones in line, in order.
     pub fn admit(&self, line: &[(String, u64)]) -> Result<Outcome> {
-        let (q, e) = (&self.queue, &self.queue_engine);
+        let (q, e) = (&self.parts.queue, &self.parts.queue_engine);
         // Tickets in line order (position 1 first).
         let mut order = vec![""; line.len()];
         for (ticket, pos) in line {
@@ -216,17 +202,19 @@ impl System for EngineSide {
             max_waiting: nz(100_000_000),
             prequeue: PrequeueOrder::Fifo,
         };
-        let e = &self.queue_engine;
-        e.put_event(&self.queue, event(Some(cfg), vec![], 4), [1; 32], T0)
+        let e = &self.parts.queue_engine;
+        e.put_event(&self.parts.queue, event(Some(cfg), vec![], 4), [1; 32], T0)
             .map_err(|r| reject("put_event", r))?;
-        e.pause(&self.queue, T0).map_err(|r| reject("pause", r))?;
+        e.pause(&self.parts.queue, T0)
+            .map_err(|r| reject("pause", r))?;
         Ok(())
     }
 
     fn waiting(&self) -> Result<u64> {
         let info = self
+            .parts
             .queue_engine
-            .event(&self.queue, T0)
+            .event(&self.parts.queue, T0)
             .map_err(|r| reject("event", r))?;
         Ok(info.waiting)
     }
@@ -234,24 +222,26 @@ impl System for EngineSide {
     fn setup_seats(&self) -> Result<()> {
         let (sections, rows, per_row) = self.sizes;
         let cfg = event(None, layout(sections, rows, per_row), 4);
-        self.engine
-            .put_event(&self.venue, cfg, [2; 32], T0)
+        self.parts
+            .engine
+            .put_event(&self.parts.venue, cfg, [2; 32], T0)
             .map_err(|r| reject("put_event", r))?;
         Ok(())
     }
 
     fn seat_counts(&self) -> Result<(u64, u64)> {
         let c = self
+            .parts
             .engine
-            .seat_counts(&self.venue, T0)
+            .seat_counts(&self.parts.venue, T0)
             .map_err(|r| reject("seats", r))?;
         Ok((c.total.held, c.total.sold))
     }
 
     fn setup_coupon(&self, coupon: Coupon, stock: u32) -> Result<()> {
         let id = match coupon {
-            Coupon::Main => &self.coupon,
-            Coupon::Spin => &self.spin_coupon,
+            Coupon::Main => &self.parts.coupon,
+            Coupon::Spin => &self.parts.spin_coupon,
         };
         let cfg = CouponConfig {
             stock,
@@ -259,7 +249,8 @@ impl System for EngineSide {
             opens_at: None,
             closes_at: None,
         };
-        self.engine
+        self.parts
+            .engine
             .put_coupon(id, cfg, T0)
             .map_err(|r| reject("put_coupon", r))?;
         Ok(())
@@ -267,10 +258,14 @@ impl System for EngineSide {
 
     fn coupon_counts(&self, coupon: Coupon) -> Result<(u64, u64)> {
         let id = match coupon {
-            Coupon::Main => &self.coupon,
-            Coupon::Spin => &self.spin_coupon,
+            Coupon::Main => &self.parts.coupon,
+            Coupon::Spin => &self.parts.spin_coupon,
         };
-        let (_, c) = self.engine.coupon(id).map_err(|r| reject("coupon", r))?;
+        let (_, c) = self
+            .parts
+            .engine
+            .coupon(id)
+            .map_err(|r| reject("coupon", r))?;
         Ok((u64::from(c.issued), u64::from(c.remaining)))
     }
 }

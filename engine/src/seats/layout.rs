@@ -220,16 +220,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rr(section: &str, row: &str, first: u32, last: u32, category: &str) -> RowRange {
-        RowRange {
-            section: section.into(),
-            row: row.into(),
-            first,
-            last,
-            category: category.into(),
-        }
-    }
+    use crate::seats::tests::rr;
 
     fn seat(s: &str) -> SeatId {
         SeatId::parse(s).expect("test seat")

@@ -894,6 +894,12 @@ impl SeatMap {
         Some(rows)
     }
 
+    /// True when the layout has seats and every one is sold. Sold seats never
+    /// come back, so this needs no `now` and no per-category counts.
+    pub fn sold_out(&self) -> bool {
+        self.layout.seats() > 0 && self.total.sold == self.layout.seats() as u64
+    }
+
     /// True when any seat is held (unexpired at `now`) or sold.
     pub fn in_use(&self, now: Timestamp) -> bool {
         if self.total.sold > 0 {
