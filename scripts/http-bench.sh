@@ -4,6 +4,11 @@
 # loopback in one run. Prints a markdown table.
 #
 #   scripts/http-bench.sh [connections=64] [seconds=10]
+#   BASELINE=/path/to/old/boxoffice scripts/http-bench.sh 64 10
+#
+# With BASELINE set, an older build of the server runs beside this one (same
+# set-up, its own port) and every boxoffice workload is measured on both,
+# alternating, in the same run: a before/after comparison of two builds.
 #
 # Client and servers share this machine's cores: the numbers are a lower bound.
 set -euo pipefail
@@ -15,6 +20,8 @@ ADMIN=bench-admin-token-0123456789
 SERVICE=bench-service-token-0123456789
 BOX_PORT=18180
 BARE_PORT=18181
+BASE_PORT=18182
+BASELINE=${BASELINE:-}
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -28,15 +35,26 @@ cargo build --release --bin boxoffice --example bare_hyper >&2
 
 ./target/release/examples/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
 PIDS+=($!)
-./target/release/boxoffice serve --listen 127.0.0.1:$BOX_PORT --admin-token $ADMIN \
-  --service-token $SERVICE --secret bench-secret-0123456789 --join-rate 0 >/dev/null 2>&1 &
-PIDS+=($!)
+start_box() { # binary port
+  "$1" serve --listen 127.0.0.1:"$2" --admin-token $ADMIN \
+    --service-token $SERVICE --secret bench-secret-0123456789-0123456789 --join-rate 0 >/dev/null 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do
+    curl -sf http://127.0.0.1:"$2"/readyz >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server $1 did not become ready on port $2" >&2
+  exit 1
+}
+start_box ./target/release/boxoffice $BOX_PORT
+[ -n "$BASELINE" ] && start_box "$BASELINE" $BASE_PORT
 for _ in $(seq 50); do
-  curl -sf http://127.0.0.1:$BOX_PORT/readyz >/dev/null && curl -sf http://127.0.0.1:$BARE_PORT/ >/dev/null && break
+  curl -sf http://127.0.0.1:$BARE_PORT/ >/dev/null && break
   sleep 0.1
 done
 
-python3 - "$BOX_PORT" "$ADMIN" "$WORK/tickets.txt" <<'PY'
+setup_box() { # port tickets-file
+python3 - "$1" "$ADMIN" "$2" <<'PY'
 import http.client, json, sys
 port, admin, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 c = http.client.HTTPConnection("127.0.0.1", port)
@@ -61,11 +79,14 @@ with open(out, "w") as f:
     for i in range(20000):
         f.write(req("POST", "/v1/events/bench/queue", {"user": f"poll-{i}"})["ticket"] + "\n")
 PY
+}
+setup_box $BOX_PORT "$WORK/tickets.txt"
+[ -n "$BASELINE" ] && setup_box $BASE_PORT "$WORK/tickets-base.txt"
 
 run() { # name url [script-args...]
   local name=$1 url=$2; shift 2
   local out
-  out=$(TICKETS=$WORK/tickets.txt THREADS=$THREADS SERVICE_TOKEN=$SERVICE "$@" \
+  out=$(TICKETS=${TICKETS_FILE:-$WORK/tickets.txt} THREADS=$THREADS SERVICE_TOKEN=$SERVICE "$@" \
         wrk -t$THREADS -c"$CONNS" -d"${SECS}s" --latency $WRK_SCRIPT "$url")
   local rps p50 p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -79,7 +100,21 @@ echo
 echo "| workload | requests/s | p50 | p99 | non-2xx |"
 echo "|---|---:|---:|---:|---:|"
 WRK_SCRIPT="" run "bare hyper hello (ceiling)" http://127.0.0.1:$BARE_PORT/
-WRK_SCRIPT="-s scripts/wrk/status.lua" run "status poll (20k waiting)" http://127.0.0.1:$BOX_PORT
-WRK_SCRIPT="-s scripts/wrk/unique_post.lua" MODE=join run "join (new users)" http://127.0.0.1:$BOX_PORT env MODE=join
-WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "hold 1 seat (1M seats)" http://127.0.0.1:$BOX_PORT env MODE=hold
-WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "coupon claim" http://127.0.0.1:$BOX_PORT env MODE=claim
+both() { # name script url-path-less mode-env...
+  local name=$1; shift
+  run "$name" http://127.0.0.1:$BOX_PORT "$@"
+  if [ -n "$BASELINE" ]; then
+    TICKETS_FILE=$WORK/tickets-base.txt run "$name — baseline" http://127.0.0.1:$BASE_PORT "$@"
+  fi
+}
+WRK_SCRIPT="-s scripts/wrk/status.lua" both "status poll (20k waiting)"
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" both "join (new users)" env MODE=join
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" both "hold 1 seat (1M seats)" env MODE=hold
+WRK_SCRIPT="-s scripts/wrk/unique_post.lua" both "coupon claim" env MODE=claim
+if [ -n "$BASELINE" ]; then
+  # A second pass in the other order, so neither build always runs first.
+  WRK_SCRIPT="-s scripts/wrk/status.lua" TICKETS_FILE=$WORK/tickets-base.txt run "status poll (20k waiting) — baseline, 2nd" http://127.0.0.1:$BASE_PORT
+  WRK_SCRIPT="-s scripts/wrk/status.lua" run "status poll (20k waiting), 2nd" http://127.0.0.1:$BOX_PORT
+  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" TICKETS_FILE=$WORK/tickets-base.txt run "hold 1 seat (1M seats) — baseline, 2nd" http://127.0.0.1:$BASE_PORT env MODE=hold OFFSET=500000
+  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" run "hold 1 seat (1M seats), 2nd" http://127.0.0.1:$BOX_PORT env MODE=hold OFFSET=500000
+fi

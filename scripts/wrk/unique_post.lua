@@ -1,9 +1,11 @@
 -- POST a body with a user id (and optionally a seat) unique across threads.
--- MODE=join|hold|claim selects the path and body.
+-- MODE=join|hold|claim selects the path and body; OFFSET shifts the numbering
+-- (a second run against the same server then takes other seats and users).
 local counter = 0
 local threads = {}
 local mode = os.getenv("MODE") or "join"
 local token = os.getenv("SERVICE_TOKEN") or ""
+local offset = tonumber(os.getenv("OFFSET") or "0")
 function setup(thread)
   thread:set("tid", #threads)
   table.insert(threads, thread)
@@ -12,7 +14,7 @@ function init(args)
   nthreads = tonumber(os.getenv("THREADS") or "2")
 end
 function request()
-  local n = counter * nthreads + tid
+  local n = offset + counter * nthreads + tid
   counter = counter + 1
   local user = "w-" .. n
   local headers = { ["Content-Type"] = "application/json" }
