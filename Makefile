@@ -13,10 +13,12 @@ test:
 	./scripts/ensure-test-deps.sh
 	$(CARGO) test --workspace
 
-## Formatting and clippy, warnings are errors.
+## Formatting and clippy, warnings are errors; no dependency may need a newer
+## Rust than Cargo.toml's rust-version (scripts/check-msrv.sh).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	CARGO=$(CARGO) ./scripts/check-msrv.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -572,10 +572,7 @@ async fn one_writer_standby_takes_over_and_a_fenced_writer_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_waits_for_redis_to_come_up() {
     // Reserve a port, start nothing there yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port");
+    let port = boxoffice_testkit::free_port().expect("port");
     let url = format!("redis://127.0.0.1:{port}/");
     let rec =
         tokio::spawn(

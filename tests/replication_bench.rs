@@ -151,7 +151,7 @@ async fn drive(engine: Arc<Engine>, rep: Option<Replicator>) -> Run {
                 }
                 ops.fetch_add(3, Ordering::Relaxed);
                 i += 1;
-                if rep.is_none() && i % 64 == 0 {
+                if rep.is_none() && i.is_multiple_of(64) {
                     // Let the other writers run, as a server's tasks would.
                     tokio::task::yield_now().await;
                 }

@@ -8,6 +8,7 @@
 use anyhow::{ensure, Result};
 use boxoffice_bench::compare::report::{self, Status, Sys};
 use boxoffice_bench::compare::{self, chart, Options};
+use boxoffice_testkit::TempDir;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -54,15 +55,15 @@ fn quick_compare_end_to_end() -> Result<()> {
         );
     }
 
-    let dir = std::env::temp_dir().join(format!("compare-quick-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    let tmp = TempDir::new("compare-quick")?;
+    let dir = tmp.path();
     let md = dir.join("benchmarks.md");
     std::fs::write(&md, "# Benchmarks\n\nthe lead's text\n")?;
     report::write_section(&md, &report.markdown(Some("compare.svg")))?;
     chart::write(&report, &dir.join("compare.svg"))?;
     let text = std::fs::read_to_string(&md)?;
     let svg = std::fs::read_to_string(dir.join("compare.svg"))?;
-    std::fs::remove_dir_all(&dir)?;
+    drop(tmp);
     ensure!(text.starts_with("# Benchmarks\n\nthe lead's text\n"));
     ensure!(text.contains(report::BEGIN) && text.contains(report::END));
     ensure!(text.contains("**join:"), "the table is missing");

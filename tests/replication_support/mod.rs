@@ -8,6 +8,7 @@ use boxoffice_engine::config::{HoldPolicy, QueueConfig, RowRange};
 use boxoffice_engine::queue::TicketState;
 use boxoffice_engine::seats::{HoldState, SeatChoice};
 use boxoffice_engine::*;
+use boxoffice_testkit::{self as testkit, ChildGuard, RedisOptions};
 use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -15,11 +16,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 pub const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -28,151 +27,76 @@ pub const ADMIN: &str = "admin-token-replication-tests";
 pub const SERVICE: &str = "service-token-replication-tests";
 pub const SECRET: &str = "a-replication-test-secret-32-byte";
 
-/// A redis-server this test started on 127.0.0.1, stopped by PID on drop.
-/// Tests never touch a server they did not start.
+/// A redis-server this test started on 127.0.0.1 (boxoffice-testkit's),
+/// stopped by PID on drop. Tests never touch a server they did not start.
+/// Panics instead of returning errors: a test without its Redis cannot go on.
 pub struct RedisServer {
-    child: Option<Child>,
+    server: testkit::RedisServer,
     pub port: u16,
+    /// Its temp dir (removed on drop); a test may put its logs there.
     pub dir: PathBuf,
-    aof: bool,
-    keep_dir: bool,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "boxoffice-repl-{tag}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 impl RedisServer {
+    fn launch(opts: RedisOptions) -> Self {
+        let server = testkit::RedisServer::start(opts)
+            .unwrap_or_else(|e| panic!("redis-server (scripts/ensure-test-deps.sh): {e}"));
+        RedisServer {
+            port: server.port(),
+            dir: server.dir().to_path_buf(),
+            server,
+        }
+    }
+
     /// No persistence: data lives as long as the process.
     pub fn start() -> Self {
-        Self::launch(free_port(), temp_dir("mem"), false)
+        Self::launch(RedisOptions::default())
     }
 
     /// On a given port (nothing else must listen there).
     pub fn start_on(port: u16) -> Self {
-        Self::launch(port, temp_dir("port"), false)
+        Self::launch(RedisOptions {
+            port: Some(port),
+            ..RedisOptions::default()
+        })
     }
 
     /// With an fsync-always append-only file, so a restart keeps everything
     /// Redis acknowledged.
     pub fn start_persistent() -> Self {
-        Self::launch(free_port(), temp_dir("aof"), true)
-    }
-
-    fn launch(port: u16, dir: PathBuf, aof: bool) -> Self {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--save")
-            .arg("")
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--appendonly")
-            .arg(if aof { "yes" } else { "no" });
-        if aof {
-            cmd.arg("--appendfsync").arg("always");
-        }
-        let child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/ensure-test-deps.sh)");
-        let server = RedisServer {
-            child: Some(child),
-            port,
-            dir,
-            aof,
-            keep_dir: false,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server on port {} did not start", self.port);
+        Self::launch(RedisOptions {
+            aof: true,
+            ..RedisOptions::default()
+        })
     }
 
     /// A raw PING (no client library involved).
     pub fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 16];
-        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+        self.server.ping()
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("running")
-    }
-
-    fn signal(&self, sig: &str) {
-        // The shell's builtin `kill`: no procps needed.
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill {sig} {}", self.pid()))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill {sig} {}", self.pid());
+        self.server.url()
     }
 
     /// Freezes the server (SIGSTOP): connections hang, as with a stalled Redis.
     pub fn pause(&self) {
-        self.signal("-STOP");
+        self.server.pause().expect("kill -STOP redis-server");
     }
 
     pub fn resume(&self) {
-        self.signal("-CONT");
+        self.server.resume().expect("kill -CONT redis-server");
     }
 
     /// kill -9 of this server's PID.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.server.kill();
     }
 
     /// Starts it again on the same port and directory (with the AOF, the data
     /// comes back).
     pub fn restart(&mut self) {
-        self.kill();
-        let dir = self.dir.clone();
-        self.keep_dir = true;
-        let next = Self::launch(self.port, dir, self.aof);
-        *self = next;
+        self.server.restart().expect("redis-server restarts");
     }
 
     pub fn client(&self) -> redis::Client {
@@ -180,25 +104,9 @@ impl RedisServer {
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(c) = &self.child {
-            // A stopped process still dies of SIGKILL; SIGCONT is harmless.
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!("kill -CONT {}", c.id()))
-                .status();
-        }
-        self.kill();
-        if !self.keep_dir || self.child.is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// The server binary, killed (SIGKILL) on drop.
 pub struct Boxoffice {
-    child: Child,
+    child: ChildGuard,
     pub addr: String,
 }
 
@@ -206,17 +114,8 @@ impl Boxoffice {
     /// Starts `boxoffice serve`; with `redis`, replicated in the given
     /// durability mode. Output goes to `log`.
     pub fn start(redis: Option<(&RedisServer, &str)>, log: &std::path::Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
+        let port = testkit::free_port().expect("a free port");
         let addr = format!("127.0.0.1:{port}");
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let err = out.try_clone().expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
         cmd.args(["serve", "--listen", &addr, "--join-rate", "0"])
             .args(["--admin-token", ADMIN, "--service-token", SERVICE])
@@ -224,24 +123,13 @@ impl Boxoffice {
         if let Some((redis, mode)) = redis {
             cmd.args(["--redis", &redis.url(), "--durability", mode]);
         }
-        let child = cmd
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("boxoffice binary");
+        let child = ChildGuard::spawn_logged(&mut cmd, log).expect("boxoffice binary");
         Boxoffice { child, addr }
     }
 
     /// kill -9.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Boxoffice {
-    fn drop(&mut self) {
-        self.kill();
+        self.child.kill();
     }
 }
 

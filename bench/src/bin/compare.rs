@@ -7,19 +7,63 @@
 //! cargo run --release -p boxoffice-bench --bin compare -- --quick
 //! ```
 //!
-//! Options: `--quick` (tiny sizes, CI smoke), `--out FILE` (rewrite the marked
-//! section of FILE), `--svg FILE` (default: compare.svg beside `--out`),
-//! `--threads N` (client threads on every side, default 16), `--redis-server
-//! PATH` (default /usr/bin/redis-server), `--server PATH` (a `boxoffice`
-//! binary; default: build and use target/release/boxoffice), `--no-http`,
-//! `--only engine,redis,http` (run only these; the others' rows say so).
-//! Exits non-zero if any correctness check fails; then nothing is written.
+//! `--help` lists the options. Exits non-zero if any correctness check fails;
+//! then nothing is written.
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use boxoffice_bench::compare::report::Sys;
 use boxoffice_bench::compare::{self, chart, memory, report, Options};
+use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+/// boxoffice against the usual Redis design, side by side, on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "compare")]
+struct Args {
+    /// Tiny sizes (the CI smoke run).
+    #[arg(long)]
+    quick: bool,
+    /// Rewrite the marked section of FILE with the report.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write the chart here (default: compare.svg beside --out).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Client threads (connections) on every side.
+    #[arg(
+        long,
+        visible_alias = "concurrency",
+        value_name = "N",
+        default_value_t = 16
+    )]
+    threads: usize,
+    /// The redis-server binary to start.
+    #[arg(long, value_name = "PATH", default_value = "/usr/bin/redis-server")]
+    redis_server: PathBuf,
+    /// A `boxoffice` binary (default: build and use target/release/boxoffice).
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Skip the HTTP side.
+    #[arg(long)]
+    no_http: bool,
+    /// Run only these systems; the others' rows say so.
+    #[arg(long, value_name = "engine,redis,http", value_delimiter = ',', value_parser = parse_sys)]
+    only: Option<Vec<Sys>>,
+    /// Internal: print the engine's bytes per waiting user for this many
+    /// users and exit (the memory probe runs in a fresh child process).
+    #[arg(long = "memory-probe", value_name = "USERS", hide = true)]
+    memory_probe: Option<u64>,
+}
+
+fn parse_sys(s: &str) -> Result<Sys, String> {
+    match s.trim() {
+        "engine" => Ok(Sys::Engine),
+        "http" => Ok(Sys::Http),
+        "redis" => Ok(Sys::Redis),
+        other => Err(format!("unknown system {other:?} (engine, redis, http)")),
+    }
+}
 
 fn main() -> ExitCode {
     match real_main() {
@@ -57,57 +101,25 @@ fn build_server() -> Result<PathBuf> {
 }
 
 fn real_main() -> Result<ExitCode> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some(memory::PROBE_FLAG) {
-        let n: u64 = args
-            .get(1)
-            .and_then(|v| v.parse().ok())
-            .context("--memory-probe needs a user count")?;
+    let args = Args::parse();
+    if let Some(n) = args.memory_probe {
         println!("bytes_per_user={}", memory::engine_probe(n)?);
         return Ok(ExitCode::SUCCESS);
     }
 
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut opts = Options::new(quick);
-    let (mut out, mut svg, mut server, mut no_http) = (None, None, None, false);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--quick" => {}
-            "--out" => out = Some(PathBuf::from(value()?)),
-            "--svg" => svg = Some(PathBuf::from(value()?)),
-            "--threads" | "--concurrency" => {
-                opts.threads = value()?.parse().context("--threads: a number")?;
-            }
-            "--redis-server" => opts.redis_server = PathBuf::from(value()?),
-            "--server" => server = Some(PathBuf::from(value()?)),
-            "--no-http" => no_http = true,
-            "--only" => {
-                opts.systems = value()?
-                    .split(',')
-                    .map(|s| match s.trim() {
-                        "engine" => Ok(Sys::Engine),
-                        "http" => Ok(Sys::Http),
-                        "redis" => Ok(Sys::Redis),
-                        other => bail!("--only: unknown system {other:?}"),
-                    })
-                    .collect::<Result<_>>()?;
-            }
-            "-h" | "--help" => {
-                println!(
-                    "compare [--quick] [--out FILE] [--svg FILE] [--threads N] \
-                     [--redis-server PATH] [--server PATH] [--no-http] \
-                     [--only engine,redis,http]"
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            other => bail!("unknown argument {other:?} (see --help)"),
-        }
+    let mut opts = Options::new(args.quick);
+    opts.threads = args.threads;
+    opts.redis_server = args.redis_server;
+    if let Some(systems) = args.only {
+        opts.systems = systems;
     }
+    let (out, svg, server, no_http) = (args.out, args.svg, args.server, args.no_http);
     opts.command = format!(
         "cargo run --release -p boxoffice-bench --bin compare --{}",
-        args.iter().map(|a| format!(" {a}")).collect::<String>()
+        std::env::args()
+            .skip(1)
+            .map(|a| format!(" {a}"))
+            .collect::<String>()
     );
     opts.memory_probe = memory::Probe::Child(
         std::env::current_exe().context("locating this executable for the memory probe")?,
@@ -153,4 +165,44 @@ fn real_main() -> Result<ExitCode> {
         eprintln!("[compare] section written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn the_memory_probe_flag_is_the_one_the_parent_passes() {
+        let a = Args::try_parse_from(["compare", memory::PROBE_FLAG, "1000"]).expect("parses");
+        assert_eq!(a.memory_probe, Some(1000));
+    }
+
+    #[test]
+    fn flags_keep_their_meaning() {
+        let a = Args::try_parse_from([
+            "compare",
+            "--quick",
+            "--out",
+            "docs/benchmarks.md",
+            "--concurrency",
+            "4",
+            "--only",
+            "engine, redis",
+            "--no-http",
+        ])
+        .expect("parses");
+        assert!(a.quick && a.no_http);
+        assert_eq!(a.out, Some(PathBuf::from("docs/benchmarks.md")));
+        assert_eq!(a.threads, 4);
+        assert_eq!(a.only, Some(vec![Sys::Engine, Sys::Redis]));
+        assert_eq!(a.redis_server, PathBuf::from("/usr/bin/redis-server"));
+        assert!(Args::try_parse_from(["compare", "--only", "mysql"]).is_err());
+        assert!(Args::try_parse_from(["compare", "--bogus"]).is_err());
+    }
 }

@@ -7,15 +7,15 @@
 //! blocking HTTP/1.1 writer/reader (Content-Length and chunked bodies), so the
 //! client threads cost about what the Redis client threads cost.
 
-use super::redis_design::{free_port, temp_dir};
 use super::suite::{ClaimResult, Client, Coupon, JoinReply, System};
 use super::workloads::Plan;
 use anyhow::{bail, ensure, Context, Result};
+use boxoffice_testkit::{free_port, ChildGuard, TempDir};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,9 +153,10 @@ fn read_response(r: &mut impl BufRead, line: &mut String) -> Result<(u16, Vec<u8
 /// The `boxoffice serve` process.
 #[derive(Debug)]
 pub struct HttpServer {
-    child: Child,
+    // Declared before `dir`: the process is killed before its log goes.
+    child: ChildGuard,
     pub addr: SocketAddr,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl HttpServer {
@@ -185,10 +186,9 @@ impl HttpServer {
     }
 
     fn try_start(bin: &Path, no_join_limit: bool) -> Result<Self> {
-        let port = free_port()?;
+        let port = free_port().context("probing a free loopback port")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let dir = temp_dir("server")?;
-        let log = std::fs::File::create(dir.join("server.log")).context("server.log")?;
+        let dir = TempDir::new("compare-server").context("creating the server's temp dir")?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .args(["--listen", &addr.to_string()])
@@ -203,17 +203,13 @@ impl HttpServer {
         if no_join_limit {
             cmd.args(["--join-rate", "0"]);
         }
-        let child = cmd
-            .env_remove("BOXOFFICE_REDIS")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("server.log")?)
-            .stderr(log)
-            .spawn()
+        cmd.env_remove("BOXOFFICE_REDIS");
+        let child = ChildGuard::spawn_logged(&mut cmd, &dir.path().join("server.log"))
             .with_context(|| format!("starting {}", bin.display()))?;
         let mut server = HttpServer { child, addr, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(status) = server.child.try_wait().context("server status")? {
+            if let Some(status) = server.child.exited().context("server status")? {
                 bail!("the server exited ({status}): {}", server.log().trim());
             }
             let ready = HttpConn::connect(addr)
@@ -231,20 +227,12 @@ impl HttpServer {
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 }
 
@@ -347,7 +335,7 @@ impl System for HttpSide<'_> {
     type Client = HttpClient;
 
     fn pid(&self) -> Option<u32> {
-        Some(self.server.pid())
+        self.server.pid()
     }
 
     fn client(&self) -> Result<HttpClient> {

@@ -16,11 +16,10 @@
 
 use super::suite::{ClaimResult, Client, Coupon, JoinReply, Outcome, System};
 use super::workloads::{cpu_delta, cpu_time, histogram, record, Measured, Plan};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+use boxoffice_testkit::RedisOptions;
 use redis::{Connection, Script};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,115 +70,47 @@ fn coupon_keys(c: Coupon) -> (&'static str, &'static str) {
 }
 const SPIN_LOCK: &str = "cs:lock";
 
-/// A free loopback port (bound, read, released; the server binds it next).
-pub fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0").context("binding a probe socket on loopback")?;
-    Ok(l.local_addr().context("probe socket address")?.port())
-}
-
-/// A temp directory for one child process, removed by its guard.
-pub fn temp_dir(tag: &str) -> Result<PathBuf> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "boxoffice-compare-{tag}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
-}
-
-/// A `redis-server` on a loopback port, without persistence, killed by PID
-/// when dropped (so also on an error or a panic).
+/// The private `redis-server` (see [`boxoffice_testkit::RedisServer`]:
+/// loopback, no persistence, killed by PID when dropped, so also on an
+/// error or a panic), with its version for the report.
 #[derive(Debug)]
 pub struct RedisServer {
-    child: Child,
+    server: boxoffice_testkit::RedisServer,
     pub port: u16,
-    dir: PathBuf,
     pub version: String,
 }
 
 impl RedisServer {
     pub fn start(bin: &Path) -> Result<Self> {
-        let mut last = None;
-        // A port taken between probing and binding is retried with another.
-        for _ in 0..3 {
-            match Self::try_start(bin) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("redis-server did not start")))
-    }
-
-    fn try_start(bin: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let dir = temp_dir("redis")?;
-        let log = std::fs::File::create(dir.join("redis.log")).context("creating redis.log")?;
-        let child = Command::new(bin)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--daemonize", "no", "--loglevel", "warning"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().context("redis.log")?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let server = boxoffice_testkit::RedisServer::start(RedisOptions {
+            bin: bin.to_path_buf(),
+            ..RedisOptions::default()
+        })?;
         let mut server = RedisServer {
-            child,
-            port,
-            dir,
+            port: server.port(),
+            server,
             version: String::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = server.child.try_wait().context("redis-server status")? {
-                let log = std::fs::read_to_string(server.dir.join("redis.log")).unwrap_or_default();
-                bail!("redis-server exited ({status}): {}", log.trim());
-            }
-            if let Ok(mut con) = server.connect() {
-                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
-                    let info: String = redis::cmd("INFO")
-                        .arg("server")
-                        .query(&mut con)
-                        .context("INFO server")?;
-                    server.version = info_field(&info, "redis_version").unwrap_or_default();
-                    return Ok(server);
-                }
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "redis-server did not answer within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut server.connect()?)
+            .context("INFO server")?;
+        server.version = info_field(&info, "redis_version").unwrap_or_default();
+        Ok(server)
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn pid(&self) -> Option<u32> {
+        self.server.pid()
     }
 
     pub fn connect(&self) -> Result<Connection> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))
-            .context("redis URL")?;
+        let client = redis::Client::open(self.server.url()).context("redis URL")?;
         let con = client
             .get_connection_with_timeout(Duration::from_secs(5))
             .context("connecting to redis-server")?;
         con.set_read_timeout(Some(Duration::from_secs(60)))
             .context("setting the read timeout")?;
         Ok(con)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -287,7 +218,7 @@ impl<'a> RedisSide<'a> {
         let mut hist = histogram();
         let mut busy = Duration::ZERO;
         let mut popped_all: Vec<(String, f64)> = Vec::with_capacity(line.len());
-        let cpu0 = cpu_time(Some(self.server.pid()));
+        let cpu0 = cpu_time(self.server.pid());
         while popped_all.len() < line.len() {
             let start = Instant::now();
             let popped: Vec<(String, f64)> = redis::cmd("ZPOPMIN")
@@ -307,7 +238,7 @@ impl<'a> RedisSide<'a> {
             busy += took;
             popped_all.extend(popped);
         }
-        let cpu = cpu_delta(Some(self.server.pid()), cpu0, busy);
+        let cpu = cpu_delta(self.server.pid(), cpu0, busy);
         ensure!(
             popped_all.windows(2).all(|w| w[0].1 < w[1].1),
             "admission is not in score order"
@@ -387,7 +318,7 @@ impl System for RedisSide<'_> {
     type Client = RedisClient;
 
     fn pid(&self) -> Option<u32> {
-        Some(self.server.pid())
+        self.server.pid()
     }
 
     fn client(&self) -> Result<RedisClient> {

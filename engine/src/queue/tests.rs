@@ -362,7 +362,7 @@ fn the_sweep_makes_a_full_pass_within_a_quarter_of_the_idle_timeout() {
     while now < T0.plus_ms(4000 + 1000 + 50) {
         now = now.plus_ms(50);
         for (i, t) in t.iter().enumerate() {
-            if keep(i) && now.as_millis() % 1000 == 0 {
+            if keep(i) && now.as_millis().is_multiple_of(1000) {
                 status(&r, t, now);
             }
         }
