@@ -75,7 +75,7 @@ impl Link {
                     let n = self.shared.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
                     tracing::info!(
                         link = self.role,
-                        reconnects = n,
+                        reconnects_total = n,
                         "replication: reconnected to Redis"
                     );
                 } else {
