@@ -48,6 +48,16 @@ pub enum DurabilityMode {
     Async,
 }
 
+/// How log lines are written (to stderr; docs/operations.md, "Logs").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, fields at the top level.
+    Json,
+}
+
 /// Everything the server runs with, validated by [`Settings::validate`].
 #[derive(Clone)]
 pub struct Settings {
@@ -206,6 +216,9 @@ pub struct ServeArgs {
     /// Most open connections (live status streams included).
     #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Log lines on stderr as text or JSON; filter with RUST_LOG (default info).
+    #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Settings resolved from the command line, and which credentials were made up.
@@ -326,6 +339,12 @@ mod tests {
         // Without an explicit secret, recovered passes would not verify.
         let e = args(&["--redis", "redis://127.0.0.1/"]).resolve();
         assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--secret")));
+    }
+
+    #[test]
+    fn log_format_is_read() {
+        assert_eq!(args(&[]).log_format, LogFormat::Text);
+        assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
     }
 
     #[test]

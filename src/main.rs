@@ -1,28 +1,104 @@
-//! `boxoffice serve`: parse flags, print credentials made up for this run,
-//! bind, and serve until SIGINT or SIGTERM.
+//! `boxoffice serve`: parse flags, set up logging, print credentials made up
+//! for this run, bind, and serve until SIGINT or SIGTERM.
+//!
+//! Two outputs, on purpose: stdout carries what a person starting the server
+//! reads once (made-up credentials, the `--demo` walkthrough); stderr carries
+//! the log (docs/operations.md, "Logs"). Only this binary installs a tracing
+//! subscriber: the library emits events and never touches the global one, so
+//! tests can run many servers in one process.
 
 use anyhow::Context;
-use boxoffice::config::{Cli, Command};
+use boxoffice::config::{Cli, Command, DurabilityMode, LogFormat};
 use clap::Parser;
 use std::process::ExitCode;
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")
-            .and_then(|rt| rt.block_on(serve(args))),
+    let Command::Serve(args) = cli.command;
+    let logs = match init_logs(args.log_format) {
+        Ok(l) => l,
+        Err(e) => {
+            // No logger yet: this one line has nowhere else to go.
+            eprintln!("boxoffice: {e:#}");
+            return ExitCode::FAILURE;
+        }
     };
-    match result {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(serve(args)));
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // One clear line (with causes), not a backtrace.
-            eprintln!("boxoffice: {e:#}");
+            // One clear event (with causes), not a backtrace.
+            tracing::error!(error = format_args!("{e:#}"), "boxoffice failed");
             ExitCode::FAILURE
         }
+    };
+    let dropped = logs.dropped.dropped_lines();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped_lines = dropped,
+            "log lines were dropped because stderr could not keep up"
+        );
     }
+    // Dropping the guard flushes every line still queued for stderr.
+    drop(logs);
+    code
+}
+
+struct Logs {
+    /// Flushes the log writer's queue when dropped.
+    _flush: WorkerGuard,
+    /// Counts lines dropped at the queue's limit.
+    dropped: ErrorCounter,
+}
+
+/// The process's one subscriber: `RUST_LOG` directives on top of `info`,
+/// formatted as text or JSON, written to stderr by a background thread.
+///
+/// Requests only format their line and queue it (bounded, lossy past
+/// 128,000 queued lines rather than ever blocking a request on a slow
+/// stderr); the writer thread batches lines through a buffer, so a busy
+/// server makes one write per batch rather than one per request.
+fn init_logs(format: LogFormat) -> anyhow::Result<Logs> {
+    // `info` first, so `RUST_LOG=boxoffice::access=off` silences only the
+    // access log (a directive list without a bare level would turn off every
+    // target it does not name).
+    let directives = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(v) => format!("info,{v}"),
+        Err(std::env::VarError::NotPresent) => "info".to_string(),
+        Err(e) => return Err(e).context("reading RUST_LOG"),
+    };
+    let filter = EnvFilter::builder()
+        .parse(&directives)
+        .context("RUST_LOG is not a valid filter (e.g. info,boxoffice::access=off)")?;
+    let (writer, guard) = NonBlockingBuilder::default()
+        .thread_name("boxoffice-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer.clone())
+        .with_ansi(false);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
+    installed
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("installing the log subscriber")?;
+    Ok(Logs {
+        _flush: guard,
+        dropped: writer.error_counter(),
+    })
 }
 
 async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
@@ -31,21 +107,34 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", resolved.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    // For the person who started the server, not for the log: credentials
+    // never go to the log.
     for (name, value) in &resolved.generated {
         println!("generated {name}: {value}");
     }
     let s = &resolved.settings;
-    match (&s.redis, s.durability) {
-        (None, _) => println!("boxoffice listening on http://{addr} (memory only; no --redis)"),
-        (Some(_), mode) => println!(
-            "boxoffice listening on http://{addr} (replicating to Redis, durability {}); \
-             ready once state is recovered",
-            match mode {
-                boxoffice::config::DurabilityMode::Sync => "sync",
-                boxoffice::config::DurabilityMode::Async => "async",
-            }
-        ),
-    }
+    let durability = match (&s.redis, s.durability) {
+        (None, _) => "memory",
+        (Some(_), DurabilityMode::Sync) => "sync",
+        (Some(_), DurabilityMode::Async) => "async",
+    };
+    tracing::info!(
+        listen = %addr,
+        durability,
+        shards = s.shards,
+        // Whether, not which: a Redis URL may carry a password.
+        redis = s.redis.is_some(),
+        max_connections = s.limits.max_connections,
+        join_rate_per_s = s.limits.join_rate_per_s,
+        demo = s.demo,
+        version = env!("CARGO_PKG_VERSION"),
+        "boxoffice listening on http://{addr}{}",
+        if s.redis.is_some() {
+            "; ready once state is recovered from Redis"
+        } else {
+            " (memory only; no --redis)"
+        }
+    );
     if s.demo {
         println!(
             "{}",
@@ -53,7 +142,7 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         );
     }
     boxoffice::run(resolved.settings, listener, shutdown_signal()).await?;
-    println!("boxoffice stopped");
+    tracing::info!("boxoffice stopped");
     Ok(())
 }
 
@@ -66,14 +155,19 @@ async fn shutdown_signal() {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
+                "SIGTERM"
             }
-            Err(_) => std::future::pending::<()>().await,
+            Err(_) => std::future::pending::<&str>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
+    let term = std::future::pending::<&str>();
+    let signal = tokio::select! {
+        () = ctrl_c => "SIGINT",
+        s = term => s,
+    };
+    tracing::info!(
+        signal,
+        "shutting down: no new connections, in-flight requests finish"
+    );
 }

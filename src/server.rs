@@ -28,6 +28,14 @@ pub async fn serve(
         .keep_alive(true);
     let driver = tokio::spawn(crate::driver::run(state.clone()));
     state.set_ready(true);
+    match listener.local_addr() {
+        Ok(addr) => {
+            tracing::info!(listen = %addr, shards = state.settings.shards, "serving requests")
+        }
+        Err(e) => {
+            tracing::info!(listen_error = %e, shards = state.settings.shards, "serving requests")
+        }
+    }
     tokio::pin!(shutdown);
     loop {
         // At the cap, stop accepting: new clients wait in the listen backlog.
@@ -41,8 +49,9 @@ pub async fn serve(
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
-                Err(_) => {
+                Err(e) => {
                     // Out of descriptors or a reset during accept: back off briefly.
+                    tracing::warn!(error = %e, "accept failed; retrying in 20 ms");
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 }
@@ -65,7 +74,23 @@ pub async fn serve(
     drop(listener);
     // Live streams end on this flag; the driver stops too.
     state.closing.send_replace(true);
-    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+    let grace = limits.shutdown_grace;
+    let open = graceful.count();
+    tracing::info!(
+        open_connections = open,
+        grace_ms = grace.as_millis() as u64,
+        "stopped accepting; waiting for in-flight requests"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "in-flight requests did not finish within the grace period; closing them"
+        );
+    }
     let _ = driver.await;
+    tracing::info!("HTTP server stopped");
     Ok(())
 }

@@ -24,7 +24,11 @@ fn ttl_ms(s: &Shared) -> u64 {
 /// Returns our fencing epoch.
 pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, ReplicateError> {
     let poll = (shared.opts.lease_ttl / 5).max(Duration::from_millis(20));
-    let mut link = Link::new(shared.clone(), shared.opts.connect_timeout.max(poll));
+    let mut link = Link::new(
+        shared.clone(),
+        "lease",
+        shared.opts.connect_timeout.max(poll),
+    );
     let mut backoff = Backoff::new();
     let mut said_waiting = false;
     let mut said_down = false;
@@ -51,20 +55,21 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
                 match tagged(&v) {
                     Some(("OK", [epoch, ..])) => {
                         let epoch = uint(epoch).ok_or(ReplicateError::Reply("lease acquire"))?;
-                        eprintln!(
-                            "boxoffice replication: took the writer lease as {} (epoch {epoch})",
-                            shared.owner
+                        tracing::info!(
+                            owner = %shared.owner,
+                            epoch,
+                            "replication: took the writer lease"
                         );
                         return Ok(epoch);
                     }
                     Some(("HELD", [owner, pttl, ..])) => {
                         shared.set_status(Status::Standby);
                         if !said_waiting {
-                            eprintln!(
-                                "boxoffice replication: standby: the writer lease is held by {} \
-                                 ({} ms left); waiting for it",
-                                text(owner).unwrap_or("?"),
-                                int(pttl).unwrap_or(-1)
+                            tracing::info!(
+                                holder = text(owner).unwrap_or("?"),
+                                lease_left_ms = int(pttl).unwrap_or(-1),
+                                "replication: standby; another server holds the writer lease, \
+                                 waiting for it"
                             );
                             said_waiting = true;
                         }
@@ -79,7 +84,10 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
             Err(e) => {
                 link.reset();
                 if !said_down {
-                    eprintln!("boxoffice replication: cannot reach Redis to take the lease ({e}); retrying");
+                    tracing::warn!(
+                        error = %e,
+                        "replication: cannot reach Redis to take the writer lease; retrying"
+                    );
                     said_down = true;
                 }
                 tokio::time::sleep(backoff.step()).await;
@@ -91,7 +99,7 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
 /// Renews the lease until shutdown; deposes this server if the epoch moved on.
 pub(crate) async fn renew_loop(shared: Arc<Shared>) {
     let every = (shared.opts.lease_ttl / 3).max(Duration::from_millis(10));
-    let mut link = Link::new(shared.clone(), every);
+    let mut link = Link::new(shared.clone(), "lease", every);
     let mut said_down = false;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -117,7 +125,7 @@ pub(crate) async fn renew_loop(shared: Arc<Shared>) {
         match reply.as_ref().map(uint) {
             Ok(Some(1)) => {
                 if said_down {
-                    eprintln!("boxoffice replication: lease renewed again");
+                    tracing::info!(epoch, "replication: writer lease renewed again");
                 }
                 said_down = false;
             }
@@ -127,12 +135,21 @@ pub(crate) async fn renew_loop(shared: Arc<Shared>) {
             }
             Ok(_) => {
                 // Not a reply the script gives; treat like a failed call.
+                tracing::warn!(
+                    epoch,
+                    "replication: unexpected reply to the lease renewal; reconnecting"
+                );
                 link.reset();
             }
             Err(e) => {
                 link.reset();
                 if !said_down {
-                    eprintln!("boxoffice replication: cannot renew the lease ({e}); retrying");
+                    tracing::warn!(
+                        error = %e,
+                        epoch,
+                        lease_ttl_ms = ttl_ms(&shared),
+                        "replication: cannot renew the writer lease; retrying"
+                    );
                     said_down = true;
                 }
             }
@@ -143,7 +160,7 @@ pub(crate) async fn renew_loop(shared: Arc<Shared>) {
 /// Gives the lease up (graceful shutdown) so a standby need not wait for it to
 /// expire. Best effort: if it fails, the lease simply expires.
 pub(crate) async fn release(shared: &Arc<Shared>) {
-    let mut link = Link::new(shared.clone(), Duration::from_secs(1));
+    let mut link = Link::new(shared.clone(), "lease", Duration::from_secs(1));
     let epoch = shared.epoch.load(Ordering::Acquire);
     if let Ok(conn) = link.get().await {
         let r: Result<redis::Value, _> = scripts::RELEASE
@@ -154,7 +171,7 @@ pub(crate) async fn release(shared: &Arc<Shared>) {
             .invoke_async(conn)
             .await;
         if r.is_ok() {
-            eprintln!("boxoffice replication: writer lease released");
+            tracing::info!(epoch, "replication: writer lease released");
         }
     }
 }

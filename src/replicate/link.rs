@@ -31,18 +31,21 @@ use super::Shared;
 
 pub(crate) struct Link {
     shared: Arc<Shared>,
+    /// Which task owns it, for the log ("shipper", "lease", …).
+    role: &'static str,
     config: AsyncConnectionConfig,
     conn: Option<MultiplexedConnection>,
     connected_before: bool,
 }
 
 impl Link {
-    pub fn new(shared: Arc<Shared>, response_timeout: Duration) -> Self {
+    pub fn new(shared: Arc<Shared>, role: &'static str, response_timeout: Duration) -> Self {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(shared.opts.connect_timeout))
             .set_response_timeout(Some(response_timeout));
         Link {
             shared,
+            role,
             config,
             conn: None,
             connected_before: false,
@@ -54,13 +57,29 @@ impl Link {
         let conn = match self.conn.take() {
             Some(c) => c,
             None => {
-                let c = self
+                let c = match self
                     .shared
                     .client
                     .get_multiplexed_async_connection_with_config(&self.config)
-                    .await?;
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Callers retry with backoff and say once that Redis
+                        // is down; each attempt is only worth a debug line.
+                        tracing::debug!(link = self.role, error = %e, "replication: connecting to Redis failed");
+                        return Err(e);
+                    }
+                };
                 if self.connected_before {
-                    self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
+                    let n = self.shared.reconnects.fetch_add(1, Ordering::Relaxed) + 1;
+                    tracing::info!(
+                        link = self.role,
+                        reconnects_total = n,
+                        "replication: reconnected to Redis"
+                    );
+                } else {
+                    tracing::debug!(link = self.role, "replication: connected to Redis");
                 }
                 self.connected_before = true;
                 c
@@ -72,7 +91,12 @@ impl Link {
     /// Drops the connection after an error: a timed-out request may still be
     /// answered later on it, and a fresh connection has no such leftovers.
     pub fn reset(&mut self) {
-        self.conn = None;
+        if self.conn.take().is_some() {
+            tracing::debug!(
+                link = self.role,
+                "replication: dropped the Redis connection after an error"
+            );
+        }
     }
 }
 

@@ -280,9 +280,11 @@ impl Shared {
 
     fn depose(&self, why: &str) {
         if self.status() != Status::Deposed {
-            eprintln!(
-                "boxoffice replication: DEPOSED, no longer writing to Redis ({why}); \
-                 writes answer 503 and /readyz is 503; restart this server to run it as a standby"
+            tracing::error!(
+                reason = why,
+                epoch = self.epoch.load(Ordering::Acquire),
+                "replication: DEPOSED, no longer writing to Redis; writes answer 503 and \
+                 /readyz is 503; restart this server to run it as a standby"
             );
         }
         self.set_status(Status::Deposed);
@@ -402,10 +404,13 @@ impl Replicator {
         let loaded = recover::load(s, shards).await?;
         let replayed = loaded.entries.len();
         let engine = Engine::restore(cfg, loaded.snapshot, loaded.entries, now())?;
-        eprintln!(
-            "boxoffice replication: recovered {shards} shards from Redis ({replayed} entries \
-             after their snapshots) in {:.3} s",
-            started.elapsed().as_secs_f64()
+        tracing::info!(
+            shards,
+            snapshots = loaded.snap_seqs.iter().filter(|&&s| s > 0).count(),
+            replayed_entries = replayed,
+            duration_ms = started.elapsed().as_millis() as u64,
+            epoch,
+            "replication: recovered state from Redis"
         );
         let heads: Box<[watch::Sender<u64>]> = (0..shards)
             .map(|i| watch::Sender::new(engine.journal_seq(i)))

@@ -36,12 +36,16 @@ pub(crate) fn transient(e: &RedisError) -> bool {
 
 /// Loads every shard; retries (with backoff) while Redis is unreachable.
 pub(crate) async fn load(shared: &Arc<Shared>, shards: usize) -> Result<Loaded, ReplicateError> {
-    let mut link = Link::new(shared.clone(), shared.opts.bulk_response_timeout);
+    let mut link = Link::new(
+        shared.clone(),
+        "recovery",
+        shared.opts.bulk_response_timeout,
+    );
     let mut backoff = Backoff::new();
     loop {
         match load_once(shared, &mut link, shards).await {
             Err(ReplicateError::Redis(e)) if transient(&e) => {
-                eprintln!("boxoffice replication: recovery interrupted ({e}); retrying");
+                tracing::warn!(error = %e, "replication: recovery interrupted; retrying");
                 link.reset();
                 tokio::time::sleep(backoff.step()).await;
             }

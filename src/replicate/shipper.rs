@@ -153,7 +153,7 @@ async fn eval(
 pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
     let shards = host.engine().shard_count();
     let mut pending = Pending::new(shards);
-    let mut link = Link::new(shared.clone(), shared.opts.response_timeout);
+    let mut link = Link::new(shared.clone(), "shipper", shared.opts.response_timeout);
     let mut backoff = Backoff::new();
     let mut retry_at: Option<Instant> = None;
     let mut down_since: Option<Instant> = None;
@@ -260,10 +260,10 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                 link.reset();
                 shared.link_up.store(false, Ordering::Release);
                 if down_since.is_none() {
-                    eprintln!(
-                        "boxoffice replication: Redis write failed ({why}); {} pending entries \
-                         kept and retried in order",
-                        pending.count
+                    tracing::warn!(
+                        error = %why,
+                        pending_entries = pending.count,
+                        "replication: Redis write failed; pending entries kept and retried in order"
                     );
                     down_since = Some(Instant::now());
                 }
@@ -292,9 +292,9 @@ fn up_again(
     retry_at: &mut Option<Instant>,
 ) {
     if let Some(t) = down_since.take() {
-        eprintln!(
-            "boxoffice replication: Redis reachable again after {:.1} s",
-            t.elapsed().as_secs_f64()
+        tracing::info!(
+            down_ms = t.elapsed().as_millis() as u64,
+            "replication: Redis reachable again"
         );
     }
     shared.link_up.store(true, Ordering::Release);

@@ -26,7 +26,11 @@ enum Outcome {
 
 pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
     let shards = host.engine().shard_count();
-    let mut link = Link::new(shared.clone(), shared.opts.bulk_response_timeout);
+    let mut link = Link::new(
+        shared.clone(),
+        "snapshots",
+        shared.opts.bulk_response_timeout,
+    );
     let mut snap_seq = shared.snap_seqs.lock().clone();
     snap_seq.resize(shards, 0);
     let mut last_at = vec![Instant::now(); shards];
@@ -67,7 +71,11 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                 Err(e) => {
                     link.reset();
                     if !said_failing {
-                        eprintln!("boxoffice replication: snapshot of shard {shard} failed ({e}); retrying later");
+                        tracing::warn!(
+                            shard,
+                            error = %e,
+                            "replication: snapshot failed; retrying later"
+                        );
                         said_failing = true;
                     }
                     break;
@@ -124,8 +132,16 @@ async fn snapshot_one(
         .await?;
     Ok(match tagged(&reply) {
         Some(("OK", _)) => {
-            let secs = started.elapsed().as_secs_f64();
+            let elapsed = started.elapsed();
+            let secs = elapsed.as_secs_f64();
             host.with_metrics(&mut || metrics::snapshot(secs));
+            tracing::info!(
+                shard,
+                seq,
+                bytes,
+                duration_ms = elapsed.as_millis() as u64,
+                "replication: snapshot written; log entries up to it trimmed"
+            );
             Outcome::Written { seq, bytes }
         }
         Some(("FENCED", _)) => Outcome::Fenced,

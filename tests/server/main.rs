@@ -9,5 +9,6 @@ mod concurrency;
 mod docs;
 mod holds;
 mod limits;
+mod logs;
 mod queue;
 mod sse;
