@@ -1,6 +1,8 @@
 //! JSON errors: `{"error": {"code", "message", ...detail}}` with the status
 //! the contract fixes for each code, and the mapping from engine rejections.
 
+use super::auth::AuthError;
+use super::limits::RateLimited;
 use super::{json_response, Body};
 use crate::durability::NotDurable;
 use crate::wire::{self, WireError};
@@ -126,6 +128,21 @@ impl ApiError {
             h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Invalid => ApiError::unauthorized(e.to_string()),
+            AuthError::OtherRealm { .. } => ApiError::forbidden(e.to_string()),
+        }
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(e: RateLimited) -> Self {
+        ApiError::too_many_requests(e.retry_after_s)
     }
 }
 

@@ -18,7 +18,7 @@ pub async fn join(mut cx: Cx) -> Reply {
     // Refuse floods before doing any work for them.
     if let Err(e) = cx.state.joins.check(cx.peer.ip()) {
         cx.state.metrics.rate_limited(cx.route);
-        return Err(e);
+        return Err(e.into());
     }
     let key = cx.idempotency_key()?;
     let user = cx.json::<JoinRequest>().await?.user.0;
