@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// `PUT /v1/coupons/{coupon}`. Converted, not validated: the engine checks
 /// ranges and the window once (`CouponConfig::validate`).
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct CouponRequest {
     stock: Natural,
     per_user: Option<Positive>,
@@ -32,6 +33,7 @@ impl From<CouponRequest> for CouponConfig {
 
 /// `POST /v1/coupons/{coupon}/claims`.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct ClaimRequest {
     pub user: User,
 }

@@ -1,5 +1,6 @@
 //! Events: the configuration a `PUT` sends and the event document.
 
+use super::ids::StrVisitor;
 use super::num::{Natural, Positive};
 use super::time::{rfc3339, rfc3339_opt};
 use crate::config::hex;
@@ -7,12 +8,13 @@ use boxoffice_engine::seats::Counts;
 use boxoffice_engine::{
     EventConfig, EventInfo, HoldPolicy, PrequeueOrder, QueueConfig, RowRange, Timestamp,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
 /// `PUT /v1/events/{event}`. Converted, not validated: the engine checks
 /// ranges and layout once (`EventConfig::validate`).
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct EventRequest {
     name: String,
     #[serde(default, with = "rfc3339_opt")]
@@ -23,6 +25,7 @@ pub struct EventRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct QueueRequest {
     capacity: Positive,
     admit_per_s: Positive,
@@ -32,14 +35,28 @@ struct QueueRequest {
     prequeue: Option<Prequeue>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Prequeue {
     Random,
     Fifo,
 }
 
+impl<'de> Deserialize<'de> for Prequeue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor {
+            expecting: r#""random" or "fifo""#,
+            convert: |s: &str| match s {
+                "random" => Ok(Prequeue::Random),
+                "fifo" => Ok(Prequeue::Fifo),
+                _ => Err(r#"expected "random" or "fifo""#),
+            },
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct RowRangeRequest {
     section: String,
     row: String,
@@ -49,6 +66,7 @@ struct RowRangeRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct HoldsRequest {
     ttl_s: Option<Positive>,
     max_ttl_s: Option<Positive>,
@@ -278,10 +296,14 @@ mod tests {
         let e = config(
             r#"{"name": "n", "seats": [], "queue": {"capacity": 1, "admit_per_s": 1, "prequeue": "lifo"}}"#,
         );
-        let e = e.err().unwrap_or_default();
-        assert!(
-            e.starts_with("queue.prequeue: unknown variant `lifo`"),
-            "{e}"
+        assert_eq!(
+            e.err().as_deref(),
+            Some(r#"queue.prequeue: expected "random" or "fifo""#)
+        );
+        let e = config(r#"{"name": "n", "seats": [], "queue": 5}"#);
+        assert_eq!(
+            e.err().as_deref(),
+            Some("queue: invalid type: integer `5`, expected an object")
         );
     }
 }

@@ -14,9 +14,10 @@ pub struct User(pub UserId);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seat(pub SeatId);
 
-struct StrVisitor<F> {
-    expecting: &'static str,
-    convert: F,
+/// Reads a string through `convert`, whose error is the refusal.
+pub(super) struct StrVisitor<F> {
+    pub expecting: &'static str,
+    pub convert: F,
 }
 
 impl<T, E: fmt::Display, F: FnOnce(&str) -> Result<T, E>> Visitor<'_> for StrVisitor<F> {

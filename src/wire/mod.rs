@@ -14,6 +14,7 @@ pub mod coupons;
 pub mod events;
 pub mod ids;
 pub mod num;
+pub mod ops;
 pub mod queue;
 pub mod seats;
 pub mod time;

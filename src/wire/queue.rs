@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/events/{event}/queue`.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct JoinRequest {
     pub user: User,
 }

@@ -17,6 +17,7 @@ pub const MAX_SEATS_IN_REQUEST: usize = 1_000;
 
 /// `POST /v1/events/{event}/holds`, as sent.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct HoldRequest {
     user: User,
     pass: Option<String>,
@@ -25,6 +26,7 @@ pub struct HoldRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 struct BestRequest {
     count: Positive,
     category: String,
@@ -86,6 +88,7 @@ impl HoldRequest {
 
 /// `POST …/holds/{hold}/confirm`.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct ConfirmRequest {
     order: String,
 }
@@ -99,6 +102,7 @@ impl ConfirmRequest {
 
 /// `POST …/holds/{hold}/extend`.
 #[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
 pub struct ExtendRequest {
     ttl_s: Positive,
 }
