@@ -116,6 +116,12 @@ mod tests {
             fmt(Timestamp(1_764_586_800_007)),
             "2025-12-01T11:00:00.007Z"
         );
+        // A leap second is the last millisecond before it; only where one can be.
+        assert_eq!(
+            parse("2016-12-31T23:59:60Z"),
+            Some(ts("2016-12-31T23:59:59.999Z"))
+        );
+        assert_eq!(parse("2026-12-01T11:00:60Z"), None);
         let last = ts("9999-12-31T23:59:59.999Z");
         assert_eq!(fmt(last), "9999-12-31T23:59:59.999Z");
         assert_eq!(format(last.plus_ms(1)), Err(OutOfRange(last.plus_ms(1))));
