@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod replicate;
 mod server;
 pub mod state;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Limits, Settings, SetupError};

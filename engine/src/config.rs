@@ -50,6 +50,28 @@ pub struct QueueConfig {
     pub prequeue: PrequeueOrder,
 }
 
+impl QueueConfig {
+    /// Lifetime of an admitted session when none is given.
+    pub const DEFAULT_SESSION_TTL_S: NonZeroU32 = nz(600);
+    /// Idle timeout of a waiting user when none is given.
+    pub const DEFAULT_IDLE_TIMEOUT_S: NonZeroU32 = nz(120);
+    /// Longest line when none is given.
+    pub const DEFAULT_MAX_WAITING: NonZeroU32 = nz(5_000_000);
+
+    /// A waiting room with the two settings that have no default; the others
+    /// take theirs (callers override fields as given).
+    pub const fn new(capacity: NonZeroU32, admit_per_s: NonZeroU32) -> Self {
+        QueueConfig {
+            capacity,
+            admit_per_s,
+            session_ttl_s: Self::DEFAULT_SESSION_TTL_S,
+            idle_timeout_s: Self::DEFAULT_IDLE_TIMEOUT_S,
+            max_waiting: Self::DEFAULT_MAX_WAITING,
+            prequeue: PrequeueOrder::Random,
+        }
+    }
+}
+
 /// One run of numbered seats in a row, all of one category.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowRange {
@@ -81,6 +103,25 @@ impl Default for HoldPolicy {
     }
 }
 
+impl HoldPolicy {
+    /// The policy from the settings given, defaults for the rest. Without an
+    /// explicit maximum, a longer `ttl_s` raises the default maximum with it
+    /// (so `{"ttl_s": 3600}` alone is a valid policy).
+    pub fn with(
+        ttl_s: Option<NonZeroU32>,
+        max_ttl_s: Option<NonZeroU32>,
+        max_seats_per_user: Option<NonZeroU32>,
+    ) -> Self {
+        let d = HoldPolicy::default();
+        let ttl_s = ttl_s.unwrap_or(d.ttl_s);
+        HoldPolicy {
+            ttl_s,
+            max_ttl_s: max_ttl_s.unwrap_or(d.max_ttl_s.max(ttl_s)),
+            max_seats_per_user: max_seats_per_user.unwrap_or(d.max_seats_per_user),
+        }
+    }
+}
+
 pub(crate) const fn nz(v: u32) -> NonZeroU32 {
     match NonZeroU32::new(v) {
         Some(n) => n,
@@ -107,6 +148,11 @@ pub struct CouponConfig {
     pub per_user: NonZeroU32,
     pub opens_at: Option<Timestamp>,
     pub closes_at: Option<Timestamp>,
+}
+
+impl CouponConfig {
+    /// Claims per user when none is given.
+    pub const DEFAULT_PER_USER: NonZeroU32 = nz(1);
 }
 
 /// A configuration the engine refuses, with the field at fault.
@@ -166,6 +212,9 @@ impl EventConfig {
             )?;
         }
         let h = &self.holds;
+        // ttl_s first: an over-long ttl_s alone also raises the default
+        // max_ttl_s, and the message should name the field that was given.
+        at_most("holds.ttl_s", h.ttl_s.get(), limits::MAX_HOLD_TTL_S)?;
         at_most("holds.max_ttl_s", h.max_ttl_s.get(), limits::MAX_HOLD_TTL_S)?;
         if h.ttl_s > h.max_ttl_s {
             return Err(err("holds.ttl_s", "must not exceed holds.max_ttl_s"));
@@ -288,5 +337,39 @@ mod tests {
         e.holds.ttl_s = nz(100);
         e.holds.max_ttl_s = nz(50);
         assert!(e.validate().is_err());
+        e.holds = HoldPolicy::with(Some(nz(limits::MAX_HOLD_TTL_S + 1)), None, None);
+        assert_eq!(e.validate().map_err(|e| e.field), Err("holds.ttl_s".into()));
+    }
+
+    #[test]
+    fn hold_defaults_follow_ttl() {
+        assert_eq!(HoldPolicy::with(None, None, None), HoldPolicy::default());
+        let long = HoldPolicy::with(Some(nz(3600)), None, None);
+        assert_eq!((long.ttl_s, long.max_ttl_s), (nz(3600), nz(3600)));
+        let short = HoldPolicy::with(Some(nz(60)), None, Some(nz(2)));
+        assert_eq!(short.max_ttl_s, HoldPolicy::default().max_ttl_s);
+        assert_eq!(short.max_seats_per_user, nz(2));
+        let explicit = HoldPolicy::with(Some(nz(60)), Some(nz(90)), None);
+        assert_eq!(explicit.max_ttl_s, nz(90));
+    }
+
+    #[test]
+    fn queue_defaults() {
+        let q = QueueConfig::new(nz(10), nz(5));
+        assert_eq!(q.session_ttl_s.get(), 600);
+        assert_eq!(q.idle_timeout_s.get(), 120);
+        assert_eq!(q.max_waiting.get(), 5_000_000);
+        assert_eq!(q.prequeue, PrequeueOrder::Random);
+        let e = EventConfig {
+            queue: Some(QueueConfig {
+                capacity: nz(limits::MAX_CAPACITY + 1),
+                ..q
+            }),
+            ..event(vec![])
+        };
+        assert_eq!(
+            e.validate().map_err(|e| e.field),
+            Err("queue.capacity".into())
+        );
     }
 }

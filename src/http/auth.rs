@@ -1,8 +1,8 @@
 //! Bearer-token realms. Tokens are compared in constant time (as SHA-256
 //! digests, so neither content nor length leaks through timing). A missing or
-//! wrong token is 401; a valid token of the other realm is 403.
+//! wrong token is 401; a valid token of the other realm is 403 (the mapping
+//! to statuses is in [`errors`](super::errors)).
 
-use super::errors::ApiError;
 use super::router::Realm;
 use http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,20 @@ impl std::fmt::Debug for Auth {
     }
 }
 
+/// Why a request's credentials do not admit it to a realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No usable `Authorization: Bearer` header.
+    #[error("an Authorization: Bearer token is required")]
+    Missing,
+    /// A token that is neither realm's.
+    #[error("the bearer token is not valid")]
+    Invalid,
+    /// A valid token of the other realm.
+    #[error("this endpoint needs the {needed} token, not the {given} token")]
+    OtherRealm { needed: Realm, given: Realm },
+}
+
 fn digest(token: &[u8]) -> [u8; 32] {
     Sha256::digest(token).into()
 }
@@ -32,24 +46,25 @@ impl Auth {
     }
 
     /// Checks the request's credentials for `realm`.
-    pub fn check(&self, headers: &HeaderMap, realm: Realm) -> Result<(), ApiError> {
+    pub fn check(&self, headers: &HeaderMap, realm: Realm) -> Result<(), AuthError> {
         if realm == Realm::Public {
             return Ok(());
         }
-        let token = bearer(headers)
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+        let token = bearer(headers).ok_or(AuthError::Missing)?;
         let d = digest(token);
         let is_admin: bool = d.ct_eq(&self.admin).into();
         let is_service: bool = d.ct_eq(&self.service).into();
         match (realm, is_admin, is_service) {
             (Realm::Admin, true, _) | (Realm::Service, _, true) => Ok(()),
-            (Realm::Admin, false, true) => Err(ApiError::forbidden(
-                "this endpoint needs the admin token, not the service token",
-            )),
-            (Realm::Service, true, false) => Err(ApiError::forbidden(
-                "this endpoint needs the service token, not the admin token",
-            )),
-            _ => Err(ApiError::unauthorized("the bearer token is not valid")),
+            (Realm::Admin, false, true) => Err(AuthError::OtherRealm {
+                needed: Realm::Admin,
+                given: Realm::Service,
+            }),
+            (Realm::Service, true, false) => Err(AuthError::OtherRealm {
+                needed: Realm::Service,
+                given: Realm::Admin,
+            }),
+            _ => Err(AuthError::Invalid),
         }
     }
 }
@@ -67,6 +82,7 @@ fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::errors::ApiError;
     use http::HeaderValue;
 
     fn headers(v: &str) -> HeaderMap {
@@ -80,7 +96,11 @@ mod tests {
     #[test]
     fn realms() {
         let a = Auth::new("admin-token", "service-token");
-        let code = |h: &str, r| a.check(&headers(h), r).err().map(|e| e.status.as_u16());
+        let code = |h: &str, r| {
+            a.check(&headers(h), r)
+                .err()
+                .map(|e| ApiError::from(e).status.as_u16())
+        };
         assert_eq!(code("Bearer admin-token", Realm::Admin), None);
         assert_eq!(code("bearer service-token", Realm::Service), None);
         assert_eq!(code("Bearer service-token", Realm::Admin), Some(403));
@@ -90,5 +110,12 @@ mod tests {
         assert_eq!(code("Basic admin-token", Realm::Admin), Some(401));
         assert_eq!(code("Bearer ", Realm::Admin), Some(401));
         assert_eq!(code("", Realm::Public), None);
+        let e = a
+            .check(&headers("Bearer service-token"), Realm::Admin)
+            .err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("this endpoint needs the admin token, not the service token")
+        );
     }
 }

@@ -1,41 +1,14 @@
 //! Coupons: stock (admin), counts (public), claims and give-backs (service).
 
 use super::errors::ApiError;
-use super::json;
 use super::{json_response, no_content, Cx, Reply};
-use boxoffice_engine::config::limits;
-use boxoffice_engine::coupons::CouponCounts;
-use boxoffice_engine::{ClaimId, CouponConfig, CouponId, PutOutcome, Rejection};
+use crate::wire::coupons::{ClaimDoc, ClaimRequest, CouponDoc, CouponRequest};
+use boxoffice_engine::{ClaimId, CouponConfig, PutOutcome, Rejection};
 use http::StatusCode;
-use serde_json::{json, Value};
-use std::num::NonZeroU32;
-
-fn coupon_doc(id: &CouponId, cfg: &CouponConfig, n: &CouponCounts) -> Value {
-    json!({
-        "coupon": id.as_str(),
-        "stock": n.stock,
-        "issued": n.issued,
-        "remaining": n.remaining,
-        "per_user": cfg.per_user.get(),
-        "opens_at": cfg.opens_at.map(|t| t.to_rfc3339()),
-        "closes_at": cfg.closes_at.map(|t| t.to_rfc3339()),
-    })
-}
 
 pub async fn put(mut cx: Cx) -> Reply {
     let id = cx.coupon_id()?;
-    let body = cx.json().await?;
-    let o = json::object(&body)?;
-    let cfg = CouponConfig {
-        stock: o.u32("stock", 0, limits::MAX_COUPON_STOCK)?,
-        per_user: NonZeroU32::new(
-            o.opt_u32("per_user", 1, limits::MAX_COUPON_PER_USER)?
-                .unwrap_or(1),
-        )
-        .unwrap_or(NonZeroU32::MIN),
-        opens_at: o.opt_timestamp("opens_at")?,
-        closes_at: o.opt_timestamp("closes_at")?,
-    };
+    let cfg = CouponConfig::from(cx.json::<CouponRequest>().await?);
     let st = &cx.state;
     let (outcome, counts) = st.engine.put_coupon(&id, cfg, st.now())?;
     st.durable(st.engine.shard_of_coupon(&id)).await?;
@@ -43,7 +16,7 @@ pub async fn put(mut cx: Cx) -> Reply {
         PutOutcome::Created => StatusCode::CREATED,
         PutOutcome::Replaced => StatusCode::OK,
     };
-    Ok(json_response(status, &coupon_doc(&id, &cfg, &counts)))
+    Ok(json_response(status, &CouponDoc::new(&id, &cfg, &counts)))
 }
 
 pub async fn get(cx: Cx) -> Reply {
@@ -51,7 +24,7 @@ pub async fn get(cx: Cx) -> Reply {
     let (cfg, counts) = cx.state.engine.coupon(&id)?;
     Ok(json_response(
         StatusCode::OK,
-        &coupon_doc(&id, &cfg, &counts),
+        &CouponDoc::new(&id, &cfg, &counts),
     ))
 }
 
@@ -68,8 +41,7 @@ fn outcome_label(r: &Rejection) -> &'static str {
 pub async fn claim(mut cx: Cx) -> Reply {
     let id = cx.coupon_id()?;
     let key = cx.idempotency_key()?;
-    let body = cx.json().await?;
-    let user = json::object(&body)?.user("user")?;
+    let user = cx.json::<ClaimRequest>().await?.user.0;
     let st = &cx.state;
     let reply = match st.engine.claim(&id, &user, key.as_ref(), st.now()) {
         Ok(r) => r,
@@ -88,15 +60,7 @@ pub async fn claim(mut cx: Cx) -> Reply {
         },
     );
     st.durable(st.engine.shard_of_coupon(&id)).await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({
-            "claim": reply.claim.to_string(),
-            "coupon": reply.coupon.as_str(),
-            "user": reply.user.as_str(),
-            "remaining": reply.remaining,
-        }),
-    ))
+    Ok(json_response(StatusCode::CREATED, &ClaimDoc::new(&reply)))
 }
 
 pub async fn give_back(cx: Cx) -> Reply {

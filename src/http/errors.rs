@@ -1,8 +1,11 @@
 //! JSON errors: `{"error": {"code", "message", ...detail}}` with the status
 //! the contract fixes for each code, and the mapping from engine rejections.
 
+use super::auth::AuthError;
+use super::limits::RateLimited;
 use super::{json_response, Body};
 use crate::durability::NotDurable;
+use crate::wire::{self, WireError};
 use boxoffice_engine::{PassInvalid, Rejection};
 use http::{header, HeaderValue, Response, StatusCode};
 use serde_json::{json, Map, Value};
@@ -128,6 +131,32 @@ impl ApiError {
     }
 }
 
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing | AuthError::Invalid => ApiError::unauthorized(e.to_string()),
+            AuthError::OtherRealm { .. } => ApiError::forbidden(e.to_string()),
+        }
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(e: RateLimited) -> Self {
+        ApiError::too_many_requests(e.retry_after_s)
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(e: WireError) -> Self {
+        let field = e.field;
+        let err = ApiError::bad_request(e.message);
+        match field {
+            Some(f) => err.with("field", f),
+            None => err,
+        }
+    }
+}
+
 impl From<NotDurable> for ApiError {
     fn from(e: NotDurable) -> Self {
         ApiError::unavailable(e.to_string(), e.retry_after_s)
@@ -186,8 +215,17 @@ impl From<Rejection> for ApiError {
             Rejection::SectionNotFound => e(S::NOT_FOUND, "section_not_found"),
             Rejection::HoldNotFound => e(S::NOT_FOUND, "hold_not_found"),
             Rejection::HoldExpired | Rejection::NotHeld => e(S::GONE, "hold_expired"),
-            Rejection::TtlTooLong { max_expires_at } => e(S::UNPROCESSABLE_ENTITY, "ttl_too_long")
-                .with("max_expires_at", max_expires_at.to_rfc3339()),
+            // The engine writes instants as milliseconds, the API as RFC 3339
+            // (one past year 9999 is a bug, not the client's).
+            Rejection::TtlTooLong { max_expires_at } => match wire::time::format(max_expires_at) {
+                Ok(at) => ApiError::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "ttl_too_long",
+                    format!("a hold may not live past {at}"),
+                )
+                .with("max_expires_at", at),
+                Err(_) => ApiError::internal(),
+            },
             Rejection::HoldSold => e(S::CONFLICT, "hold_sold"),
             Rejection::CouponNotFound => e(S::NOT_FOUND, "coupon_not_found"),
             Rejection::AlreadyClaimed => e(S::CONFLICT, "already_claimed"),

@@ -3,7 +3,6 @@
 //! the body rules (64 KiB, JSON only). Connection cap and header timeout live
 //! in the accept loop.
 
-use super::errors::ApiError;
 use crate::clock::{Clock, GovernorClock};
 use crate::config::Limits;
 use governor::clock::Clock as _;
@@ -20,6 +19,14 @@ type Keyed = RateLimiter<
     GovernorClock,
     governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
 >;
+
+/// A join refused by the per-IP limit (answered as 429 with `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many joins from this address; retry in {retry_after_s} s")]
+pub struct RateLimited {
+    /// Whole seconds (rounded up) until a join would be allowed.
+    pub retry_after_s: u64,
+}
 
 /// Per-IP limit on joins.
 pub struct JoinLimiter {
@@ -62,14 +69,16 @@ impl JoinLimiter {
         JoinLimiter { limiter, clock }
     }
 
-    /// Ok, or 429 with the seconds until the next join would be allowed.
-    pub fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// Ok, or refused with the seconds until the next join would be allowed.
+    pub fn check(&self, ip: IpAddr) -> Result<(), RateLimited> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
         limiter.check_key(&key(ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::too_many_requests(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            RateLimited {
+                retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
         })
     }
 
@@ -126,8 +135,8 @@ mod tests {
         for _ in 0..3 {
             assert!(l.check(a).is_ok());
         }
-        let e = l.check(a).err().map(|e| e.status.as_u16());
-        assert_eq!(e, Some(429));
+        let e = l.check(a).err();
+        assert_eq!(e, Some(RateLimited { retry_after_s: 1 }));
         assert!(l.check(b).is_ok(), "other clients are not affected");
         clock.advance_ms(500);
         assert!(l.check(a).is_ok(), "one more after 1/rate");

@@ -9,7 +9,6 @@ pub mod auth;
 mod coupons;
 pub mod errors;
 mod events;
-pub mod json;
 pub mod limits;
 mod ops;
 mod queue;
@@ -18,6 +17,7 @@ mod seats;
 mod sse;
 
 use crate::state::AppState;
+use crate::wire;
 use boxoffice_engine::{CouponId, EventId, IdempotencyKey};
 use bytes::Bytes;
 use errors::ApiError;
@@ -27,7 +27,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use router::{Match, RouteId};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -42,8 +42,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<Body> {
-    // Our documents (a `Value`, or structs of strings and numbers) always serialise.
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    // A document that does not serialise (a timestamp past year 9999) is a
+    // bug: answer 500 rather than an empty body with the intended status.
+    // (The 500's own document is a `Value` of strings, which always does.)
+    let Ok(body) = serde_json::to_vec(v) else {
+        return ApiError::internal().into_response();
+    };
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -147,19 +151,20 @@ impl Cx {
         Ok(bytes)
     }
 
-    /// The body as JSON (required).
-    pub async fn json(&mut self) -> Result<Value, ApiError> {
+    /// The body (required) as a request document of [`wire`](crate::wire).
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let bytes = self.body_bytes(true).await?;
-        json::parse(&bytes)
+        Ok(wire::from_body(&bytes)?)
     }
 
-    /// The body as JSON, `None` when empty.
-    pub async fn json_opt(&mut self) -> Result<Option<Value>, ApiError> {
+    /// Checks an optional body that carries nothing: when sent, it must
+    /// still be JSON within limits.
+    pub async fn json_opt(&mut self) -> Result<(), ApiError> {
         let bytes = self.body_bytes(false).await?;
-        if bytes.is_empty() {
-            return Ok(None);
+        if !bytes.is_empty() {
+            wire::parse_json(&bytes)?;
         }
-        json::parse(&bytes).map(Some)
+        Ok(())
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::errors::ApiError;
 use super::{full, json_response, Cx, Reply};
+use crate::wire::ops::{HEALTHY, READY};
 use http::{header, HeaderValue, Response, StatusCode};
-use serde_json::json;
 
 pub async fn metrics(cx: Cx) -> Reply {
     let st = &cx.state;
@@ -17,12 +17,12 @@ pub async fn metrics(cx: Cx) -> Reply {
 }
 
 pub async fn healthz(_cx: Cx) -> Reply {
-    Ok(json_response(StatusCode::OK, &json!({"status": "ok"})))
+    Ok(json_response(StatusCode::OK, &HEALTHY))
 }
 
 pub async fn readyz(cx: Cx) -> Reply {
     if cx.state.is_ready() {
-        Ok(json_response(StatusCode::OK, &json!({"status": "ready"})))
+        Ok(json_response(StatusCode::OK, &READY))
     } else {
         Err(ApiError::unavailable(
             "not serving yet (or shutting down)",

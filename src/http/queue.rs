@@ -1,49 +1,12 @@
 //! The waiting room: join, status, leave (public) and complete (service).
 
 use super::errors::ApiError;
-use super::json;
 use super::{json_response, no_content, Cx, Reply};
 use crate::idempotency::Replay;
+use crate::wire::queue::{JoinRequest, StatusDoc};
 use boxoffice_engine::{Rejection, TicketView};
 use http::StatusCode;
 use serde_json::Value;
-
-/// The status document, serialised straight from the engine's view (the
-/// poll path: no intermediate JSON map).
-#[derive(serde::Serialize)]
-pub struct StatusDoc<'a> {
-    ticket: &'a str,
-    event: &'a str,
-    user: &'a str,
-    state: &'static str,
-    position: Option<u64>,
-    waiting: u64,
-    eta_s: Option<u64>,
-    poll_after_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pass: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pass_expires_at: Option<String>,
-}
-
-impl<'a> StatusDoc<'a> {
-    pub fn new(v: &'a TicketView) -> Self {
-        let s = &v.status;
-        let pass = v.pass.as_deref().zip(v.pass_expires_at);
-        StatusDoc {
-            ticket: &s.ticket,
-            event: v.event.as_str(),
-            user: s.user.as_str(),
-            state: s.state.as_str(),
-            position: s.position,
-            waiting: s.waiting,
-            eta_s: s.eta_s,
-            poll_after_ms: s.poll_after_ms,
-            pass: pass.map(|(p, _)| p),
-            pass_expires_at: pass.map(|(_, exp)| exp.to_rfc3339()),
-        }
-    }
-}
 
 /// The status document as a JSON value (live streams compare successive ones).
 pub fn status_doc(v: &TicketView) -> Value {
@@ -55,11 +18,10 @@ pub async fn join(mut cx: Cx) -> Reply {
     // Refuse floods before doing any work for them.
     if let Err(e) = cx.state.joins.check(cx.peer.ip()) {
         cx.state.metrics.rate_limited(cx.route);
-        return Err(e);
+        return Err(e.into());
     }
     let key = cx.idempotency_key()?;
-    let body = cx.json().await?;
-    let user = json::object(&body)?.user("user")?;
+    let user = cx.json::<JoinRequest>().await?.user.0;
     let st = &cx.state;
     let now = st.now();
     let replay = match &key {

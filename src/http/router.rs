@@ -16,6 +16,12 @@ pub enum Realm {
     Admin,
 }
 
+impl std::fmt::Display for Realm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Realm {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -21,7 +21,7 @@ pub const SERVICE: &str = "service-token-for-tests";
 pub const SECRET: &[u8] = b"a-test-secret-of-32-bytes-length";
 
 pub fn start_time() -> Timestamp {
-    Timestamp::parse_rfc3339("2026-12-01T10:00:00Z").unwrap_or(Timestamp::ZERO)
+    boxoffice::wire::time::parse("2026-12-01T10:00:00Z").unwrap_or(Timestamp::ZERO)
 }
 
 pub struct TestServer {

@@ -194,11 +194,11 @@ fn load_average() -> String {
 }
 
 fn now_rfc3339() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    boxoffice_engine::Timestamp(ms).to_rfc3339()
+    use time::format_description::well_known::Rfc3339;
+    let now = time::OffsetDateTime::now_utc();
+    // Whole seconds: a report's date needs no fraction.
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&Rfc3339).unwrap_or_else(|_| "unknown".into())
 }
 
 /// Runs everything and returns the report (failed checks are in it: see

@@ -1,0 +1,50 @@
+//! The waiting room: the join request and the status document.
+
+use super::ids::User;
+use super::time::rfc3339_opt;
+use boxoffice_engine::{TicketView, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/events/{event}/queue`.
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "an object")]
+pub struct JoinRequest {
+    pub user: User,
+}
+
+/// The status document, serialised straight from the engine's view (the
+/// poll path: no intermediate JSON map).
+#[derive(Debug, Serialize)]
+pub struct StatusDoc<'a> {
+    ticket: &'a str,
+    event: &'a str,
+    user: &'a str,
+    state: &'static str,
+    position: Option<u64>,
+    waiting: u64,
+    eta_s: Option<u64>,
+    poll_after_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pass_expires_at: Option<Timestamp>,
+}
+
+impl<'a> StatusDoc<'a> {
+    pub fn new(v: &'a TicketView) -> Self {
+        let s = &v.status;
+        let pass = v.pass.as_deref().zip(v.pass_expires_at);
+        StatusDoc {
+            ticket: &s.ticket,
+            event: v.event.as_str(),
+            user: s.user.as_str(),
+            state: s.state.as_str(),
+            position: s.position,
+            waiting: s.waiting,
+            eta_s: s.eta_s,
+            poll_after_ms: s.poll_after_ms,
+            pass: pass.map(|(p, _)| p),
+            pass_expires_at: pass.map(|(_, exp)| exp),
+        }
+    }
+}
