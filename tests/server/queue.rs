@@ -84,6 +84,13 @@ async fn queue_error_codes() {
     let mut cfg = queue_cfg(1, 1);
     cfg["max_waiting"] = json!(2);
     create_event(&srv, "tiny", &small_event(Some(cfg))).await;
+    // Paused, so the background driver cannot admit "a" between the joins
+    // (which would leave room for "c": this raced under load).
+    srv.call(Method::POST, "/v1/events/tiny/pause")
+        .admin()
+        .send()
+        .await
+        .expect(200, None);
     join(&srv, "tiny", "a").await;
     join(&srv, "tiny", "b").await;
     let r = srv
