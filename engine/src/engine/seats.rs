@@ -1,0 +1,247 @@
+//! Seats through the engine: holds (all or nothing), confirm, extend,
+//! release, availability.
+//!
+//! Invariant: I1 (a seat is never sold twice) lives in [`crate::seats`];
+//! here every seat change is recorded under the shard lock it was made
+//! under, and a retried hold with the same idempotency key returns the first
+//! hold (I5).
+
+use super::{Engine, Rejection};
+use crate::idempotency::{fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope};
+use crate::ids::{EventId, HoldId, IdempotencyKey, UserId};
+use crate::journal::Change;
+use crate::seats::{
+    ConfirmOutcome, ExtendOutcome, HoldInfo, HoldOutcome, ReleaseOutcome, RowStatus, SeatChoice,
+    SeatCounts,
+};
+use crate::time::Timestamp;
+
+/// A hold outcome with whether it was an idempotent replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HoldReply {
+    pub hold: HoldInfo,
+    pub replayed: bool,
+}
+
+impl Engine {
+    // ---- seats --------------------------------------------------------
+
+    pub(super) fn with_seats<T>(
+        &self,
+        id: &EventId,
+        now: Timestamp,
+        f: impl FnOnce(
+            &mut crate::seats::SeatMap,
+            &mut Vec<crate::seats::SeatChange>,
+            Timestamp,
+        ) -> Result<T, Rejection>,
+    ) -> Result<T, Rejection> {
+        let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
+        let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
+        let mut out = Vec::new();
+        let r = f(&mut e.seats, &mut out, now);
+        shard.record_all(now, out, |change| Change::Seats {
+            event: id.clone(),
+            change,
+        });
+        r
+    }
+
+    /// Holds seats, all or nothing, for a trusted caller: no pass is asked
+    /// for (an embedding backend that checks passes itself). With an
+    /// idempotency key, a retry of the same request returns the first hold
+    /// (as it is now).
+    pub fn hold(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        choice: &SeatChoice,
+        key: Option<&IdempotencyKey>,
+        now: Timestamp,
+    ) -> Result<HoldReply, Rejection> {
+        self.hold_inner(id, user, None, choice, key, now)
+    }
+
+    /// [`Engine::hold`] for an untrusted caller: on an event with a waiting
+    /// room the user's pass is checked under the same lock as the hold, so a
+    /// session that ends in between cannot slip a hold through.
+    pub fn hold_with_pass(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        pass: Option<&str>,
+        choice: &SeatChoice,
+        key: Option<&IdempotencyKey>,
+        now: Timestamp,
+    ) -> Result<HoldReply, Rejection> {
+        self.hold_inner(id, user, Some(pass), choice, key, now)
+    }
+
+    fn hold_inner(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        pass: Option<Option<&str>>,
+        choice: &SeatChoice,
+        key: Option<&IdempotencyKey>,
+        now: Timestamp,
+    ) -> Result<HoldReply, Rejection> {
+        let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
+        if let Some(pass) = pass {
+            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            self.verify_pass(e, user, pass, now)?;
+        }
+        let scope = IdemScope::Hold(id.clone());
+        // Only requests with a key pay for the fingerprint.
+        let fp = key.map_or(0, |_| fingerprint(&(user, choice)));
+        if let Some(key) = key {
+            match shard.idem.lookup(&scope, key, fp, now) {
+                IdemLookup::Fresh => {}
+                IdemLookup::Conflict => return Err(Rejection::IdempotencyKeyReused),
+                IdemLookup::Replay(IdemOutcome::Hold(h)) => {
+                    let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+                    let hold = e.seats.get(h, now).ok_or(Rejection::HoldNotFound)?;
+                    return Ok(HoldReply {
+                        hold,
+                        replayed: true,
+                    });
+                }
+                IdemLookup::Replay(IdemOutcome::Claim(_)) => {
+                    return Err(Rejection::IdempotencyKeyReused)
+                }
+            }
+        }
+        let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
+        let mut out = Vec::new();
+        let outcome = e.seats.hold(user, choice, now, &mut out);
+        shard.record_all(now, out, |change| Change::Seats {
+            event: id.clone(),
+            change,
+        });
+        let names = |v: Vec<crate::ids::SeatId>| v.iter().map(ToString::to_string).collect();
+        match outcome {
+            HoldOutcome::Held(hold) => {
+                if let Some(key) = key {
+                    let rec = IdemRecord {
+                        scope,
+                        key: key.clone(),
+                        fingerprint: fp,
+                        outcome: IdemOutcome::Hold(hold.id),
+                        at: now,
+                    };
+                    shard.commit(now, Change::Idempotency(rec));
+                }
+                Ok(HoldReply {
+                    hold,
+                    replayed: false,
+                })
+            }
+            HoldOutcome::Taken { seats } => Err(Rejection::SeatsUnavailable {
+                seats: names(seats),
+            }),
+            HoldOutcome::UnknownSeat { seats } => Err(Rejection::UnknownSeat {
+                seats: names(seats),
+            }),
+            HoldOutcome::LimitExceeded {
+                limit,
+                current,
+                requested,
+            } => Err(Rejection::LimitExceeded {
+                limit,
+                current,
+                requested,
+            }),
+            HoldOutcome::NoAdjacent => Err(Rejection::NoAdjacent {
+                count: match choice {
+                    SeatChoice::Best { count, .. } => count.get(),
+                    SeatChoice::Exact(s) => s.len() as u32,
+                },
+            }),
+            HoldOutcome::UnknownCategory => Err(Rejection::UnknownCategory),
+            HoldOutcome::InvalidRequest => Err(Rejection::InvalidRequest(
+                "seats must name at least one seat, each once".into(),
+            )),
+        }
+    }
+
+    pub fn get_hold(
+        &self,
+        id: &EventId,
+        hold: HoldId,
+        now: Timestamp,
+    ) -> Result<HoldInfo, Rejection> {
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        e.seats.get(hold, now).ok_or(Rejection::HoldNotFound)
+    }
+
+    pub fn confirm(
+        &self,
+        id: &EventId,
+        hold: HoldId,
+        order: &str,
+        now: Timestamp,
+    ) -> Result<HoldInfo, Rejection> {
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.confirm(hold, order, now, out) {
+                ConfirmOutcome::Sold(info) => Ok(info),
+                ConfirmOutcome::Expired => Err(Rejection::HoldExpired),
+                ConfirmOutcome::NotFound => Err(Rejection::HoldNotFound),
+            }
+        })
+    }
+
+    pub fn extend(
+        &self,
+        id: &EventId,
+        hold: HoldId,
+        ttl_s: u32,
+        now: Timestamp,
+    ) -> Result<HoldInfo, Rejection> {
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.extend(hold, ttl_s, now, out) {
+                ExtendOutcome::Extended(info) => Ok(info),
+                ExtendOutcome::TooLong { max_expires_at } => {
+                    Err(Rejection::TtlTooLong { max_expires_at })
+                }
+                ExtendOutcome::NotHeld => Err(Rejection::HoldExpired),
+                ExtendOutcome::NotFound => Err(Rejection::HoldNotFound),
+            }
+        })
+    }
+
+    /// Releases a hold; releasing one already gone is a no-op.
+    pub fn release(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<(), Rejection> {
+        self.with_seats(id, now, |seats, out, now| {
+            match seats.release(hold, now, out) {
+                ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
+                ReleaseOutcome::Sold => Err(Rejection::HoldSold),
+                ReleaseOutcome::NotFound => Err(Rejection::HoldNotFound),
+            }
+        })
+    }
+
+    pub fn seat_counts(&self, id: &EventId, now: Timestamp) -> Result<SeatCounts, Rejection> {
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        Ok(e.seats.counts(now))
+    }
+
+    pub fn section_rows(
+        &self,
+        id: &EventId,
+        section: &str,
+        now: Timestamp,
+    ) -> Result<Vec<RowStatus>, Rejection> {
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        e.seats
+            .section_rows(section, now)
+            .ok_or(Rejection::SectionNotFound)
+    }
+}
