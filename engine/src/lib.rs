@@ -21,8 +21,9 @@ pub mod time;
 
 pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
 pub use engine::{
-    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, Joined, PassInvalid, Phase,
-    PutOutcome, Rejection, RestoreError, Snapshot, TickReport, TicketView,
+    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, Joined, PassCheck,
+    PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot, TickReport,
+    TicketView,
 };
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};

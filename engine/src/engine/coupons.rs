@@ -4,10 +4,10 @@
 //! lives in [`crate::coupons`]; here a retried claim with the same
 //! idempotency key returns the first claim (I5).
 
-use super::{Engine, PutOutcome, Rejection};
+use super::{Engine, Keyed, PutOutcome, Receipt, Rejection};
 use crate::config::CouponConfig;
-use crate::coupons::{ClaimOutcome, ConfigureOutcome, CouponCounts, ReturnOutcome};
-use crate::idempotency::{fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope};
+use crate::coupons::{Claimed, CouponCounts};
+use crate::idempotency::{IdemOutcome, IdemScope};
 use crate::ids::{ClaimId, CouponId, IdempotencyKey, UserId};
 use crate::journal::Change;
 use crate::shard::Shard;
@@ -40,14 +40,12 @@ impl Engine {
         all
     }
 
-    // ---- coupons ------------------------------------------------------
-
     pub fn put_coupon(
         &self,
         id: &CouponId,
         config: CouponConfig,
         now: Timestamp,
-    ) -> Result<(PutOutcome, CouponCounts), Rejection> {
+    ) -> Result<Receipt<(PutOutcome, CouponCounts)>, Rejection> {
         config.validate().map_err(Rejection::InvalidConfig)?;
         let mut shard = self.coupon_shard(id).write();
         let now = shard.advance(now);
@@ -55,9 +53,8 @@ impl Engine {
             None => {
                 shard.commit(now, Shard::put_coupon_change(id, config));
                 let counts = shard.coupons.get(id).map(|c| c.counts());
-                counts
-                    .map(|c| (PutOutcome::Created, c))
-                    .ok_or(Rejection::CouponNotFound)
+                let counts = counts.ok_or(Rejection::CouponNotFound)?;
+                Ok(Receipt::new(&shard, (PutOutcome::Created, counts)))
             }
             Some(c) => {
                 let mut out = Vec::new();
@@ -67,12 +64,8 @@ impl Engine {
                     coupon: id.clone(),
                     change,
                 });
-                match r {
-                    ConfigureOutcome::Updated => Ok((PutOutcome::Replaced, counts)),
-                    ConfigureOutcome::StockBelowIssued { issued } => {
-                        Err(Rejection::StockBelowIssued { issued })
-                    }
-                }
+                r?;
+                Ok(Receipt::new(&shard, (PutOutcome::Replaced, counts)))
             }
         }
     }
@@ -89,11 +82,9 @@ impl Engine {
         user: &UserId,
         key: Option<&IdempotencyKey>,
         now: Timestamp,
-    ) -> Result<ClaimReply, Rejection> {
+    ) -> Result<Receipt<ClaimReply>, Rejection> {
         let mut shard = self.coupon_shard(id).write();
         let now = shard.advance(now);
-        let scope = IdemScope::Claim(id.clone());
-        let fp = key.map_or(0, |_| fingerprint(user));
         let reply = |claim, remaining, replayed| ClaimReply {
             claim,
             coupon: id.clone(),
@@ -101,16 +92,16 @@ impl Engine {
             remaining,
             replayed,
         };
-        if let Some(key) = key {
-            match shard.idem.lookup(&scope, key, fp, now) {
-                IdemLookup::Fresh => {}
-                IdemLookup::Replay(IdemOutcome::Claim(claim)) => {
+        let keyed = Keyed::new(IdemScope::Claim(id.clone()), key, user);
+        if let Some(keyed) = &keyed {
+            match keyed.lookup(&shard, now)? {
+                None => {}
+                Some(IdemOutcome::Claim(claim)) => {
                     let c = shard.coupons.get(id).ok_or(Rejection::CouponNotFound)?;
-                    return Ok(reply(claim, c.counts().remaining, true));
+                    let replayed = reply(claim, c.counts().remaining, true);
+                    return Ok(Receipt::new(&shard, replayed));
                 }
-                IdemLookup::Conflict | IdemLookup::Replay(IdemOutcome::Hold(_)) => {
-                    return Err(Rejection::IdempotencyKeyReused)
-                }
+                Some(IdemOutcome::Hold(_)) => return Err(Rejection::IdempotencyKeyReused),
             }
         }
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
@@ -120,24 +111,11 @@ impl Engine {
             coupon: id.clone(),
             change,
         });
-        match outcome {
-            ClaimOutcome::Claimed { claim, remaining } => {
-                if let Some(key) = key {
-                    let rec = IdemRecord {
-                        scope,
-                        key: key.clone(),
-                        fingerprint: fp,
-                        outcome: IdemOutcome::Claim(claim),
-                        at: now,
-                    };
-                    shard.commit(now, Change::Idempotency(rec));
-                }
-                Ok(reply(claim, remaining, false))
-            }
-            ClaimOutcome::AlreadyClaimed => Err(Rejection::AlreadyClaimed),
-            ClaimOutcome::SoldOut => Err(Rejection::SoldOut),
-            ClaimOutcome::NotOpen => Err(Rejection::NotOpen),
+        let Claimed { claim, remaining } = outcome?;
+        if let Some(keyed) = keyed {
+            keyed.remember(&mut shard, IdemOutcome::Claim(claim), now);
         }
+        Ok(Receipt::new(&shard, reply(claim, remaining, false)))
     }
 
     /// Gives a claimed unit back to stock; returning twice is a no-op.
@@ -146,7 +124,7 @@ impl Engine {
         id: &CouponId,
         claim: ClaimId,
         now: Timestamp,
-    ) -> Result<(), Rejection> {
+    ) -> Result<Receipt<()>, Rejection> {
         let mut shard = self.coupon_shard(id).write();
         let now = shard.advance(now);
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
@@ -156,9 +134,7 @@ impl Engine {
             coupon: id.clone(),
             change,
         });
-        match r {
-            ReturnOutcome::Returned | ReturnOutcome::AlreadyReturned => Ok(()),
-            ReturnOutcome::NotFound => Err(Rejection::ClaimNotFound),
-        }
+        r?;
+        Ok(Receipt::new(&shard, ()))
     }
 }

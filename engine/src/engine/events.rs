@@ -4,7 +4,7 @@
 //! map would forget who holds what); a replacement gets a new incarnation,
 //! so tickets and passes of the old one never validate (I8).
 
-use super::{Engine, Rejection};
+use super::{Engine, Receipt, Rejection};
 use crate::config::EventConfig;
 use crate::ids::EventId;
 use crate::journal::Change;
@@ -97,8 +97,6 @@ pub(super) fn event_info(e: &EventState, now: Timestamp) -> EventInfo {
 }
 
 impl Engine {
-    // ---- events -------------------------------------------------------
-
     /// Creates or replaces an event. `seed` (used on creation only) drives the
     /// pre-queue shuffle and best-available spreading; give fresh randomness.
     pub fn put_event(
@@ -107,7 +105,7 @@ impl Engine {
         config: EventConfig,
         seed: [u8; 32],
         now: Timestamp,
-    ) -> Result<(PutOutcome, EventInfo), Rejection> {
+    ) -> Result<Receipt<(PutOutcome, EventInfo)>, Rejection> {
         config.validate().map_err(Rejection::InvalidConfig)?;
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
@@ -127,17 +125,18 @@ impl Engine {
             },
         );
         let info = shard.events.get(id).map(|e| event_info(e, now));
-        info.map(|i| (outcome, i)).ok_or(Rejection::EventNotFound)
+        let info = info.ok_or(Rejection::EventNotFound)?;
+        Ok(Receipt::new(&shard, (outcome, info)))
     }
 
-    pub fn delete_event(&self, id: &EventId, now: Timestamp) -> Result<(), Rejection> {
+    pub fn delete_event(&self, id: &EventId, now: Timestamp) -> Result<Receipt<()>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         if !shard.events.contains_key(id) {
             return Err(Rejection::EventNotFound);
         }
         shard.commit(now, Change::EventDeleted { event: id.clone() });
-        Ok(())
+        Ok(Receipt::new(&shard, ()))
     }
 
     pub fn event(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
@@ -206,7 +205,7 @@ impl Engine {
             &mut Vec<crate::queue::QueueChange>,
             Timestamp,
         ) -> Result<T, Rejection>,
-    ) -> Result<T, Rejection> {
+    ) -> Result<Receipt<T>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
@@ -217,22 +216,24 @@ impl Engine {
             event: id.clone(),
             change,
         });
-        r
+        r.map(|v| Receipt::new(&shard, v))
     }
 
-    pub fn pause(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
-        self.with_room(id, now, |room, out, now| {
+    pub fn pause(&self, id: &EventId, now: Timestamp) -> Result<Receipt<EventInfo>, Rejection> {
+        let done = self.with_room(id, now, |room, out, now| {
             room.pause(now, out);
             Ok(())
         })?;
-        self.event(id, now)
+        let info = self.event(id, now)?;
+        Ok(done.map(|()| info))
     }
 
-    pub fn resume(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
-        self.with_room(id, now, |room, out, now| {
+    pub fn resume(&self, id: &EventId, now: Timestamp) -> Result<Receipt<EventInfo>, Rejection> {
+        let done = self.with_room(id, now, |room, out, now| {
             room.resume(now, out);
             Ok(())
         })?;
-        self.event(id, now)
+        let info = self.event(id, now)?;
+        Ok(done.map(|()| info))
     }
 }

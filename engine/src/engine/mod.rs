@@ -24,14 +24,131 @@ pub use rejection::{PassInvalid, Rejection};
 pub use restore::{RestoreError, Snapshot};
 pub use seats::HoldReply;
 
-use crate::idempotency::IdempotencyStore;
-use crate::ids::{CouponId, EventId};
+use crate::idempotency::{
+    fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope, IdempotencyStore,
+};
+use crate::ids::{CouponId, EventId, IdempotencyKey};
 use crate::journal::{Change, Entry};
 use crate::passes::PassKeys;
 use crate::shard::Shard;
 use crate::time::Timestamp;
 use parking_lot::RwLock;
 use std::num::NonZeroUsize;
+
+/// What a write did: its value, and the journal position a server must make
+/// durable before it acknowledges the value (I6).
+///
+/// `seq` is the shard's journal `seq` when the write let go of the shard's
+/// lock: the seq of the last change this write recorded, or, for a write
+/// that recorded nothing (an idempotent replay, releasing a hold already
+/// gone), of the state it observed, which may have been recorded by an
+/// earlier request whose acknowledgement failed. Waiting for it covers both.
+///
+/// The value is reachable only by [`Receipt::into_value`]. The server calls
+/// it in exactly one place, its commit path, after waiting for `seq`
+/// (clippy's `disallowed-methods` forbids it elsewhere in the server);
+/// embeddings without a durable journal (tests, benchmarks) call it directly.
+#[must_use = "a write is acknowledged only through its receipt"]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt<T> {
+    value: T,
+    shard: usize,
+    seq: u64,
+}
+
+impl<T> Receipt<T> {
+    /// A receipt for `value`, taken under `shard`'s lock.
+    fn new(shard: &Shard, value: T) -> Self {
+        Receipt {
+            value,
+            shard: shard.index as usize,
+            seq: shard.seq,
+        }
+    }
+
+    /// The shard whose journal holds the write.
+    pub fn shard(&self) -> usize {
+        self.shard
+    }
+
+    /// The journal `seq` to wait for (0: nothing was ever recorded).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The write's value. A server acknowledges it only after its journal is
+    /// durable up to [`Receipt::seq`].
+    pub fn into_value(self) -> T {
+        self.value
+    }
+
+    /// The same receipt around another value.
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Receipt<U> {
+        Receipt {
+            value: f(self.value),
+            shard: self.shard,
+            seq: self.seq,
+        }
+    }
+}
+
+/// How a hold's pass is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PassCheck<'a> {
+    /// A trusted caller (an embedding backend that checks passes itself).
+    Trusted,
+    /// An untrusted caller: on an event with a waiting room this pass (or
+    /// its absence) is checked under the same lock as the hold.
+    Required(Option<&'a str>),
+}
+
+/// The idempotency part of a keyed write (I5), shared by holds and claims:
+/// look the key up before the write, remember the outcome after it.
+struct Keyed<'k> {
+    scope: IdemScope,
+    key: &'k IdempotencyKey,
+    fingerprint: u64,
+}
+
+impl<'k> Keyed<'k> {
+    /// `None` without a key; only keyed requests pay for the fingerprint.
+    fn new<R: serde::Serialize>(
+        scope: IdemScope,
+        key: Option<&'k IdempotencyKey>,
+        request: &R,
+    ) -> Option<Self> {
+        key.map(|key| Keyed {
+            scope,
+            key,
+            fingerprint: fingerprint(request),
+        })
+    }
+
+    /// The first outcome for a retry, `None` for a fresh key; a key used
+    /// with a different request is refused.
+    fn lookup(&self, shard: &Shard, now: Timestamp) -> Result<Option<IdemOutcome>, Rejection> {
+        match shard
+            .idem
+            .lookup(&self.scope, self.key, self.fingerprint, now)
+        {
+            IdemLookup::Fresh => Ok(None),
+            IdemLookup::Replay(outcome) => Ok(Some(outcome)),
+            IdemLookup::Conflict => Err(Rejection::IdempotencyKeyReused),
+        }
+    }
+
+    /// Records the outcome of the write, so a retry returns it.
+    fn remember(self, shard: &mut Shard, outcome: IdemOutcome, now: Timestamp) {
+        let rec = IdemRecord {
+            scope: self.scope,
+            key: self.key.clone(),
+            fingerprint: self.fingerprint,
+            outcome,
+            at: now,
+        };
+        shard.commit(now, Change::Idempotency(rec));
+    }
+}
 
 /// How an engine is built.
 #[derive(Clone, Debug)]
@@ -117,20 +234,22 @@ impl Engine {
         (fnv1a(b'c', coupon.as_str().as_bytes()) % self.shards.len() as u64) as usize
     }
 
-    pub(super) fn event_shard(&self, event: &EventId) -> &RwLock<Shard> {
+    fn event_shard(&self, event: &EventId) -> &RwLock<Shard> {
         &self.shards[self.shard_of_event(event)]
     }
 
-    pub(super) fn coupon_shard(&self, coupon: &CouponId) -> &RwLock<Shard> {
+    fn coupon_shard(&self, coupon: &CouponId) -> &RwLock<Shard> {
         &self.shards[self.shard_of_coupon(coupon)]
     }
 
     /// Takes the journal entries recorded since the last call (journal on).
+    ///
+    /// # Panics
+    ///
+    /// If `shard >= shard_count()`: a caller's bug, not a state to paper
+    /// over with an empty batch.
     pub fn drain_journal(&self, shard: usize) -> Vec<Entry> {
-        self.shards
-            .get(shard)
-            .map(|s| s.write().take_journal())
-            .unwrap_or_default()
+        self.shards[shard].write().take_journal()
     }
 
     /// `seq` of the last change recorded in a shard.

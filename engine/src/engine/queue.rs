@@ -7,8 +7,7 @@
 //! through (I8).
 
 use super::events::{event_phase, Phase};
-use super::rejection::queue_rejection;
-use super::{Engine, PassInvalid, Rejection};
+use super::{Engine, PassInvalid, Receipt, Rejection};
 use crate::ids::{EventId, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
@@ -32,8 +31,6 @@ pub struct Joined {
 }
 
 impl Engine {
-    // ---- waiting room -------------------------------------------------
-
     /// Opens a pre-queue whose time has come (a write, taken only when due).
     pub(super) fn open_if_due(&self, id: &EventId, now: Timestamp) {
         let due = {
@@ -78,7 +75,12 @@ impl Engine {
         }
     }
 
-    pub fn join(&self, id: &EventId, user: &UserId, now: Timestamp) -> Result<Joined, Rejection> {
+    pub fn join(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Receipt<Joined>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
@@ -103,9 +105,9 @@ impl Engine {
             event: id.clone(),
             change,
         });
-        let (created, _) = joined.map_err(queue_rejection)?;
-        view.map(|view| Joined { created, view })
-            .ok_or(Rejection::TicketNotFound)
+        let (created, _) = joined?;
+        let view = view.ok_or(Rejection::TicketNotFound)?;
+        Ok(Receipt::new(&shard, Joined { created, view }))
     }
 
     /// A ticket's status; counts as the user's presence. Takes the shared
@@ -128,20 +130,28 @@ impl Engine {
                 opened = true;
                 continue;
             }
-            let status = room.status(ticket, now).map_err(queue_rejection)?;
+            let status = room.status(ticket, now)?;
             return Ok(self.view(e, status));
         }
     }
 
-    pub fn leave(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<(), Rejection> {
-        self.with_room(id, now, |room, out, now| {
-            room.leave(ticket, now, out).map_err(queue_rejection)
-        })
+    pub fn leave(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<Receipt<()>, Rejection> {
+        self.with_room(id, now, |room, out, now| Ok(room.leave(ticket, now, out)?))
     }
 
-    pub fn complete(&self, id: &EventId, ticket: &str, now: Timestamp) -> Result<(), Rejection> {
+    pub fn complete(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<Receipt<()>, Rejection> {
         self.with_room(id, now, |room, out, now| {
-            room.complete(ticket, now, out).map_err(queue_rejection)
+            Ok(room.complete(ticket, now, out)?)
         })
     }
 

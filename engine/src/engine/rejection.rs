@@ -3,6 +3,7 @@
 //! acknowledges nothing.
 
 use crate::config::ConfigError;
+use crate::coupons::CouponRefusal;
 use crate::passes::PassError;
 use crate::queue::QueueRejection;
 use crate::time::Timestamp;
@@ -87,10 +88,24 @@ pub enum PassInvalid {
     SessionEnded,
 }
 
-pub(super) fn queue_rejection(r: QueueRejection) -> Rejection {
-    match r {
-        QueueRejection::Full => Rejection::QueueFull,
-        QueueRejection::TicketNotFound => Rejection::TicketNotFound,
-        QueueRejection::NotAdmitted => Rejection::NotAdmitted,
+impl From<QueueRejection> for Rejection {
+    fn from(r: QueueRejection) -> Self {
+        match r {
+            QueueRejection::Full => Rejection::QueueFull,
+            QueueRejection::TicketNotFound => Rejection::TicketNotFound,
+            QueueRejection::NotAdmitted => Rejection::NotAdmitted,
+        }
+    }
+}
+
+impl From<CouponRefusal> for Rejection {
+    fn from(r: CouponRefusal) -> Self {
+        match r {
+            CouponRefusal::AlreadyClaimed => Rejection::AlreadyClaimed,
+            CouponRefusal::SoldOut => Rejection::SoldOut,
+            CouponRefusal::NotOpen => Rejection::NotOpen,
+            CouponRefusal::ClaimNotFound => Rejection::ClaimNotFound,
+            CouponRefusal::StockBelowIssued { issued } => Rejection::StockBelowIssued { issued },
+        }
     }
 }

@@ -6,8 +6,8 @@
 //! under, and a retried hold with the same idempotency key returns the first
 //! hold (I5).
 
-use super::{Engine, Rejection};
-use crate::idempotency::{fingerprint, IdemLookup, IdemOutcome, IdemRecord, IdemScope};
+use super::{Engine, Keyed, PassCheck, Receipt, Rejection};
+use crate::idempotency::{IdemOutcome, IdemScope};
 use crate::ids::{EventId, HoldId, IdempotencyKey, UserId};
 use crate::journal::Change;
 use crate::seats::{
@@ -24,8 +24,6 @@ pub struct HoldReply {
 }
 
 impl Engine {
-    // ---- seats --------------------------------------------------------
-
     pub(super) fn with_seats<T>(
         &self,
         id: &EventId,
@@ -35,7 +33,7 @@ impl Engine {
             &mut Vec<crate::seats::SeatChange>,
             Timestamp,
         ) -> Result<T, Rejection>,
-    ) -> Result<T, Rejection> {
+    ) -> Result<Receipt<T>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
@@ -45,7 +43,7 @@ impl Engine {
             event: id.clone(),
             change,
         });
-        r
+        r.map(|v| Receipt::new(&shard, v))
     }
 
     /// Holds seats, all or nothing, for a trusted caller: no pass is asked
@@ -59,8 +57,8 @@ impl Engine {
         choice: &SeatChoice,
         key: Option<&IdempotencyKey>,
         now: Timestamp,
-    ) -> Result<HoldReply, Rejection> {
-        self.hold_inner(id, user, None, choice, key, now)
+    ) -> Result<Receipt<HoldReply>, Rejection> {
+        self.hold_inner(id, user, PassCheck::Trusted, choice, key, now)
     }
 
     /// [`Engine::hold`] for an untrusted caller: on an event with a waiting
@@ -74,43 +72,39 @@ impl Engine {
         choice: &SeatChoice,
         key: Option<&IdempotencyKey>,
         now: Timestamp,
-    ) -> Result<HoldReply, Rejection> {
-        self.hold_inner(id, user, Some(pass), choice, key, now)
+    ) -> Result<Receipt<HoldReply>, Rejection> {
+        self.hold_inner(id, user, PassCheck::Required(pass), choice, key, now)
     }
 
     fn hold_inner(
         &self,
         id: &EventId,
         user: &UserId,
-        pass: Option<Option<&str>>,
+        pass: PassCheck<'_>,
         choice: &SeatChoice,
         key: Option<&IdempotencyKey>,
         now: Timestamp,
-    ) -> Result<HoldReply, Rejection> {
+    ) -> Result<Receipt<HoldReply>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
-        if let Some(pass) = pass {
+        if let PassCheck::Required(pass) = pass {
             let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
             self.verify_pass(e, user, pass, now)?;
         }
-        let scope = IdemScope::Hold(id.clone());
-        // Only requests with a key pay for the fingerprint.
-        let fp = key.map_or(0, |_| fingerprint(&(user, choice)));
-        if let Some(key) = key {
-            match shard.idem.lookup(&scope, key, fp, now) {
-                IdemLookup::Fresh => {}
-                IdemLookup::Conflict => return Err(Rejection::IdempotencyKeyReused),
-                IdemLookup::Replay(IdemOutcome::Hold(h)) => {
+        let keyed = Keyed::new(IdemScope::Hold(id.clone()), key, &(user, choice));
+        if let Some(keyed) = &keyed {
+            match keyed.lookup(&shard, now)? {
+                None => {}
+                Some(IdemOutcome::Hold(h)) => {
                     let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
                     let hold = e.seats.get(h, now).ok_or(Rejection::HoldNotFound)?;
-                    return Ok(HoldReply {
+                    let reply = HoldReply {
                         hold,
                         replayed: true,
-                    });
+                    };
+                    return Ok(Receipt::new(&shard, reply));
                 }
-                IdemLookup::Replay(IdemOutcome::Claim(_)) => {
-                    return Err(Rejection::IdempotencyKeyReused)
-                }
+                Some(IdemOutcome::Claim(_)) => return Err(Rejection::IdempotencyKeyReused),
             }
         }
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
@@ -123,20 +117,14 @@ impl Engine {
         let names = |v: Vec<crate::ids::SeatId>| v.iter().map(ToString::to_string).collect();
         match outcome {
             HoldOutcome::Held(hold) => {
-                if let Some(key) = key {
-                    let rec = IdemRecord {
-                        scope,
-                        key: key.clone(),
-                        fingerprint: fp,
-                        outcome: IdemOutcome::Hold(hold.id),
-                        at: now,
-                    };
-                    shard.commit(now, Change::Idempotency(rec));
+                if let Some(keyed) = keyed {
+                    keyed.remember(&mut shard, IdemOutcome::Hold(hold.id), now);
                 }
-                Ok(HoldReply {
+                let reply = HoldReply {
                     hold,
                     replayed: false,
-                })
+                };
+                Ok(Receipt::new(&shard, reply))
             }
             HoldOutcome::Taken { seats } => Err(Rejection::SeatsUnavailable {
                 seats: names(seats),
@@ -184,7 +172,7 @@ impl Engine {
         hold: HoldId,
         order: &str,
         now: Timestamp,
-    ) -> Result<HoldInfo, Rejection> {
+    ) -> Result<Receipt<HoldInfo>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
             match seats.confirm(hold, order, now, out) {
                 ConfirmOutcome::Sold(info) => Ok(info),
@@ -200,7 +188,7 @@ impl Engine {
         hold: HoldId,
         ttl_s: u32,
         now: Timestamp,
-    ) -> Result<HoldInfo, Rejection> {
+    ) -> Result<Receipt<HoldInfo>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
             match seats.extend(hold, ttl_s, now, out) {
                 ExtendOutcome::Extended(info) => Ok(info),
@@ -214,7 +202,12 @@ impl Engine {
     }
 
     /// Releases a hold; releasing one already gone is a no-op.
-    pub fn release(&self, id: &EventId, hold: HoldId, now: Timestamp) -> Result<(), Rejection> {
+    pub fn release(
+        &self,
+        id: &EventId,
+        hold: HoldId,
+        now: Timestamp,
+    ) -> Result<Receipt<()>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
             match seats.release(hold, now, out) {
                 ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
