@@ -185,7 +185,7 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidRequest(m) => ApiError::bad_request(m),
             Rejection::SectionNotFound => e(S::NOT_FOUND, "section_not_found"),
             Rejection::HoldNotFound => e(S::NOT_FOUND, "hold_not_found"),
-            Rejection::HoldExpired | Rejection::NotHeld => e(S::GONE, "hold_expired"),
+            Rejection::HoldExpired => e(S::GONE, "hold_expired"),
             Rejection::TtlTooLong { max_expires_at } => e(S::UNPROCESSABLE_ENTITY, "ttl_too_long")
                 .with("max_expires_at", max_expires_at.to_rfc3339()),
             Rejection::HoldSold => e(S::CONFLICT, "hold_sold"),

@@ -4,8 +4,10 @@
 
 use crate::config::ConfigError;
 use crate::coupons::CouponRefusal;
+use crate::ids::SeatId;
 use crate::passes::PassError;
 use crate::queue::QueueRejection;
+use crate::seats::SeatRefusal;
 use crate::time::Timestamp;
 
 /// Why a request was turned down. Each maps to one error code of the HTTP contract.
@@ -49,8 +51,6 @@ pub enum Rejection {
     HoldNotFound,
     #[error("the hold expired or was released")]
     HoldExpired,
-    #[error("the hold is not held any more")]
-    NotHeld,
     #[error("a hold may not live past {max_expires_at}")]
     TtlTooLong { max_expires_at: Timestamp },
     #[error("sold seats cannot be released")]
@@ -106,6 +106,38 @@ impl From<CouponRefusal> for Rejection {
             CouponRefusal::NotOpen => Rejection::NotOpen,
             CouponRefusal::ClaimNotFound => Rejection::ClaimNotFound,
             CouponRefusal::StockBelowIssued { issued } => Rejection::StockBelowIssued { issued },
+        }
+    }
+}
+
+impl From<SeatRefusal> for Rejection {
+    fn from(r: SeatRefusal) -> Self {
+        let names = |v: Vec<SeatId>| v.iter().map(ToString::to_string).collect();
+        match r {
+            SeatRefusal::Taken { seats } => Rejection::SeatsUnavailable {
+                seats: names(seats),
+            },
+            SeatRefusal::UnknownSeat { seats } => Rejection::UnknownSeat {
+                seats: names(seats),
+            },
+            SeatRefusal::LimitExceeded {
+                limit,
+                current,
+                requested,
+            } => Rejection::LimitExceeded {
+                limit,
+                current,
+                requested,
+            },
+            SeatRefusal::NoAdjacent { count } => Rejection::NoAdjacent { count },
+            SeatRefusal::UnknownCategory => Rejection::UnknownCategory,
+            SeatRefusal::InvalidRequest => {
+                Rejection::InvalidRequest("seats must name at least one seat, each once".into())
+            }
+            SeatRefusal::NotFound => Rejection::HoldNotFound,
+            SeatRefusal::Expired | SeatRefusal::NotHeld => Rejection::HoldExpired,
+            SeatRefusal::TooLong { max_expires_at } => Rejection::TtlTooLong { max_expires_at },
+            SeatRefusal::Sold => Rejection::HoldSold,
         }
     }
 }

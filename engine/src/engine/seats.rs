@@ -10,10 +10,7 @@ use super::{Engine, Keyed, PassCheck, Receipt, Rejection};
 use crate::idempotency::{IdemOutcome, IdemScope};
 use crate::ids::{EventId, HoldId, IdempotencyKey, UserId};
 use crate::journal::Change;
-use crate::seats::{
-    ConfirmOutcome, ExtendOutcome, HoldInfo, HoldOutcome, ReleaseOutcome, RowStatus, SeatChoice,
-    SeatCounts,
-};
+use crate::seats::{HoldInfo, RowStatus, SeatChoice, SeatCounts};
 use crate::time::Timestamp;
 
 /// A hold outcome with whether it was an idempotent replay.
@@ -114,44 +111,15 @@ impl Engine {
             event: id.clone(),
             change,
         });
-        let names = |v: Vec<crate::ids::SeatId>| v.iter().map(ToString::to_string).collect();
-        match outcome {
-            HoldOutcome::Held(hold) => {
-                if let Some(keyed) = keyed {
-                    keyed.remember(&mut shard, IdemOutcome::Hold(hold.id), now);
-                }
-                let reply = HoldReply {
-                    hold,
-                    replayed: false,
-                };
-                Ok(Receipt::new(&shard, reply))
-            }
-            HoldOutcome::Taken { seats } => Err(Rejection::SeatsUnavailable {
-                seats: names(seats),
-            }),
-            HoldOutcome::UnknownSeat { seats } => Err(Rejection::UnknownSeat {
-                seats: names(seats),
-            }),
-            HoldOutcome::LimitExceeded {
-                limit,
-                current,
-                requested,
-            } => Err(Rejection::LimitExceeded {
-                limit,
-                current,
-                requested,
-            }),
-            HoldOutcome::NoAdjacent => Err(Rejection::NoAdjacent {
-                count: match choice {
-                    SeatChoice::Best { count, .. } => count.get(),
-                    SeatChoice::Exact(s) => s.len() as u32,
-                },
-            }),
-            HoldOutcome::UnknownCategory => Err(Rejection::UnknownCategory),
-            HoldOutcome::InvalidRequest => Err(Rejection::InvalidRequest(
-                "seats must name at least one seat, each once".into(),
-            )),
+        let hold = outcome?;
+        if let Some(keyed) = keyed {
+            keyed.remember(&mut shard, IdemOutcome::Hold(hold.id), now);
         }
+        let reply = HoldReply {
+            hold,
+            replayed: false,
+        };
+        Ok(Receipt::new(&shard, reply))
     }
 
     pub fn get_hold(
@@ -174,11 +142,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Receipt<HoldInfo>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
-            match seats.confirm(hold, order, now, out) {
-                ConfirmOutcome::Sold(info) => Ok(info),
-                ConfirmOutcome::Expired => Err(Rejection::HoldExpired),
-                ConfirmOutcome::NotFound => Err(Rejection::HoldNotFound),
-            }
+            Ok(seats.confirm(hold, order, now, out)?)
         })
     }
 
@@ -190,14 +154,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Receipt<HoldInfo>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
-            match seats.extend(hold, ttl_s, now, out) {
-                ExtendOutcome::Extended(info) => Ok(info),
-                ExtendOutcome::TooLong { max_expires_at } => {
-                    Err(Rejection::TtlTooLong { max_expires_at })
-                }
-                ExtendOutcome::NotHeld => Err(Rejection::HoldExpired),
-                ExtendOutcome::NotFound => Err(Rejection::HoldNotFound),
-            }
+            Ok(seats.extend(hold, ttl_s, now, out)?)
         })
     }
 
@@ -209,11 +166,8 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Receipt<()>, Rejection> {
         self.with_seats(id, now, |seats, out, now| {
-            match seats.release(hold, now, out) {
-                ReleaseOutcome::Released | ReleaseOutcome::AlreadyGone => Ok(()),
-                ReleaseOutcome::Sold => Err(Rejection::HoldSold),
-                ReleaseOutcome::NotFound => Err(Rejection::HoldNotFound),
-            }
+            seats.release(hold, now, out)?;
+            Ok(())
         })
     }
 
