@@ -28,5 +28,5 @@ pub use engine::{
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};
 pub use passes::{PassClaims, PassError, PassKey, PassKeys};
-pub use shard::{EventSnapshot, ShardSnapshot};
+pub use shard::{EventSnapshot, Misfit, ShardSnapshot};
 pub use time::Timestamp;

@@ -10,7 +10,7 @@ use crate::idempotency::{IdemRecord, IdemScope, IdempotencyStore};
 use crate::ids::{CouponId, EventId};
 use crate::journal::{Change, Entry};
 use crate::queue::{RoomInit, RoomSnapshot, TicketKey, WaitingRoom};
-use crate::seats::{SeatMap, SeatSnapshot};
+use crate::seats::{ApplyError, SeatMap, SeatSnapshot};
 use crate::time::Timestamp;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -54,15 +54,19 @@ pub struct ShardSnapshot {
     pub idempotency: Vec<IdemRecord>,
 }
 
-impl ShardSnapshot {
-    /// Forget presence (soft state, not journaled) before comparing.
-    pub fn clear_presence(&mut self) {
-        for e in &mut self.events {
-            if let Some(r) = &mut e.room {
-                r.clear_presence();
-            }
-        }
-    }
+/// Why a journal entry could not be replayed onto a shard.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Misfit {
+    #[error("expected seq {expected}")]
+    Gap { expected: u64 },
+    #[error("no event {0}")]
+    NoSuchEvent(EventId),
+    #[error("event {0} has no waiting room")]
+    NoQueue(EventId),
+    #[error("no coupon {0}")]
+    NoSuchCoupon(CouponId),
+    #[error("seats: {0}")]
+    Seats(#[from] ApplyError),
 }
 
 #[derive(Debug)]
@@ -164,30 +168,37 @@ impl Shard {
     }
 
     pub fn take_journal(&mut self) -> Vec<Entry> {
-        self.journal
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        match &mut self.journal {
+            Some(j) => std::mem::take(j),
+            // Journal off: changes are numbered, not kept.
+            None => Vec::new(),
+        }
     }
 
     /// Applies a shard-level change (events, coupons, idempotency) and records it.
     pub fn commit(&mut self, at: Timestamp, change: Change) {
-        self.apply(&change, at);
+        // Shard-level changes create, replace or forget whole entries and
+        // always apply; only module changes can meet a state they do not fit.
+        self.apply(&change, at)
+            .expect("a shard-level change always applies");
         self.record(at, change);
     }
 
-    /// Replays one journal entry: the next `seq` must follow.
-    pub fn replay(&mut self, entry: &Entry) -> Result<(), u64> {
+    /// Replays one journal entry: the next `seq` must follow, and the change
+    /// must fit the state (a change that does not is an error, never skipped).
+    pub fn replay(&mut self, entry: &Entry) -> Result<(), Misfit> {
         if entry.seq != self.seq + 1 {
-            return Err(self.seq + 1);
+            return Err(Misfit::Gap {
+                expected: self.seq + 1,
+            });
         }
-        self.apply(&entry.change, entry.at);
+        self.apply(&entry.change, entry.at)?;
         self.seq = entry.seq;
         self.clock = self.clock.max(entry.at);
         Ok(())
     }
 
-    fn apply(&mut self, change: &Change, at: Timestamp) {
+    fn apply(&mut self, change: &Change, at: Timestamp) -> Result<(), Misfit> {
         match change {
             Change::EventPut {
                 event,
@@ -200,26 +211,29 @@ impl Shard {
                 self.idem.forget_scope(&IdemScope::Hold(event.clone()));
             }
             Change::Queue { event, change } => {
-                if let Some(room) = self.events.get_mut(event).and_then(|e| e.room.as_mut()) {
-                    room.apply(change, at);
-                }
+                let e = self.events.get_mut(event);
+                let e = e.ok_or_else(|| Misfit::NoSuchEvent(event.clone()))?;
+                let room = e.room.as_mut();
+                room.ok_or_else(|| Misfit::NoQueue(event.clone()))?
+                    .apply(change, at);
             }
             Change::Seats { event, change } => {
-                if let Some(e) = self.events.get_mut(event) {
-                    e.seats.apply(change, at);
-                }
+                let e = self.events.get_mut(event);
+                let e = e.ok_or_else(|| Misfit::NoSuchEvent(event.clone()))?;
+                e.seats.apply(change, at)?;
             }
             Change::CouponCreated { coupon, config } => {
                 self.coupons
                     .insert(coupon.clone(), Coupon::new(coupon.clone(), *config));
             }
             Change::Coupon { coupon, change } => {
-                if let Some(c) = self.coupons.get_mut(coupon) {
-                    c.apply(change, at);
-                }
+                let c = self.coupons.get_mut(coupon);
+                c.ok_or_else(|| Misfit::NoSuchCoupon(coupon.clone()))?
+                    .apply(change, at);
             }
             Change::Idempotency(rec) => self.idem.apply(rec),
         }
+        Ok(())
     }
 
     fn apply_event_put(

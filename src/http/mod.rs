@@ -41,8 +41,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<Body> {
-    // Our documents (a `Value`, or structs of strings and numbers) always serialise.
-    let body = serde_json::to_vec(v).unwrap_or_default();
+    let body = match serde_json::to_vec(v) {
+        Ok(body) => body,
+        // A document that does not serialise is a bug: answer 500 (whose
+        // fixed document does serialise), never an empty body.
+        Err(_) => return ApiError::internal().into_response(),
+    };
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
     let h = r.headers_mut();

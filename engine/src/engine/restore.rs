@@ -7,7 +7,7 @@
 
 use super::{Engine, EngineConfig};
 use crate::journal::Entry;
-use crate::shard::{Shard, ShardSnapshot};
+use crate::shard::{Misfit, Shard, ShardSnapshot};
 use crate::time::Timestamp;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -16,14 +16,6 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub shards: Vec<ShardSnapshot>,
-}
-
-impl Snapshot {
-    pub fn clear_presence(&mut self) {
-        self.shards
-            .iter_mut()
-            .for_each(ShardSnapshot::clear_presence);
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +30,12 @@ pub enum RestoreError {
     },
     #[error("entry names shard {0}, which does not exist")]
     NoSuchShard(u32),
+    #[error("shard {shard}: entry {seq} does not apply: {misfit}")]
+    Misfit {
+        shard: u32,
+        seq: u64,
+        misfit: Misfit,
+    },
 }
 
 impl Engine {
@@ -92,10 +90,17 @@ impl Engine {
             if entry.seq <= shard.seq {
                 continue;
             }
-            shard.replay(&entry).map_err(|expected| RestoreError::Gap {
-                shard: entry.shard,
-                expected,
-                found: entry.seq,
+            shard.replay(&entry).map_err(|misfit| match misfit {
+                Misfit::Gap { expected } => RestoreError::Gap {
+                    shard: entry.shard,
+                    expected,
+                    found: entry.seq,
+                },
+                misfit => RestoreError::Misfit {
+                    shard: entry.shard,
+                    seq: entry.seq,
+                    misfit,
+                },
             })?;
         }
         // Presence is not journaled: whoever was waiting gets a fresh idle

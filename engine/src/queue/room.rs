@@ -717,11 +717,6 @@ impl WaitingRoom {
         self.users.set_all_seen(now.as_millis());
     }
 
-    /// Tickets minted so far (the next join's uid).
-    pub fn tickets_issued(&self) -> u64 {
-        u64::from(self.users.len())
-    }
-
     /// Approximate heap bytes held by the room (for metrics and benchmarks).
     pub fn heap_bytes(&self) -> usize {
         let draw = self.draw.as_ref().map_or(0, |d| {

@@ -369,14 +369,9 @@ impl SeatMap {
         }
     }
 
-    /// Applies a journaled change. A change that does not fit the state is
-    /// ignored (see [`SeatMap::try_apply`] to learn about it).
-    pub fn apply(&mut self, change: &SeatChange, at: Timestamp) {
-        let _ = self.try_apply(change, at);
-    }
-
-    /// Applies a journaled change, or changes nothing and says why not.
-    pub fn try_apply(&mut self, change: &SeatChange, _at: Timestamp) -> Result<(), ApplyError> {
+    /// Applies a journaled change, or changes nothing and says why not (a
+    /// replay that meets a change that does not fit fails, like a gap).
+    pub fn apply(&mut self, change: &SeatChange, _at: Timestamp) -> Result<(), ApplyError> {
         match change {
             SeatChange::Held {
                 id,
@@ -593,7 +588,10 @@ impl SeatMap {
     }
 
     fn emit(&mut self, change: SeatChange, now: Timestamp, out: &mut Vec<SeatChange>) {
-        self.apply(&change, now);
+        // A live change is built from the state it applies to, under the same
+        // lock, so it fits; journaling one that did not would break replay.
+        self.apply(&change, now)
+            .expect("a live seat change fits the state it was built from");
         out.push(change);
     }
 

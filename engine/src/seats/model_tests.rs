@@ -602,7 +602,7 @@ impl Run {
                 .expect("own snapshot");
             for c in &self.out[*from..] {
                 replica
-                    .try_apply(c, Timestamp(self.now))
+                    .apply(c, Timestamp(self.now))
                     .unwrap_or_else(|e| panic!("replay of {c:?}: {e}"));
             }
             assert_eq!(replica.to_snapshot(), self.map.to_snapshot());
