@@ -10,8 +10,7 @@ use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
 use crate::replicate::EngineHost;
-use boxoffice_engine::{Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
-use sha2::{Digest, Sha256};
+use boxoffice_engine::{keys, Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,14 +49,9 @@ impl AppState {
         settings.validate()?;
         let key = PassKey::new("k1", &settings.secret)
             .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
-        // Ticket MACs use a key derived from the same secret, separated by a label.
-        let mut root = [0u8; 32];
-        root.copy_from_slice(
-            &Sha256::new()
-                .chain_update(b"boxoffice tickets v1\0")
-                .chain_update(&settings.secret)
-                .finalize(),
-        );
+        // Ticket MACs use a key derived from the same secret (docs/passes.md,
+        // "Key schedule"); passes are signed with the secret itself.
+        let root = keys::derive(&settings.secret, keys::label::TICKET_ROOT, b"");
         let mut cfg = EngineConfig::new(root, PassKeys::new(key));
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
         Ok(cfg)

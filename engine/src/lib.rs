@@ -13,6 +13,7 @@ pub mod engine;
 pub mod idempotency;
 pub mod ids;
 pub mod journal;
+pub mod keys;
 pub mod passes;
 pub mod queue;
 pub mod seats;

@@ -9,12 +9,11 @@ use crate::coupons::Coupon;
 use crate::idempotency::{IdemRecord, IdemScope, IdempotencyStore};
 use crate::ids::{CouponId, EventId};
 use crate::journal::{Change, Entry};
+use crate::keys;
 use crate::queue::{RoomInit, RoomSnapshot, TicketKey, WaitingRoom};
 use crate::seats::{ApplyError, SeatMap, SeatSnapshot};
 use crate::time::Timestamp;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::collections::HashMap;
 
 /// One event: its configuration, waiting room (if any) and seats.
@@ -88,17 +87,10 @@ pub(crate) struct Shard {
 /// Per-event key for ticket MACs, bound to the event's incarnation so tickets
 /// of a deleted event never validate against its successor.
 pub(crate) fn ticket_key(secret: &[u8; 32], event: &EventId, incarnation: u64) -> TicketKey {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(b"boxoffice ticket key v1\0");
-    mac.update(event.as_str().as_bytes());
-    mac.update(&incarnation.to_le_bytes());
-    let full = mac.finalize().into_bytes();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&full[..16]);
-    key
+    let mut context = Vec::with_capacity(event.as_str().len() + 8);
+    context.extend_from_slice(event.as_str().as_bytes());
+    context.extend_from_slice(&incarnation.to_le_bytes());
+    keys::derive16(secret, keys::label::TICKET_KEY, &context)
 }
 
 impl EventState {

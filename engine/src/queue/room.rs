@@ -14,6 +14,7 @@ use super::{
 };
 use crate::config::{PrequeueOrder, QueueConfig};
 use crate::ids::{EventId, UserId};
+use crate::keys;
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -105,14 +106,7 @@ impl fmt::Debug for WaitingRoom {
 /// Key of the user-id hash index: secret (from the ticket key), unlike the
 /// seed, which is published after opening.
 fn index_key(init: &RoomInit) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"boxoffice/queue/user-index/v1");
-    h.update(init.ticket_key);
-    h.update(init.seed);
-    let d: [u8; 32] = h.finalize().into();
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&d[..16]);
-    k
+    keys::derive16(&init.ticket_key, keys::label::USER_INDEX, &init.seed)
 }
 
 impl WaitingRoom {
