@@ -1,5 +1,5 @@
 //! The key schedule: every key boxoffice derives comes from one labelled
-//! HMAC-SHA256, [`derive`], with every label listed in [`label`] (owns the
+//! HMAC-SHA256, [`derive()`], with every label listed in [`label`] (owns the
 //! key half of I8: tickets and passes of one event, incarnation or server
 //! never validate for another). docs/passes.md describes the schedule.
 //!

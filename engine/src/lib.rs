@@ -5,6 +5,11 @@
 //! ordered journal ([`journal`]) from which a snapshot plus the later entries
 //! rebuild the state exactly. The engine reads no clock, does no I/O and
 //! spawns nothing: every operation takes `now`.
+//!
+//! Where the invariants live: I1 [`seats`], I2 [`coupons`], I3 and I7
+//! [`queue`], I4 [`time`], [`passes`], `seats::expiry`, I5 [`idempotency`],
+//! I6 [`journal`] and the shard journal (receipts: [`Receipt`]), I8 [`keys`],
+//! [`queue`] tickets and the pass check in [`engine`].
 #![forbid(unsafe_code)]
 
 pub mod config;

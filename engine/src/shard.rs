@@ -3,6 +3,10 @@
 //! A shard is a plain single-threaded struct; the engine puts each behind a
 //! `parking_lot::RwLock`. Every change goes through [`Shard::record`], which
 //! numbers it; [`Shard::replay`] applies a recorded change to rebuild state.
+//!
+//! Invariant: the recording half of I6; every change is numbered in `seq`
+//! order under the shard's lock, and replay refuses a gap or a change that
+//! does not fit the state, never skipping one.
 
 use crate::config::{CouponConfig, EventConfig};
 use crate::coupons::Coupon;

@@ -6,9 +6,10 @@
 //!
 //! Invariants owned here: every write is recorded in its shard's journal under
 //! the shard's write lock and answered with a [`Receipt`] naming the journal
-//! `seq` to wait for (I6); the submodules own the rest: [`events`], [`queue`]
-//! (I3 FIFO, I7 capacity, I8 passes), [`seats`] (I1), [`coupons`] (I2),
-//! [`restore`] (I6 replay), and idempotent retries (I5) for holds and claims.
+//! `seq` to wait for (I6); the submodules connect the domain modules that
+//! own the rest: `events`, `queue` (I3 FIFO, I7 capacity, I8 passes), `seats`
+//! (I1), `coupons` (I2), `restore` (I6 replay), and idempotent retries (I5)
+//! for holds and claims.
 
 mod coupons;
 mod events;

@@ -1,6 +1,11 @@
 //! [`WaitingRoom`]: the state machine that ties tickets, the line, presence,
 //! the pre-queue draw and admission together. See the module docs in
 //! `queue/mod.rs` for the rules.
+//!
+//! Invariants: ties together what the queue modules own: I3 (FIFO, the
+//! line and the pre-queue draw), I7 (capacity and rate, admission), the
+//! session half of I4, and I8 (a ticket names one place; only its holder
+//! reads or ends it).
 
 use super::admission::{RateGate, Sessions};
 use super::line::Line;
