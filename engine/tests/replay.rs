@@ -257,3 +257,44 @@ fn a_gap_in_the_journal_is_refused() {
         })
     ));
 }
+
+/// A journal entry that does not fit the state it is replayed onto (here: a
+/// seat change for a hold that was never made) fails the restore, as a gap
+/// does; it is never skipped.
+#[test]
+fn replay_refuses_a_change_that_does_not_fit() {
+    let live = engine(1, true);
+    let id = ev("misfit");
+    let _ = live
+        .put_event(&id, event_cfg(1), [1; 32], T0)
+        .expect("event");
+    let mut entries = live.drain_journal(0);
+    let at = T0.plus_ms(1);
+    entries.push(Entry {
+        shard: 0,
+        seq: entries.len() as u64 + 1,
+        at,
+        change: Change::Seats {
+            event: id.clone(),
+            change: boxoffice_engine::seats::SeatChange::Released {
+                id: HoldId {
+                    index: 0,
+                    generation: 0,
+                },
+                at,
+            },
+        },
+    });
+    let seq = entries.len() as u64;
+    let cfg = live.config().clone();
+    let snap = Engine::empty_snapshot(1);
+    match Engine::restore(cfg.clone(), snap.clone(), entries.clone(), at) {
+        Err(RestoreError::Misfit {
+            shard: 0, seq: s, ..
+        }) => assert_eq!(s, seq),
+        other => panic!("expected a misfit, got {other:?}"),
+    }
+    // Without the misfit the same journal restores.
+    entries.pop();
+    assert!(Engine::restore(cfg, snap, entries, at).is_ok());
+}
