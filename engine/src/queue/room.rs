@@ -747,15 +747,17 @@ impl WaitingRoom {
         let mut user_bytes = Vec::new();
         let mut states = Vec::with_capacity(n as usize);
         for uid in 0..n {
-            // User ids are at most 128 bytes, so the length always fits.
-            let b = self.users.bytes(uid).unwrap_or_default();
-            let (len, b) = match u8::try_from(b.len()) {
-                Ok(len) => (len, b),
-                Err(_) => (0, &[][..]),
-            };
+            // Every uid below `len` has its bytes and state, and user ids are
+            // at most 128 bytes, so the length fits a byte; a snapshot that
+            // silently dropped a user would restore another room.
+            let b = self
+                .users
+                .bytes(uid)
+                .expect("every minted uid has its user id");
+            let len = u8::try_from(b.len()).expect("user ids are at most 128 bytes");
             user_lens.push(len);
             user_bytes.extend_from_slice(b);
-            states.push(self.users.state(uid).unwrap_or(st::LEFT));
+            states.push(self.users.state(uid).expect("every minted uid has a state"));
         }
         RoomSnapshot {
             opened: self.opened,
