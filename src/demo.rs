@@ -2,10 +2,9 @@
 //! room) and a coupon, so a newcomer sees every endpoint work after
 //! `make run`, plus the curl lines to try.
 
-use crate::state::AppState;
 use boxoffice_engine::{
-    CouponConfig, CouponId, EventConfig, EventId, HoldPolicy, PrequeueOrder, QueueConfig,
-    Rejection, RowRange,
+    CouponConfig, CouponId, Engine, EventConfig, EventId, HoldPolicy, PrequeueOrder, QueueConfig,
+    Rejection, RowRange, Timestamp,
 };
 use std::num::NonZeroU32;
 
@@ -49,14 +48,20 @@ pub fn event_config() -> EventConfig {
     }
 }
 
-/// Creates the demo event and coupon.
-pub fn create(state: &AppState) -> Result<(), Rejection> {
-    let now = state.now();
+/// Creates the demo event and coupon unless the event exists (a recovered
+/// engine may have it already, with sales in it).
+///
+/// Start-up writes, acknowledged to no client: their receipts are not
+/// committed; with replication the shipper stores them with its first batch.
+pub fn ensure(engine: &Engine, now: Timestamp) -> Result<(), Rejection> {
     let bad = |_| Rejection::InvalidRequest("demo ids".into());
     let event = EventId::new(EVENT).map_err(bad)?;
+    if engine.event(&event, now).is_ok() {
+        return Ok(());
+    }
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
-    state.engine.put_event(&event, event_config(), seed, now)?;
+    let _ = engine.put_event(&event, event_config(), seed, now)?;
     let coupon = CouponId::new(COUPON).map_err(bad)?;
     let cfg = CouponConfig {
         stock: 100,
@@ -64,7 +69,7 @@ pub fn create(state: &AppState) -> Result<(), Rejection> {
         opens_at: None,
         closes_at: None,
     };
-    state.engine.put_coupon(&coupon, cfg, now)?;
+    let _ = engine.put_coupon(&coupon, cfg, now)?;
     Ok(())
 }
 

@@ -2,9 +2,10 @@
 //!
 //! Every state-changing request is first admitted ([`Durability::admit`]:
 //! with Redis, refused while this server is not the writer, Redis is known to
-//! be down in sync mode, or the async backlog is full), then awaits
-//! [`Durability::wait`] after its engine operation and before it answers,
-//! with the shard's journal `seq` at that point. Memory mode answers at once;
+//! be down in sync mode, or the async backlog is full), then, in the one
+//! commit path (`AppState::commit`, src/commit.rs), awaits
+//! [`Durability::wait`] with the shard and journal `seq` of its engine
+//! write's receipt before it answers. Memory mode answers at once;
 //! Redis sync mode waits until Redis has stored the shard's journal up to
 //! `seq` and fails with [`NotDurable`] when it cannot in time, which the HTTP
 //! layer answers with 503 `unavailable` and `Retry-After`.

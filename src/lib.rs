@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod commit;
 pub mod config;
 pub mod demo;
 pub mod driver;
@@ -39,6 +40,7 @@ impl Server {
     /// Builds the engine (and the demo event with `settings.demo`).
     pub fn new(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let state = state::AppState::new(settings, clock)?;
+        with_demo(&state)?;
         Ok(Server {
             state: Arc::new(state),
         })
@@ -111,14 +113,23 @@ async fn run_replicated(
         return Ok(());
     };
     let durability = durability::Durability::Redis(rep.clone());
-    let state = Arc::new(state::AppState::with_engine(
-        settings, clock, engine?, durability,
-    )?);
+    let state = state::AppState::with_engine(settings, clock, engine?, durability)?;
+    with_demo(&state)?;
+    let state = Arc::new(state);
     rep.spawn(state.clone())?;
     let served = server::serve(state, listener, shutdown).await;
     rep.shutdown().await;
     served?;
     Ok(())
+}
+
+/// With `settings.demo`, creates the demo event and coupon in a built state
+/// (the state itself knows nothing of the demo).
+fn with_demo(state: &state::AppState) -> Result<(), SetupError> {
+    if !state.settings.demo {
+        return Ok(());
+    }
+    demo::ensure(&state.engine, state.now()).map_err(|e| SetupError::Demo(e.to_string()))
 }
 
 /// Why [`run`] stopped with an error.

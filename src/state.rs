@@ -9,8 +9,8 @@ use crate::http::limits::JoinLimiter;
 use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
-use boxoffice_engine::{Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
-use sha2::{Digest, Sha256};
+use crate::replicate::EngineHost;
+use boxoffice_engine::{keys, Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -49,14 +49,9 @@ impl AppState {
         settings.validate()?;
         let key = PassKey::new("k1", &settings.secret)
             .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
-        // Ticket MACs use a key derived from the same secret, separated by a label.
-        let mut root = [0u8; 32];
-        root.copy_from_slice(
-            &Sha256::new()
-                .chain_update(b"boxoffice tickets v1\0")
-                .chain_update(&settings.secret)
-                .finalize(),
-        );
+        // Ticket MACs use a key derived from the same secret (docs/passes.md,
+        // "Key schedule"); passes are signed with the secret itself.
+        let root = keys::derive(&settings.secret, keys::label::TICKET_ROOT, b"");
         let mut cfg = EngineConfig::new(root, PassKeys::new(key));
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
         Ok(cfg)
@@ -71,7 +66,7 @@ impl AppState {
     ) -> Result<Self, SetupError> {
         settings.validate()?;
         let joins = JoinLimiter::new(&settings.limits, clock.clone());
-        let state = AppState {
+        Ok(AppState {
             engine,
             auth: Auth::new(&settings.admin_token, &settings.service_token),
             joins,
@@ -84,14 +79,7 @@ impl AppState {
             closing: watch::Sender::new(false),
             clock,
             settings,
-        };
-        // A recovered engine may have the demo already (and sales in it).
-        let demo_exists = boxoffice_engine::EventId::new(crate::demo::EVENT)
-            .is_ok_and(|id| state.engine.event(&id, state.now()).is_ok());
-        if state.settings.demo && !demo_exists {
-            crate::demo::create(&state).map_err(|e| SetupError::Demo(e.to_string()))?;
-        }
-        Ok(state)
+        })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -114,21 +102,6 @@ impl AppState {
         self.ready.store(ready, Ordering::Release);
     }
 
-    /// The durability seam: every state-changing request passes here after
-    /// its engine operation and before its reply. In memory mode it returns
-    /// at once; with replication in sync mode it waits until the shard's
-    /// journal up to its current `seq` is stored in Redis.
-    pub async fn durable(&self, shard: usize) -> Result<(), NotDurable> {
-        match &self.durability {
-            // Nothing to wait for: don't take the shard's lock again for its seq.
-            Durability::Memory => Ok(()),
-            Durability::Redis(_) => {
-                let seq = self.engine.journal_seq(shard);
-                self.durability.wait(shard, seq).await
-            }
-        }
-    }
-
     /// One driver step: tick the engine at `now`, count what happened, and
     /// mark the lines that moved (their streams wake at the next flush).
     pub fn tick(&self) -> TickReport {
@@ -142,6 +115,18 @@ impl AppState {
             self.lines.touch_all();
         }
         report
+    }
+}
+
+/// The server's state as the replicator's host: its engine, and its metrics
+/// recorder (each server owns one, so numbers land in its `/metrics`).
+impl EngineHost for AppState {
+    fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn with_metrics(&self, f: &mut dyn FnMut()) {
+        self.metrics.scoped(f);
     }
 }
 

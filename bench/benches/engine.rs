@@ -38,7 +38,7 @@ fn queue_benches(c: &mut Criterion) {
     let id = event_id("q");
     c.bench_function("join", |b| {
         let engine = engine(1);
-        engine
+        let _ = engine
             .put_event(&id, event(Some(queue(1, 1)), vec![], 4), [1; 32], T0)
             .expect("event");
         let mut next = 0u64;
@@ -55,14 +55,14 @@ fn queue_benches(c: &mut Criterion) {
 
     c.bench_function("status (1M waiting)", |b| {
         let engine = engine(1);
-        engine
+        let _ = engine
             .put_event(&id, event(Some(queue(1, 1)), vec![], 4), [1; 32], T0)
             .expect("event");
         let tickets: Vec<String> = (0..1_000_000)
             .map(|i| {
                 engine
                     .join(&id, &user(i), T0)
-                    .map(|j| j.view.status.ticket)
+                    .map(|j| j.into_value().view.status.ticket)
                     .expect("join")
             })
             .collect();
@@ -78,7 +78,7 @@ fn queue_benches(c: &mut Criterion) {
         b.iter_batched(
             || {
                 let engine = engine(1);
-                engine
+                let _ = engine
                     .put_event(
                         &id,
                         event(Some(queue(20_000, 100_000)), vec![], 4),
@@ -87,7 +87,7 @@ fn queue_benches(c: &mut Criterion) {
                     )
                     .expect("event");
                 for i in 0..10_000 {
-                    engine.join(&id, &user(i), T0).expect("join");
+                    let _ = engine.join(&id, &user(i), T0).expect("join");
                 }
                 engine
             },
@@ -110,7 +110,7 @@ fn seat_benches(c: &mut Criterion) {
     // 50,000 seats: 10 sections × 100 rows × 50.
     let venue = || {
         let engine = engine(1);
-        engine
+        let _ = engine
             .put_event(&id, event(None, layout(10, 100, 50), 4), [1; 32], T0)
             .expect("event");
         engine
@@ -194,6 +194,7 @@ fn seat_benches(c: &mut Criterion) {
                             engine
                                 .hold(&id, &user(k), &SeatChoice::Exact(vec![seat]), None, T0)
                                 .expect("hold")
+                                .into_value()
                                 .hold
                                 .id
                         })
@@ -222,7 +223,7 @@ fn coupon_benches(c: &mut Criterion) {
                         opens_at: None,
                         closes_at: None,
                     };
-                    engine.put_coupon(&cid, cfg, T0).expect("coupon");
+                    let _ = engine.put_coupon(&cid, cfg, T0).expect("coupon");
                     let users: Vec<UserId> = (0..count).map(user).collect();
                     (engine, users)
                 },

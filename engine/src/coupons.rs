@@ -18,30 +18,31 @@ pub struct CouponCounts {
     pub remaining: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClaimOutcome {
-    Claimed {
-        claim: ClaimId,
-        remaining: u32,
-    },
+/// A successful claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claimed {
+    pub claim: ClaimId,
+    pub remaining: u32,
+}
+
+/// A give-back that went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Returned {
+    Now,
+    /// Returned before: nothing changes (idempotent).
+    Before,
+}
+
+/// Why a coupon operation was turned down (nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CouponRefusal {
     /// This user already holds `per_user` claims.
     AlreadyClaimed,
     SoldOut,
     /// Before `opens_at` or from `closes_at` on.
     NotOpen,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReturnOutcome {
-    Returned,
-    /// Returned before: nothing changes (idempotent).
-    AlreadyReturned,
-    NotFound,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConfigureOutcome {
-    Updated,
+    /// No such claim.
+    ClaimNotFound,
     /// The new stock is below what is already issued.
     StockBelowIssued {
         issued: u32,
@@ -168,14 +169,14 @@ impl Coupon {
         config: CouponConfig,
         now: Timestamp,
         out: &mut Vec<CouponChange>,
-    ) -> ConfigureOutcome {
+    ) -> Result<(), CouponRefusal> {
         if config.stock < self.issued {
-            return ConfigureOutcome::StockBelowIssued {
+            return Err(CouponRefusal::StockBelowIssued {
                 issued: self.issued,
-            };
+            });
         }
         self.commit(CouponChange::Configured { config }, now, out);
-        ConfigureOutcome::Updated
+        Ok(())
     }
 
     pub fn claim(
@@ -183,18 +184,18 @@ impl Coupon {
         user: &UserId,
         now: Timestamp,
         out: &mut Vec<CouponChange>,
-    ) -> ClaimOutcome {
+    ) -> Result<Claimed, CouponRefusal> {
         if !self.is_open(now) {
-            return ClaimOutcome::NotOpen;
+            return Err(CouponRefusal::NotOpen);
         }
         if self.per_user.get(user).copied().unwrap_or(0) >= self.config.per_user.get() {
-            return ClaimOutcome::AlreadyClaimed;
+            return Err(CouponRefusal::AlreadyClaimed);
         }
         if self.issued >= self.config.stock {
-            return ClaimOutcome::SoldOut;
+            return Err(CouponRefusal::SoldOut);
         }
         let Ok(index) = u32::try_from(self.ledger.len()) else {
-            return ClaimOutcome::SoldOut;
+            return Err(CouponRefusal::SoldOut);
         };
         let claim = ClaimId(index);
         self.commit(
@@ -205,10 +206,10 @@ impl Coupon {
             now,
             out,
         );
-        ClaimOutcome::Claimed {
+        Ok(Claimed {
             claim,
             remaining: self.counts().remaining,
-        }
+        })
     }
 
     /// Who made a claim and whether it was returned.
@@ -223,13 +224,13 @@ impl Coupon {
         claim: ClaimId,
         now: Timestamp,
         out: &mut Vec<CouponChange>,
-    ) -> ReturnOutcome {
+    ) -> Result<Returned, CouponRefusal> {
         match self.ledger.get(claim.0 as usize) {
-            None => ReturnOutcome::NotFound,
-            Some(r) if r.returned => ReturnOutcome::AlreadyReturned,
+            None => Err(CouponRefusal::ClaimNotFound),
+            Some(r) if r.returned => Ok(Returned::Before),
             Some(_) => {
                 self.commit(CouponChange::Returned { claim }, now, out);
-                ReturnOutcome::Returned
+                Ok(Returned::Now)
             }
         }
     }
@@ -272,46 +273,46 @@ mod tests {
         let now = Timestamp(150);
         assert_eq!(
             c.claim(&user(1), Timestamp(99), &mut out),
-            ClaimOutcome::NotOpen
+            Err(CouponRefusal::NotOpen)
         );
         assert_eq!(
             c.claim(&user(1), Timestamp(200), &mut out),
-            ClaimOutcome::NotOpen
+            Err(CouponRefusal::NotOpen)
         );
         assert!(matches!(
             c.claim(&user(1), now, &mut out),
-            ClaimOutcome::Claimed { remaining: 2, .. }
+            Ok(Claimed { remaining: 2, .. })
         ));
         assert!(matches!(
             c.claim(&user(1), now, &mut out),
-            ClaimOutcome::Claimed { remaining: 1, .. }
+            Ok(Claimed { remaining: 1, .. })
         ));
         assert_eq!(
             c.claim(&user(1), now, &mut out),
-            ClaimOutcome::AlreadyClaimed
+            Err(CouponRefusal::AlreadyClaimed)
         );
         assert!(matches!(
             c.claim(&user(2), now, &mut out),
-            ClaimOutcome::Claimed { remaining: 0, .. }
+            Ok(Claimed { remaining: 0, .. })
         ));
-        assert_eq!(c.claim(&user(3), now, &mut out), ClaimOutcome::SoldOut);
         assert_eq!(
-            c.return_claim(ClaimId(0), now, &mut out),
-            ReturnOutcome::Returned
+            c.claim(&user(3), now, &mut out),
+            Err(CouponRefusal::SoldOut)
         );
+        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), Ok(Returned::Now));
         assert_eq!(
             c.return_claim(ClaimId(0), now, &mut out),
-            ReturnOutcome::AlreadyReturned
+            Ok(Returned::Before)
         );
         assert_eq!(
             c.return_claim(ClaimId(9), now, &mut out),
-            ReturnOutcome::NotFound
+            Err(CouponRefusal::ClaimNotFound)
         );
         let k = c.counts();
         assert_eq!((k.issued, k.remaining), (2, 1));
         assert!(matches!(
             c.claim(&user(1), now, &mut out),
-            ClaimOutcome::Claimed { .. }
+            Ok(Claimed { .. })
         ));
         assert_eq!(
             c.configure(
@@ -322,7 +323,7 @@ mod tests {
                 now,
                 &mut out
             ),
-            ConfigureOutcome::StockBelowIssued { issued: 3 }
+            Err(CouponRefusal::StockBelowIssued { issued: 3 })
         );
         // Replaying the journal rebuilds the same coupon.
         let mut replay = coupon(3, 2);

@@ -40,7 +40,10 @@ pub enum IdemLookup {
 /// Stable fingerprint of a request body (fixed-key SipHash over its postcard
 /// encoding): equal requests give equal fingerprints on every build.
 pub fn fingerprint<T: Serialize>(request: &T) -> u64 {
-    let bytes = postcard::to_stdvec(request).unwrap_or_default();
+    // Requests are ids, seat lists and small enums: postcard encodes them
+    // (it fails only on sequences of unknown length, which serde's derives
+    // never produce); an empty encoding would make every request look alike.
+    let bytes = postcard::to_stdvec(request).expect("idempotent requests encode with postcard");
     let mut h =
         siphasher::sip::SipHasher13::new_with_keys(0x626f_786f_6666_6963, 0x6520_6964_656d_706f);
     h.write(&bytes);

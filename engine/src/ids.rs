@@ -2,6 +2,9 @@
 //!
 //! Validation happens once, at construction (the edge); the rest of the engine
 //! trusts these types.
+//!
+//! Invariants: none of its own; every id a module receives is valid, the
+//! precondition I1-I8 are stated over (identity in I8 starts here).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

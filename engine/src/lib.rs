@@ -5,6 +5,11 @@
 //! ordered journal ([`journal`]) from which a snapshot plus the later entries
 //! rebuild the state exactly. The engine reads no clock, does no I/O and
 //! spawns nothing: every operation takes `now`.
+//!
+//! Where the invariants live: I1 [`seats`], I2 [`coupons`], I3 and I7
+//! [`queue`], I4 [`time`], [`passes`], `seats::expiry`, I5 [`idempotency`],
+//! I6 [`journal`] and the shard journal (receipts: [`Receipt`]), I8 [`keys`],
+//! [`queue`] tickets and the pass check in [`engine`].
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -13,6 +18,7 @@ pub mod engine;
 pub mod idempotency;
 pub mod ids;
 pub mod journal;
+pub mod keys;
 pub mod passes;
 pub mod queue;
 pub mod seats;
@@ -21,11 +27,12 @@ pub mod time;
 
 pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
 pub use engine::{
-    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, Joined, PassInvalid, Phase,
-    PutOutcome, Rejection, RestoreError, Snapshot, TickReport, TicketView,
+    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, Joined, PassCheck,
+    PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot, TickReport,
+    TicketView,
 };
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};
 pub use passes::{PassClaims, PassError, PassKey, PassKeys};
-pub use shard::{EventSnapshot, ShardSnapshot};
+pub use shard::{EventSnapshot, Misfit, ShardSnapshot};
 pub use time::Timestamp;

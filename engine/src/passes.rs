@@ -127,8 +127,10 @@ pub enum PassError {
 
 /// Signs `claims` with `key`.
 pub fn sign(claims: &PassClaims, key: &PassKey) -> String {
-    // Serialising plain strings and integers to JSON cannot fail.
-    let json = serde_json::to_vec(claims).unwrap_or_default();
+    // Serialising plain strings and integers to JSON cannot fail; an empty
+    // payload signed as a pass would be worse than a panic.
+    let json =
+        serde_json::to_vec(claims).expect("PassClaims (strings, integers) serialise to JSON");
     let mut token = format!("v1.{}.{}", key.id, B64.encode(json));
     let mut mac = key.mac();
     mac.update(token.as_bytes());

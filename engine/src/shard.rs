@@ -3,18 +3,21 @@
 //! A shard is a plain single-threaded struct; the engine puts each behind a
 //! `parking_lot::RwLock`. Every change goes through [`Shard::record`], which
 //! numbers it; [`Shard::replay`] applies a recorded change to rebuild state.
+//!
+//! Invariant: the recording half of I6; every change is numbered in `seq`
+//! order under the shard's lock, and replay refuses a gap or a change that
+//! does not fit the state, never skipping one.
 
 use crate::config::{CouponConfig, EventConfig};
 use crate::coupons::Coupon;
 use crate::idempotency::{IdemRecord, IdemScope, IdempotencyStore};
 use crate::ids::{CouponId, EventId};
 use crate::journal::{Change, Entry};
+use crate::keys;
 use crate::queue::{RoomInit, RoomSnapshot, TicketKey, WaitingRoom};
-use crate::seats::{SeatMap, SeatSnapshot};
+use crate::seats::{ApplyError, SeatMap, SeatSnapshot};
 use crate::time::Timestamp;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::collections::HashMap;
 
 /// One event: its configuration, waiting room (if any) and seats.
@@ -54,15 +57,19 @@ pub struct ShardSnapshot {
     pub idempotency: Vec<IdemRecord>,
 }
 
-impl ShardSnapshot {
-    /// Forget presence (soft state, not journaled) before comparing.
-    pub fn clear_presence(&mut self) {
-        for e in &mut self.events {
-            if let Some(r) = &mut e.room {
-                r.clear_presence();
-            }
-        }
-    }
+/// Why a journal entry could not be replayed onto a shard.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Misfit {
+    #[error("expected seq {expected}")]
+    Gap { expected: u64 },
+    #[error("no event {0}")]
+    NoSuchEvent(EventId),
+    #[error("event {0} has no waiting room")]
+    NoQueue(EventId),
+    #[error("no coupon {0}")]
+    NoSuchCoupon(CouponId),
+    #[error("seats: {0}")]
+    Seats(#[from] ApplyError),
 }
 
 #[derive(Debug)]
@@ -84,17 +91,10 @@ pub(crate) struct Shard {
 /// Per-event key for ticket MACs, bound to the event's incarnation so tickets
 /// of a deleted event never validate against its successor.
 pub(crate) fn ticket_key(secret: &[u8; 32], event: &EventId, incarnation: u64) -> TicketKey {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(b"boxoffice ticket key v1\0");
-    mac.update(event.as_str().as_bytes());
-    mac.update(&incarnation.to_le_bytes());
-    let full = mac.finalize().into_bytes();
-    let mut key = [0u8; 16];
-    key.copy_from_slice(&full[..16]);
-    key
+    let mut context = Vec::with_capacity(event.as_str().len() + 8);
+    context.extend_from_slice(event.as_str().as_bytes());
+    context.extend_from_slice(&incarnation.to_le_bytes());
+    keys::derive16(secret, keys::label::TICKET_KEY, &context)
 }
 
 impl EventState {
@@ -164,30 +164,37 @@ impl Shard {
     }
 
     pub fn take_journal(&mut self) -> Vec<Entry> {
-        self.journal
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+        match &mut self.journal {
+            Some(j) => std::mem::take(j),
+            // Journal off: changes are numbered, not kept.
+            None => Vec::new(),
+        }
     }
 
     /// Applies a shard-level change (events, coupons, idempotency) and records it.
     pub fn commit(&mut self, at: Timestamp, change: Change) {
-        self.apply(&change, at);
+        // Shard-level changes create, replace or forget whole entries and
+        // always apply; only module changes can meet a state they do not fit.
+        self.apply(&change, at)
+            .expect("a shard-level change always applies");
         self.record(at, change);
     }
 
-    /// Replays one journal entry: the next `seq` must follow.
-    pub fn replay(&mut self, entry: &Entry) -> Result<(), u64> {
+    /// Replays one journal entry: the next `seq` must follow, and the change
+    /// must fit the state (a change that does not is an error, never skipped).
+    pub fn replay(&mut self, entry: &Entry) -> Result<(), Misfit> {
         if entry.seq != self.seq + 1 {
-            return Err(self.seq + 1);
+            return Err(Misfit::Gap {
+                expected: self.seq + 1,
+            });
         }
-        self.apply(&entry.change, entry.at);
+        self.apply(&entry.change, entry.at)?;
         self.seq = entry.seq;
         self.clock = self.clock.max(entry.at);
         Ok(())
     }
 
-    fn apply(&mut self, change: &Change, at: Timestamp) {
+    fn apply(&mut self, change: &Change, at: Timestamp) -> Result<(), Misfit> {
         match change {
             Change::EventPut {
                 event,
@@ -200,26 +207,29 @@ impl Shard {
                 self.idem.forget_scope(&IdemScope::Hold(event.clone()));
             }
             Change::Queue { event, change } => {
-                if let Some(room) = self.events.get_mut(event).and_then(|e| e.room.as_mut()) {
-                    room.apply(change, at);
-                }
+                let e = self.events.get_mut(event);
+                let e = e.ok_or_else(|| Misfit::NoSuchEvent(event.clone()))?;
+                let room = e.room.as_mut();
+                room.ok_or_else(|| Misfit::NoQueue(event.clone()))?
+                    .apply(change, at);
             }
             Change::Seats { event, change } => {
-                if let Some(e) = self.events.get_mut(event) {
-                    e.seats.apply(change, at);
-                }
+                let e = self.events.get_mut(event);
+                let e = e.ok_or_else(|| Misfit::NoSuchEvent(event.clone()))?;
+                e.seats.apply(change, at)?;
             }
             Change::CouponCreated { coupon, config } => {
                 self.coupons
                     .insert(coupon.clone(), Coupon::new(coupon.clone(), *config));
             }
             Change::Coupon { coupon, change } => {
-                if let Some(c) = self.coupons.get_mut(coupon) {
-                    c.apply(change, at);
-                }
+                let c = self.coupons.get_mut(coupon);
+                c.ok_or_else(|| Misfit::NoSuchCoupon(coupon.clone()))?
+                    .apply(change, at);
             }
             Change::Idempotency(rec) => self.idem.apply(rec),
         }
+        Ok(())
     }
 
     fn apply_event_put(

@@ -160,7 +160,7 @@ fn setup() -> (Engine, EventId, CouponId) {
     );
     cfg.holds.ttl_s = nz((HOLD_TTL_MS / 1000) as u32);
     cfg.holds.max_ttl_s = nz((MAX_TTL_MS / 1000) as u32);
-    e.put_event(&id, cfg, [1; 32], T0).expect("event");
+    let _ = e.put_event(&id, cfg, [1; 32], T0).expect("event");
     let c = CouponId::new("c1").expect("coupon");
     let cc = CouponConfig {
         stock: STOCK,
@@ -168,7 +168,7 @@ fn setup() -> (Engine, EventId, CouponId) {
         opens_at: None,
         closes_at: None,
     };
-    e.put_coupon(&c, cc, T0).expect("coupon");
+    let _ = e.put_coupon(&c, cc, T0).expect("coupon");
     (e, id, c)
 }
 
@@ -278,11 +278,17 @@ fn run(ops: Vec<Op>) {
                     .sum();
                 if sold == (2 * SEATS) as usize {
                     // Every seat sold: the event is closed for good.
-                    assert_eq!(e.join(&id, &user(u), m.now), Err(Rejection::EventClosed));
+                    assert_eq!(
+                        e.join(&id, &user(u), m.now).map(Receipt::into_value),
+                        Err(Rejection::EventClosed)
+                    );
                     assert_eq!(e.event(&id, m.now).expect("event").phase, Phase::Closed);
                     continue;
                 }
-                let j = e.join(&id, &user(u), m.now).expect("join");
+                let j = e
+                    .join(&id, &user(u), m.now)
+                    .map(Receipt::into_value)
+                    .expect("join");
                 let live = m.line.contains(&u) || m.admitted.contains_key(&u);
                 assert_eq!(j.created, !live, "join of {u} created");
                 if live {
@@ -317,7 +323,7 @@ fn run(ops: Vec<Op>) {
             Op::Leave(u) => {
                 m.expire_sessions();
                 if let Some(t) = m.tickets.get(&u) {
-                    e.leave(&id, t, m.now).expect("leave");
+                    let _ = e.leave(&id, t, m.now).expect("leave");
                     m.line.retain(|x| *x != u);
                     m.admitted.remove(&u);
                     let v = e.status(&id, t, m.now).expect("status");
@@ -330,7 +336,7 @@ fn run(ops: Vec<Op>) {
             Op::Complete(u) => {
                 m.expire_sessions();
                 if let Some(t) = m.tickets.get(&u) {
-                    let r = e.complete(&id, t, m.now);
+                    let r = e.complete(&id, t, m.now).map(Receipt::into_value);
                     if m.admitted.remove(&u).is_some() {
                         assert_eq!(r, Ok(()));
                     } else if m.line.contains(&u) {
@@ -339,11 +345,11 @@ fn run(ops: Vec<Op>) {
                 }
             }
             Op::Pause => {
-                e.pause(&id, m.now).expect("pause");
+                let _ = e.pause(&id, m.now).expect("pause");
                 m.paused = true;
             }
             Op::Resume => {
-                e.resume(&id, m.now).expect("resume");
+                let _ = e.resume(&id, m.now).expect("resume");
                 m.paused = false;
             }
             Op::Hold {
@@ -354,7 +360,9 @@ fn run(ops: Vec<Op>) {
                 let names: Vec<SeatId> = seats.iter().map(|&s| seat_name(s)).collect();
                 let choice = SeatChoice::Exact(names);
                 let k = key.map(|k| IdempotencyKey::new(&format!("key-{k}")).expect("key"));
-                let r = e.hold(&id, &user(u), &choice, k.as_ref(), m.now);
+                let r = e
+                    .hold(&id, &user(u), &choice, k.as_ref(), m.now)
+                    .map(Receipt::into_value);
                 let request = (u, seats.clone());
                 if let Some(kk) = key {
                     if let Some((req, idx)) = m.hold_keys.get(&kk) {
@@ -421,7 +429,10 @@ fn run(ops: Vec<Op>) {
                     })
                 });
                 let over = m.user_seats(u) + count > MAX_PER_USER;
-                match e.hold(&id, &user(u), &choice, None, m.now) {
+                match e
+                    .hold(&id, &user(u), &choice, None, m.now)
+                    .map(Receipt::into_value)
+                {
                     Ok(reply) => {
                         assert!(fits && !over);
                         let idx: Vec<u32> = reply.hold.seats.iter().map(seat_index).collect();
@@ -454,7 +465,9 @@ fn run(ops: Vec<Op>) {
                     continue;
                 };
                 let idx = i % m.holds.len();
-                let r = e.confirm(&id, h.id, "order-1", m.now);
+                let r = e
+                    .confirm(&id, h.id, "order-1", m.now)
+                    .map(Receipt::into_value);
                 if h.sold || h.live(m.now) {
                     let info = r.expect("confirm");
                     assert_eq!(info.state, HoldState::Sold);
@@ -472,7 +485,7 @@ fn run(ops: Vec<Op>) {
                     continue;
                 };
                 let idx = i % m.holds.len();
-                let r = e.extend(&id, h.id, ttl, m.now);
+                let r = e.extend(&id, h.id, ttl, m.now).map(Receipt::into_value);
                 let want_exp = m.now.plus_secs(u64::from(ttl));
                 if !h.live(m.now) {
                     assert_eq!(r, Err(Rejection::HoldExpired));
@@ -488,7 +501,7 @@ fn run(ops: Vec<Op>) {
                     continue;
                 };
                 let idx = i % m.holds.len();
-                let r = e.release(&id, h.id, m.now);
+                let r = e.release(&id, h.id, m.now).map(Receipt::into_value);
                 if h.sold {
                     assert_eq!(r, Err(Rejection::HoldSold));
                 } else {
@@ -500,7 +513,9 @@ fn run(ops: Vec<Op>) {
             }
             Op::Claim { user: u, key } => {
                 let k = key.map(|k| IdempotencyKey::new(&format!("key-{k}")).expect("key"));
-                let r = e.claim(&coupon, &user(u), k.as_ref(), m.now);
+                let r = e
+                    .claim(&coupon, &user(u), k.as_ref(), m.now)
+                    .map(Receipt::into_value);
                 if let Some(kk) = key {
                     if let Some((ku, idx)) = m.claim_keys.get(&kk) {
                         if *ku == u {
@@ -532,7 +547,8 @@ fn run(ops: Vec<Op>) {
                     continue;
                 }
                 let idx = i % m.claims.len();
-                e.return_claim(&coupon, m.claims[idx].0, m.now)
+                let _ = e
+                    .return_claim(&coupon, m.claims[idx].0, m.now)
                     .expect("return");
                 m.claims[idx].2 = true;
             }

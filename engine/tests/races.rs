@@ -42,7 +42,8 @@ fn same_idempotency_key_holds_once() {
     for round in 0..50 {
         let e = Arc::new(engine(1, false));
         let id = ev("e");
-        e.put_event(&id, event_config(None, rows(&["A"], 4, 50), 8), [1; 32], T0)
+        let _ = e
+            .put_event(&id, event_config(None, rows(&["A"], 4, 50), 8), [1; 32], T0)
             .expect("event");
         let key = IdempotencyKey::new(&format!("retry-{round}")).expect("key");
         let (e2, id2) = (e.clone(), id.clone());
@@ -53,6 +54,7 @@ fn same_idempotency_key_holds_once() {
             };
             e2.hold(&id2, &user(1), &choice, Some(&key), T0)
                 .expect("hold or replay")
+                .into_value()
         });
         let first = replies[0].hold.id;
         assert!(
@@ -71,7 +73,8 @@ fn per_user_limit_holds_under_contention() {
     for _ in 0..50 {
         let e = Arc::new(engine(1, false));
         let id = ev("e");
-        e.put_event(&id, event_config(None, rows(&["A"], 4, 50), 4), [1; 32], T0)
+        let _ = e
+            .put_event(&id, event_config(None, rows(&["A"], 4, 50), 4), [1; 32], T0)
             .expect("event");
         let (e2, id2) = (e.clone(), id.clone());
         let ok = parallel(16, move |i| {
@@ -94,13 +97,15 @@ fn exactly_stock_claims_succeed() {
         opens_at: None,
         closes_at: None,
     };
-    e.put_coupon(&c, cc, T0).expect("coupon");
+    let _ = e.put_coupon(&c, cc, T0).expect("coupon");
     let (e2, c2) = (e.clone(), c.clone());
     let results = parallel(16, move |t| {
         (0..250)
             .filter_map(|i| {
                 let u = user(((t * 250 + i) % 1_500) as u32);
-                e2.claim(&c2, &u, None, T0).ok().map(|r| r.user)
+                e2.claim(&c2, &u, None, T0)
+                    .ok()
+                    .map(|r| r.into_value().user)
             })
             .collect::<Vec<_>>()
     });

@@ -45,7 +45,7 @@ fn run(events: usize) {
             rows(&["A", "B", "C"], 20, 40),
             6,
         );
-        engine.put_event(id, cfg, [3; 32], T0).expect("event");
+        let _ = engine.put_event(id, cfg, [3; 32], T0).expect("event");
     }
     let coupon = CouponId::new("flash").expect("id");
     let cc = CouponConfig {
@@ -54,7 +54,7 @@ fn run(events: usize) {
         opens_at: None,
         closes_at: None,
     };
-    engine.put_coupon(&coupon, cc, T0).expect("coupon");
+    let _ = engine.put_coupon(&coupon, cc, T0).expect("coupon");
     let clock = Arc::new(AtomicU64::new(T0.as_millis()));
     let done = Arc::new(AtomicBool::new(false));
 
@@ -91,7 +91,7 @@ fn run(events: usize) {
                     match rng.below(100) {
                         0..=24 => {
                             if let Ok(j) = engine.join(id, &u, now) {
-                                tickets.push((ei, j.view.status.ticket));
+                                tickets.push((ei, j.into_value().view.status.ticket));
                             }
                         }
                         25..=49 => {
@@ -121,12 +121,13 @@ fn run(events: usize) {
                                 }
                             };
                             if let Ok(r) = engine.hold(id, &u, &choice, None, now) {
-                                mine.push((ei, r.hold.id));
+                                mine.push((ei, r.into_value().hold.id));
                             }
                         }
                         63..=72 => {
                             if let Some((he, h)) = mine.pop() {
                                 if let Ok(info) = engine.confirm(&ids[he], h, "o", now) {
+                                    let info = info.into_value();
                                     assert_eq!(info.state, HoldState::Sold);
                                     seen.sold.push((ids[he].clone(), h, info.seats));
                                 }
@@ -138,14 +139,14 @@ fn run(events: usize) {
                             }
                         }
                         78..=92 => match engine.claim(&coupon, &u, None, now) {
-                            Ok(r) => seen.claims.push(r.claim),
+                            Ok(r) => seen.claims.push(r.into_value().claim),
                             Err(Rejection::AlreadyClaimed | Rejection::SoldOut) => {}
                             Err(other) => panic!("claim: {other:?}"),
                         },
                         93..=94 => {
                             if let Some(c) = seen.claims.last().copied() {
                                 if !seen.returned.contains(&c) {
-                                    engine.return_claim(&coupon, c, now).expect("return");
+                                    let _ = engine.return_claim(&coupon, c, now).expect("return");
                                     seen.returned.push(c);
                                 }
                             }

@@ -2,6 +2,7 @@
 
 use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
+use crate::commit::Write;
 use crate::wire::coupons::{ClaimDoc, ClaimRequest, CouponDoc, CouponRequest};
 use boxoffice_engine::{ClaimId, CouponConfig, PutOutcome, Rejection};
 use http::StatusCode;
@@ -10,8 +11,8 @@ pub async fn put(mut cx: Cx) -> Reply {
     let id = cx.coupon_id()?;
     let cfg = CouponConfig::from(cx.json::<CouponRequest>().await?);
     let st = &cx.state;
-    let (outcome, counts) = st.engine.put_coupon(&id, cfg, st.now())?;
-    st.durable(st.engine.shard_of_coupon(&id)).await?;
+    let put = st.engine.put_coupon(&id, cfg, st.now())?;
+    let (outcome, counts) = st.commit(put, Write::Coupon(&id)).await?;
     let status = match outcome {
         PutOutcome::Created => StatusCode::CREATED,
         PutOutcome::Replaced => StatusCode::OK,
@@ -51,15 +52,7 @@ pub async fn claim(mut cx: Cx) -> Reply {
             return Err(r.into());
         }
     };
-    st.metrics.claim(
-        &id,
-        if reply.replayed {
-            "replayed"
-        } else {
-            "claimed"
-        },
-    );
-    st.durable(st.engine.shard_of_coupon(&id)).await?;
+    let reply = st.commit(reply, Write::Claim(&id)).await?;
     Ok(json_response(StatusCode::CREATED, &ClaimDoc::new(&reply)))
 }
 
@@ -70,8 +63,7 @@ pub async fn give_back(cx: Cx) -> Reply {
         .parse()
         .map_err(|_| ApiError::bad_request("claim: claim ids look like k12"))?;
     let st = &cx.state;
-    st.engine.return_claim(&id, claim, st.now())?;
-    st.metrics.claim_returned(&id);
-    st.durable(st.engine.shard_of_coupon(&id)).await?;
+    let returned = st.engine.return_claim(&id, claim, st.now())?;
+    st.commit(returned, Write::ClaimReturned(&id)).await?;
     Ok(no_content())
 }

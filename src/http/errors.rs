@@ -214,7 +214,7 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidRequest(m) => ApiError::bad_request(m),
             Rejection::SectionNotFound => e(S::NOT_FOUND, "section_not_found"),
             Rejection::HoldNotFound => e(S::NOT_FOUND, "hold_not_found"),
-            Rejection::HoldExpired | Rejection::NotHeld => e(S::GONE, "hold_expired"),
+            Rejection::HoldExpired => e(S::GONE, "hold_expired"),
             // The engine writes instants as milliseconds, the API as RFC 3339
             // (one past year 9999 is a bug, not the client's).
             Rejection::TtlTooLong { max_expires_at } => match wire::time::format(max_expires_at) {

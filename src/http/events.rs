@@ -2,6 +2,7 @@
 
 use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
+use crate::commit::Write;
 use crate::wire::events::{EventDoc, EventRequest};
 use boxoffice_engine::{EventConfig, PutOutcome};
 use http::StatusCode;
@@ -13,9 +14,8 @@ pub async fn put(mut cx: Cx) -> Reply {
     getrandom::fill(&mut seed)
         .map_err(|_| ApiError::unavailable("no randomness from the OS for the event seed", 1))?;
     let st = &cx.state;
-    let (outcome, info) = st.engine.put_event(&id, config, seed, st.now())?;
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let put = st.engine.put_event(&id, config, seed, st.now())?;
+    let (outcome, info) = st.commit(put, Write::Event(&id)).await?;
     let status = match outcome {
         PutOutcome::Created => StatusCode::CREATED,
         PutOutcome::Replaced => StatusCode::OK,
@@ -32,9 +32,8 @@ pub async fn get(cx: Cx) -> Reply {
 pub async fn delete(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let st = &cx.state;
-    st.engine.delete_event(&id, st.now())?;
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let deleted = st.engine.delete_event(&id, st.now())?;
+    st.commit(deleted, Write::Event(&id)).await?;
     Ok(no_content())
 }
 
@@ -49,7 +48,6 @@ pub async fn pause(mut cx: Cx, pause: bool) -> Reply {
     } else {
         st.engine.resume(&id, now)?
     };
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let info = st.commit(info, Write::Event(&id)).await?;
     Ok(json_response(StatusCode::OK, &EventDoc::new(&info)))
 }

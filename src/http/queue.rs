@@ -2,6 +2,7 @@
 
 use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
+use crate::commit::Write;
 use crate::idempotency::Replay;
 use crate::wire::queue::{JoinRequest, StatusDoc};
 use boxoffice_engine::{Rejection, TicketView};
@@ -32,9 +33,7 @@ pub async fn join(mut cx: Cx) -> Reply {
         return Err(Rejection::IdempotencyKeyReused.into());
     }
     let joined = st.engine.join(&id, &user, now)?;
-    st.metrics.join(&id, joined.created);
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let joined = st.commit(joined, Write::Join(&id)).await?;
     let status = match replay {
         Replay::Same(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
         _ if joined.created => StatusCode::CREATED,
@@ -65,10 +64,8 @@ pub async fn status(cx: Cx) -> Reply {
 pub async fn leave(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let st = &cx.state;
-    st.engine.leave(&id, ticket(&cx)?, st.now())?;
-    st.metrics.leave(&id);
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let left = st.engine.leave(&id, ticket(&cx)?, st.now())?;
+    st.commit(left, Write::Leave(&id)).await?;
     Ok(no_content())
 }
 
@@ -76,9 +73,7 @@ pub async fn complete(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
     cx.json_opt().await?;
     let st = &cx.state;
-    st.engine.complete(&id, ticket(&cx)?, st.now())?;
-    st.metrics.complete(&id);
-    st.lines.touch(&id);
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let done = st.engine.complete(&id, ticket(&cx)?, st.now())?;
+    st.commit(done, Write::Complete(&id)).await?;
     Ok(no_content())
 }

@@ -4,6 +4,7 @@
 
 use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
+use crate::commit::Write;
 use crate::wire::seats::{
     ConfirmRequest, ExtendRequest, Hold, HoldDoc, HoldRequest, SeatsDoc, SectionDoc,
 };
@@ -69,9 +70,7 @@ pub async fn create(mut cx: Cx) -> Reply {
             return Err(r.into());
         }
     };
-    st.metrics
-        .hold(&id, if reply.replayed { "replayed" } else { "held" });
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let reply = st.commit(reply, Write::Hold(&id)).await?;
     Ok(json_response(
         StatusCode::CREATED,
         &HoldDoc::new(&id, &reply.hold, now),
@@ -96,8 +95,7 @@ pub async fn confirm(mut cx: Cx) -> Reply {
     let st = &cx.state;
     let now = st.now();
     let info = st.engine.confirm(&id, hold, &order, now)?;
-    st.metrics.hold_step(&id, "confirm");
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let info = st.commit(info, Write::HoldStep(&id, "confirm")).await?;
     Ok(json_response(
         StatusCode::OK,
         &HoldDoc::new(&id, &info, now),
@@ -111,8 +109,7 @@ pub async fn extend(mut cx: Cx) -> Reply {
     let st = &cx.state;
     let now = st.now();
     let info = st.engine.extend(&id, hold, ttl_s, now)?;
-    st.metrics.hold_step(&id, "extend");
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let info = st.commit(info, Write::HoldStep(&id, "extend")).await?;
     Ok(json_response(
         StatusCode::OK,
         &HoldDoc::new(&id, &info, now),
@@ -123,8 +120,7 @@ pub async fn release(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let hold = hold_id(&cx)?;
     let st = &cx.state;
-    st.engine.release(&id, hold, st.now())?;
-    st.metrics.hold_step(&id, "release");
-    st.durable(st.engine.shard_of_event(&id)).await?;
+    let released = st.engine.release(&id, hold, st.now())?;
+    st.commit(released, Write::HoldStep(&id, "release")).await?;
     Ok(no_content())
 }

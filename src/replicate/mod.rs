@@ -26,7 +26,6 @@
 //! bounded backlog ([`Replicator::admit_write`]). docs/operations.md is the
 //! operator's side of all this.
 
-mod host;
 mod keys;
 mod lease;
 mod link;

@@ -218,10 +218,8 @@ pub fn assert_same_state(live: &Engine, recovered: &Engine) {
     assert_same_snapshots(live.snapshot(), recovered.snapshot());
 }
 
-/// A live snapshot and a recovered one are equal, presence cleared.
-pub fn assert_same_snapshots(mut a: Snapshot, mut b: Snapshot) {
-    a.clear_presence();
-    b.clear_presence();
+/// A live snapshot and a recovered one are equal (snapshots carry no presence).
+pub fn assert_same_snapshots(a: Snapshot, b: Snapshot) {
     assert_eq!(a.shards.len(), b.shards.len());
     for (x, y) in a.shards.iter().zip(&b.shards) {
         assert_eq!(x, y, "shard {} differs after recovery", x.index);
@@ -384,11 +382,11 @@ impl Workload {
                 Some(k) => Self::queued_config(k),
                 None => Self::event_config(),
             };
-            engine.put_event(e, cfg, seed, self.now).expect("event");
+            let _ = engine.put_event(e, cfg, seed, self.now).expect("event");
             shards.push(engine.shard_of_event(e));
         }
         for c in self.coupons.clone() {
-            engine
+            let _ = engine
                 .put_coupon(&c, self.coupon_config(), self.now)
                 .expect("coupon");
             shards.push(engine.shard_of_coupon(&c));
@@ -420,7 +418,10 @@ impl Workload {
                 let u = self.user();
                 let key = (self.next(4) == 0)
                     .then(|| IdempotencyKey::new(&format!("k-{}", self.next(30))).expect("key"));
-                return match engine.claim(&c, &u, key.as_ref(), now) {
+                return match engine
+                    .claim(&c, &u, key.as_ref(), now)
+                    .map(Receipt::into_value)
+                {
                     Ok(r) if !r.replayed => {
                         self.claims.push((c.clone(), r.claim));
                         (shard, Ack::Claimed(c, r.claim, u))
@@ -438,7 +439,7 @@ impl Workload {
                 return (shard, Ack::Other);
             }
             let (_, claim) = mine[self.next(mine.len() as u64) as usize].clone();
-            return match engine.return_claim(&c, claim, now) {
+            return match engine.return_claim(&c, claim, now).map(Receipt::into_value) {
                 Ok(()) => (shard, Ack::Returned(c, claim)),
                 Err(_) => (shard, Ack::Other),
             };
@@ -475,7 +476,7 @@ impl Workload {
                 };
                 match engine.hold(&e, &u, &choice, None, now) {
                     Ok(h) => {
-                        self.holds.push((e, h.hold.id));
+                        self.holds.push((e, h.into_value().hold.id));
                         (shard, Ack::Other)
                     }
                     Err(_) => (shard, Ack::Other),
@@ -485,7 +486,10 @@ impl Workload {
                 let Some((ev, hold)) = self.pick_hold(&e) else {
                     return (shard, Ack::Other);
                 };
-                match engine.confirm(&ev, hold, "order", now) {
+                match engine
+                    .confirm(&ev, hold, "order", now)
+                    .map(Receipt::into_value)
+                {
                     Ok(info) if info.state == HoldState::Sold => (shard, Ack::Confirmed(ev, hold)),
                     _ => (shard, Ack::Other),
                 }
@@ -522,7 +526,7 @@ impl Workload {
         match self.next(10) {
             0..=4 => {
                 let u = self.user();
-                match engine.join(&e, &u, now) {
+                match engine.join(&e, &u, now).map(Receipt::into_value) {
                     Ok(j) if j.created => {
                         let t = j.view.status.ticket.clone();
                         self.tickets.push((e.clone(), t.clone(), u.clone()));

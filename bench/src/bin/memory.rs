@@ -24,7 +24,7 @@ fn main() {
         // what the engine keeps is counted.
         let before = rss_bytes().unwrap_or(0);
         let engine = engine(1);
-        engine
+        let _ = engine
             .put_event(&id, event(Some(queue(1, 1)), vec![], 4), [1; 32], T0)
             .expect("event");
         let start = Instant::now();

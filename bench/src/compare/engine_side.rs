@@ -13,8 +13,8 @@ use anyhow::{bail, ensure, Context, Result};
 use boxoffice_engine::queue::TicketState;
 use boxoffice_engine::seats::SeatChoice;
 use boxoffice_engine::{
-    CouponConfig, CouponId, Engine, EventId, HoldId, PrequeueOrder, QueueConfig, Rejection, SeatId,
-    UserId,
+    CouponConfig, CouponId, Engine, EventId, HoldId, PrequeueOrder, QueueConfig, Receipt,
+    Rejection, SeatId, UserId,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -105,7 +105,8 @@ impl EngineSide {
             *slot = ticket.as_str();
         }
         let mut now = T0.plus_secs(1);
-        e.resume(q, now)
+        let _ = e
+            .resume(q, now)
             .map_err(|r| anyhow::anyhow!("resume: {r}"))?;
         let mut hist = histogram();
         let mut busy = Duration::ZERO;
@@ -203,9 +204,11 @@ impl System for EngineSide {
             prequeue: PrequeueOrder::Fifo,
         };
         let e = &self.parts.queue_engine;
-        e.put_event(&self.parts.queue, event(Some(cfg), vec![], 4), [1; 32], T0)
+        let _ = e
+            .put_event(&self.parts.queue, event(Some(cfg), vec![], 4), [1; 32], T0)
             .map_err(|r| reject("put_event", r))?;
-        e.pause(&self.parts.queue, T0)
+        let _ = e
+            .pause(&self.parts.queue, T0)
             .map_err(|r| reject("pause", r))?;
         Ok(())
     }
@@ -222,7 +225,8 @@ impl System for EngineSide {
     fn setup_seats(&self) -> Result<()> {
         let (sections, rows, per_row) = self.sizes;
         let cfg = event(None, layout(sections, rows, per_row), 4);
-        self.parts
+        let _ = self
+            .parts
             .engine
             .put_event(&self.parts.venue, cfg, [2; 32], T0)
             .map_err(|r| reject("put_event", r))?;
@@ -249,7 +253,8 @@ impl System for EngineSide {
             opens_at: None,
             closes_at: None,
         };
-        self.parts
+        let _ = self
+            .parts
             .engine
             .put_coupon(id, cfg, T0)
             .map_err(|r| reject("put_coupon", r))?;
@@ -278,6 +283,7 @@ impl Client for EngineClient {
         let j = s
             .queue_engine
             .join(&s.queue, &s.users[user], T0)
+            .map(Receipt::into_value)
             .map_err(|r| reject("join", r))?;
         let position = j
             .view
@@ -308,7 +314,7 @@ impl Client for EngineClient {
         let s = &self.side;
         let (user, choice) = &s.choices[attempt];
         match s.engine.hold(&s.venue, &s.users[*user], choice, None, T0) {
-            Ok(reply) => Ok(Some(reply.hold.id)),
+            Ok(reply) => Ok(Some(reply.into_value().hold.id)),
             Err(Rejection::SeatsUnavailable { .. }) => Ok(None),
             Err(r) => Err(reject("hold", r)),
         }

@@ -29,11 +29,13 @@ pub fn engine_probe(n: u64) -> Result<f64> {
     let before = rss_bytes().context("reading /proc/self/statm")?;
     let e = engine(16);
     let id = event_id("mem");
-    e.put_event(&id, event(Some(queue(1, 1)), vec![], 4), [1; 32], T0)
+    let _ = e
+        .put_event(&id, event(Some(queue(1, 1)), vec![], 4), [1; 32], T0)
         .map_err(|r| anyhow::anyhow!("put_event: {r}"))?;
     for i in 0..n {
         // The id is built and dropped here: only what the engine keeps counts.
-        e.join(&id, &user(i), T0)
+        let _ = e
+            .join(&id, &user(i), T0)
             .map_err(|r| anyhow::anyhow!("join {i}: {r}"))?;
     }
     let after = rss_bytes().context("reading /proc/self/statm")?;

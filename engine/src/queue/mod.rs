@@ -280,11 +280,6 @@ pub struct RoomSnapshot {
 }
 
 impl RoomSnapshot {
-    /// Forget presence (soft state) so two snapshots compare on journaled
-    /// state only. Snapshots never carry presence, so this is a no-op kept for
-    /// the module contract.
-    pub fn clear_presence(&mut self) {}
-
     /// Tickets minted in the snapshotted room.
     pub fn tickets(&self) -> usize {
         self.states.len()

@@ -1,6 +1,11 @@
 //! [`WaitingRoom`]: the state machine that ties tickets, the line, presence,
 //! the pre-queue draw and admission together. See the module docs in
 //! `queue/mod.rs` for the rules.
+//!
+//! Invariants: ties together what the queue modules own: I3 (FIFO, the
+//! line and the pre-queue draw), I7 (capacity and rate, admission), the
+//! session half of I4, and I8 (a ticket names one place; only its holder
+//! reads or ends it).
 
 use super::admission::{RateGate, Sessions};
 use super::line::Line;
@@ -14,6 +19,7 @@ use super::{
 };
 use crate::config::{PrequeueOrder, QueueConfig};
 use crate::ids::{EventId, UserId};
+use crate::keys;
 use crate::time::Timestamp;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
@@ -105,14 +111,7 @@ impl fmt::Debug for WaitingRoom {
 /// Key of the user-id hash index: secret (from the ticket key), unlike the
 /// seed, which is published after opening.
 fn index_key(init: &RoomInit) -> [u8; 16] {
-    let mut h = Sha256::new();
-    h.update(b"boxoffice/queue/user-index/v1");
-    h.update(init.ticket_key);
-    h.update(init.seed);
-    let d: [u8; 32] = h.finalize().into();
-    let mut k = [0u8; 16];
-    k.copy_from_slice(&d[..16]);
-    k
+    keys::derive16(&init.ticket_key, keys::label::USER_INDEX, &init.seed)
 }
 
 impl WaitingRoom {
@@ -717,11 +716,6 @@ impl WaitingRoom {
         self.users.set_all_seen(now.as_millis());
     }
 
-    /// Tickets minted so far (the next join's uid).
-    pub fn tickets_issued(&self) -> u64 {
-        u64::from(self.users.len())
-    }
-
     /// Approximate heap bytes held by the room (for metrics and benchmarks).
     pub fn heap_bytes(&self) -> usize {
         let draw = self.draw.as_ref().map_or(0, |d| {
@@ -753,15 +747,17 @@ impl WaitingRoom {
         let mut user_bytes = Vec::new();
         let mut states = Vec::with_capacity(n as usize);
         for uid in 0..n {
-            // User ids are at most 128 bytes, so the length always fits.
-            let b = self.users.bytes(uid).unwrap_or_default();
-            let (len, b) = match u8::try_from(b.len()) {
-                Ok(len) => (len, b),
-                Err(_) => (0, &[][..]),
-            };
+            // Every uid below `len` has its bytes and state, and user ids are
+            // at most 128 bytes, so the length fits a byte; a snapshot that
+            // silently dropped a user would restore another room.
+            let b = self
+                .users
+                .bytes(uid)
+                .expect("every minted uid has its user id");
+            let len = u8::try_from(b.len()).expect("user ids are at most 128 bytes");
             user_lens.push(len);
             user_bytes.extend_from_slice(b);
-            states.push(self.users.state(uid).unwrap_or(st::LEFT));
+            states.push(self.users.state(uid).expect("every minted uid has a state"));
         }
         RoomSnapshot {
             opened: self.opened,

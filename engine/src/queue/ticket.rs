@@ -56,8 +56,8 @@ impl TicketCodec {
     }
 
     pub(crate) fn encode_string(&self, uid: u32) -> String {
-        // The alphabet is ASCII, so this never falls back to the default.
-        String::from_utf8(self.encode(uid).to_vec()).unwrap_or_default()
+        // The alphabet is ASCII: each byte is its own char.
+        self.encode(uid).iter().copied().map(char::from).collect()
     }
 
     /// The uid a ticket names, if `s` is a ticket this codec minted.

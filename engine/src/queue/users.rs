@@ -12,6 +12,9 @@
 //! A `hashbrown::HashTable` maps user id → latest uid, storing a 32-bit keyed
 //! SipHash-1-3 of the user id beside the uid, so a resize never rehashes
 //! strings (8 bytes a slot plus a control byte).
+//!
+//! Invariants: none of its own; it stores the per-ticket state the room
+//! uses for I3 (a rejoin finds the same ticket) and I8 (user → ticket).
 
 use hashbrown::{hash_table, HashTable};
 use siphasher::sip::SipHasher13;

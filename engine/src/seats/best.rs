@@ -17,6 +17,9 @@
 //! offer a fitting block, in O(log ranges), and stops once it has enough clean
 //! candidates; a sold-out category answers from the root. A range scan reads
 //! the free-seat bit set 64 seats at a time.
+//!
+//! Invariants: none of its own; it proposes free seats, and the hold in
+//! [`super::SeatMap`] (I1) takes them.
 
 use super::{SeatMap, BEST_SPREAD};
 use siphasher::sip::SipHasher13;

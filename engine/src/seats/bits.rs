@@ -1,5 +1,8 @@
 //! A fixed-size bit set over dense seat indexes (bit set = seat free), so
 //! best-available finds runs of free seats 64 at a time.
+//!
+//! Invariants: none of its own; the free bits mirror the seat states that
+//! I1 is stated over, and are rebuilt from them on restore.
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Bits {

@@ -4,6 +4,9 @@
 //! Layout order is quality order: an earlier range is a better one, which is
 //! what best-available relies on. A `SeatId` resolves with one hash lookup of
 //! its (section, row) and a binary search over that row's few ranges.
+//!
+//! Invariants: none of its own; a fixed map between seat ids and indexes
+//! that the journal (I6) and I1 rely on being the same on replay.
 
 use crate::config::{limits, RowRange};
 use crate::ids::SeatId;

@@ -100,17 +100,13 @@ pub struct HoldInfo {
     pub order: Option<String>,
 }
 
+/// Why a seat operation was turned down (nothing changed).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HoldOutcome {
-    Held(HoldInfo),
+pub enum SeatRefusal {
     /// Some requested seats are held or sold by someone else.
-    Taken {
-        seats: Vec<SeatId>,
-    },
+    Taken { seats: Vec<SeatId> },
     /// Seats that are not in the layout.
-    UnknownSeat {
-        seats: Vec<SeatId>,
-    },
+    UnknownSeat { seats: Vec<SeatId> },
     /// Held + sold for this user would pass `max_seats_per_user`.
     LimitExceeded {
         limit: u32,
@@ -118,42 +114,29 @@ pub enum HoldOutcome {
         requested: u32,
     },
     /// Best-available found no `count` adjacent free seats in one row.
-    NoAdjacent,
+    NoAdjacent { count: u32 },
     /// Best-available named a category the layout does not have.
     UnknownCategory,
     /// Empty list or the same seat twice.
     InvalidRequest,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ConfirmOutcome {
-    /// Sold now, or already sold (idempotent).
-    Sold(HoldInfo),
-    /// Lapsed or released: nothing sold.
+    /// No such hold.
+    NotFound,
+    /// Confirm of a hold that lapsed or was released: nothing sold.
     Expired,
-    NotFound,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExtendOutcome {
-    Extended(HoldInfo),
-    /// Would pass `max_ttl_s` from the hold's creation.
-    TooLong {
-        max_expires_at: Timestamp,
-    },
-    /// Not held any more (expired, released or sold).
+    /// Extend of a hold not held any more (expired, released or sold).
     NotHeld,
-    NotFound,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReleaseOutcome {
-    Released,
-    /// Already released or expired: nothing to do.
-    AlreadyGone,
+    /// An extension would pass `max_ttl_s` from the hold's creation.
+    TooLong { max_expires_at: Timestamp },
     /// Sold seats are not released.
     Sold,
-    NotFound,
+}
+
+/// A release that went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Released {
+    Now,
+    /// Already released or expired: nothing to do.
+    AlreadyGone,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,14 +369,9 @@ impl SeatMap {
         }
     }
 
-    /// Applies a journaled change. A change that does not fit the state is
-    /// ignored (see [`SeatMap::try_apply`] to learn about it).
-    pub fn apply(&mut self, change: &SeatChange, at: Timestamp) {
-        let _ = self.try_apply(change, at);
-    }
-
-    /// Applies a journaled change, or changes nothing and says why not.
-    pub fn try_apply(&mut self, change: &SeatChange, _at: Timestamp) -> Result<(), ApplyError> {
+    /// Applies a journaled change, or changes nothing and says why not (a
+    /// replay that meets a change that does not fit fails, like a gap).
+    pub fn apply(&mut self, change: &SeatChange, _at: Timestamp) -> Result<(), ApplyError> {
         match change {
             SeatChange::Held {
                 id,
@@ -610,7 +588,10 @@ impl SeatMap {
     }
 
     fn emit(&mut self, change: SeatChange, now: Timestamp, out: &mut Vec<SeatChange>) {
-        self.apply(&change, now);
+        // A live change is built from the state it applies to, under the same
+        // lock, so it fits; journaling one that did not would break replay.
+        self.apply(&change, now)
+            .expect("a live seat change fits the state it was built from");
         out.push(change);
     }
 
@@ -642,19 +623,21 @@ impl SeatMap {
         choice: &SeatChoice,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
-    ) -> HoldOutcome {
+    ) -> Result<HoldInfo, SeatRefusal> {
         self.expire_due(now, out);
         let limit = self.policy.max_seats_per_user.get();
         let current = self.user_seats(user);
-        let over = |requested: u32| HoldOutcome::LimitExceeded {
-            limit,
-            current,
-            requested,
+        let over = |requested: u32| {
+            Err(SeatRefusal::LimitExceeded {
+                limit,
+                current,
+                requested,
+            })
         };
         let seats = match choice {
             SeatChoice::Exact(list) => {
                 if list.is_empty() {
-                    return HoldOutcome::InvalidRequest;
+                    return Err(SeatRefusal::InvalidRequest);
                 }
                 let requested = u32::try_from(list.len()).unwrap_or(u32::MAX);
                 // Bounds the work below before any lookup.
@@ -671,11 +654,11 @@ impl SeatMap {
                     }
                 }
                 if !unknown.is_empty() {
-                    return HoldOutcome::UnknownSeat { seats: unknown };
+                    return Err(SeatRefusal::UnknownSeat { seats: unknown });
                 }
                 // At most `max_seats_per_user` (<= 100) seats: quadratic is fine.
                 if (1..seats.len()).any(|i| seats[..i].contains(&seats[i])) {
-                    return HoldOutcome::InvalidRequest;
+                    return Err(SeatRefusal::InvalidRequest);
                 }
                 if current.saturating_add(requested) > limit {
                     return over(requested);
@@ -688,20 +671,20 @@ impl SeatMap {
                         .filter(|&(_, &s)| self.seat_hold[s as usize] != NO_HOLD)
                         .map(|(id, _)| id.clone())
                         .collect();
-                    return HoldOutcome::Taken { seats: taken };
+                    return Err(SeatRefusal::Taken { seats: taken });
                 }
                 seats
             }
             SeatChoice::Best { count, category } => {
                 let Some(cat) = self.layout.category(category) else {
-                    return HoldOutcome::UnknownCategory;
+                    return Err(SeatRefusal::UnknownCategory);
                 };
                 if current.saturating_add(count.get()) > limit {
                     return over(count.get());
                 }
                 match self.find_best(cat, count.get()) {
                     Some(seats) => seats,
-                    None => return HoldOutcome::NoAdjacent,
+                    None => return Err(SeatRefusal::NoAdjacent { count: count.get() }),
                 }
             }
         };
@@ -716,7 +699,7 @@ impl SeatMap {
                     index,
                     generation: 0,
                 },
-                _ => return HoldOutcome::InvalidRequest,
+                _ => return Err(SeatRefusal::InvalidRequest),
             },
         };
         let change = SeatChange::Held {
@@ -728,8 +711,8 @@ impl SeatMap {
         };
         self.emit(change, now, out);
         match self.info_of(id, now) {
-            Some(info) => HoldOutcome::Held(info),
-            None => HoldOutcome::InvalidRequest,
+            Some(info) => Ok(info),
+            None => Err(SeatRefusal::InvalidRequest),
         }
     }
 
@@ -748,11 +731,11 @@ impl SeatMap {
         order: &str,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
-    ) -> ConfirmOutcome {
+    ) -> Result<HoldInfo, SeatRefusal> {
         self.expire_due(now, out);
         match self.lookup(hold) {
-            Lookup::NotFound => return ConfirmOutcome::NotFound,
-            Lookup::Stale => return ConfirmOutcome::Expired,
+            Lookup::NotFound => return Err(SeatRefusal::NotFound),
+            Lookup::Stale => return Err(SeatRefusal::Expired),
             Lookup::Found => {}
         }
         match self.hold_ref(hold).map(|h| h.state) {
@@ -764,11 +747,11 @@ impl SeatMap {
                 self.emit(change, now, out);
             }
             Some(HoldState::Sold) => {}
-            _ => return ConfirmOutcome::Expired,
+            _ => return Err(SeatRefusal::Expired),
         }
         match self.info_of(hold, now) {
-            Some(info) => ConfirmOutcome::Sold(info),
-            None => ConfirmOutcome::NotFound,
+            Some(info) => Ok(info),
+            None => Err(SeatRefusal::NotFound),
         }
     }
 
@@ -781,22 +764,22 @@ impl SeatMap {
         ttl_s: u32,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
-    ) -> ExtendOutcome {
+    ) -> Result<HoldInfo, SeatRefusal> {
         self.expire_due(now, out);
         match self.lookup(hold) {
-            Lookup::NotFound => return ExtendOutcome::NotFound,
-            Lookup::Stale => return ExtendOutcome::NotHeld,
+            Lookup::NotFound => return Err(SeatRefusal::NotFound),
+            Lookup::Stale => return Err(SeatRefusal::NotHeld),
             Lookup::Found => {}
         }
         let Some(h) = self.hold_ref(hold).filter(|h| h.state == HoldState::Held) else {
-            return ExtendOutcome::NotHeld;
+            return Err(SeatRefusal::NotHeld);
         };
         let max_expires_at = h
             .created_at
             .plus_secs(u64::from(self.policy.max_ttl_s.get()));
         let expires_at = now.plus_secs(u64::from(ttl_s));
         if expires_at > max_expires_at {
-            return ExtendOutcome::TooLong { max_expires_at };
+            return Err(SeatRefusal::TooLong { max_expires_at });
         }
         self.emit(
             SeatChange::Extended {
@@ -807,8 +790,8 @@ impl SeatMap {
             out,
         );
         match self.info_of(hold, now) {
-            Some(info) => ExtendOutcome::Extended(info),
-            None => ExtendOutcome::NotFound,
+            Some(info) => Ok(info),
+            None => Err(SeatRefusal::NotFound),
         }
     }
 
@@ -818,20 +801,20 @@ impl SeatMap {
         hold: HoldId,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
-    ) -> ReleaseOutcome {
+    ) -> Result<Released, SeatRefusal> {
         self.expire_due(now, out);
         match self.lookup(hold) {
-            Lookup::NotFound => return ReleaseOutcome::NotFound,
-            Lookup::Stale => return ReleaseOutcome::AlreadyGone,
+            Lookup::NotFound => return Err(SeatRefusal::NotFound),
+            Lookup::Stale => return Ok(Released::AlreadyGone),
             Lookup::Found => {}
         }
         match self.hold_ref(hold).map(|h| h.state) {
             Some(HoldState::Held) => {
                 self.emit(SeatChange::Released { id: hold, at: now }, now, out);
-                ReleaseOutcome::Released
+                Ok(Released::Now)
             }
-            Some(HoldState::Sold) => ReleaseOutcome::Sold,
-            _ => ReleaseOutcome::AlreadyGone,
+            Some(HoldState::Sold) => Err(SeatRefusal::Sold),
+            _ => Ok(Released::AlreadyGone),
         }
     }
 

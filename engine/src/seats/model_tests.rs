@@ -365,23 +365,23 @@ impl Run {
                 }
                 let n = names.len() as u32;
                 let want = if names.is_empty() {
-                    Some(HoldOutcome::InvalidRequest)
+                    Some(Err(SeatRefusal::InvalidRequest))
                 } else if n > limit {
-                    Some(HoldOutcome::LimitExceeded {
+                    Some(Err(SeatRefusal::LimitExceeded {
                         limit,
                         current,
                         requested: n,
-                    })
+                    }))
                 } else if !unknown.is_empty() {
-                    Some(HoldOutcome::UnknownSeat { seats: unknown })
+                    Some(Err(SeatRefusal::UnknownSeat { seats: unknown }))
                 } else if (1..names.len()).any(|i| names[..i].contains(&names[i])) {
-                    Some(HoldOutcome::InvalidRequest)
+                    Some(Err(SeatRefusal::InvalidRequest))
                 } else if current + n > limit {
-                    Some(HoldOutcome::LimitExceeded {
+                    Some(Err(SeatRefusal::LimitExceeded {
                         limit,
                         current,
                         requested: n,
-                    })
+                    }))
                 } else {
                     let taken: Vec<SeatId> = idx
                         .iter()
@@ -389,11 +389,11 @@ impl Run {
                         .filter(|(i, _)| i.is_some_and(|i| self.model.seat_state(i, now).is_some()))
                         .map(|(_, s)| s.clone())
                         .collect();
-                    (!taken.is_empty()).then_some(HoldOutcome::Taken { seats: taken })
+                    (!taken.is_empty()).then_some(Err(SeatRefusal::Taken { seats: taken }))
                 };
                 match (want, got) {
                     (Some(w), g) => assert_eq!(g, w),
-                    (None, HoldOutcome::Held(info)) => {
+                    (None, Ok(info)) => {
                         assert_eq!(info.seats, ids);
                         assert_eq!(info.state, HoldState::Held);
                         assert_eq!(info.expires_at, t.plus_secs(u64::from(TTL_S)));
@@ -413,26 +413,26 @@ impl Run {
                 self.model.sweep(now);
                 let current = self.model.user_count(*user, now);
                 let Some(c) = self.model.cats.iter().position(|c| c == name) else {
-                    assert_eq!(got, HoldOutcome::UnknownCategory);
+                    assert_eq!(got, Err(SeatRefusal::UnknownCategory));
                     return;
                 };
                 if current + count > limit {
                     assert_eq!(
                         got,
-                        HoldOutcome::LimitExceeded {
+                        Err(SeatRefusal::LimitExceeded {
                             limit,
                             current,
                             requested: *count
-                        }
+                        })
                     );
                     return;
                 }
                 let mut cands = self.model.best_candidates(c, *count as usize, now);
                 if cands.is_empty() {
-                    assert_eq!(got, HoldOutcome::NoAdjacent);
+                    assert_eq!(got, Err(SeatRefusal::NoAdjacent { count: *count }));
                     return;
                 }
-                let HoldOutcome::Held(info) = got else {
+                let Ok(info) = got else {
                     panic!("expected a best hold, got {got:?} with {cands:?}");
                 };
                 let seats: Vec<usize> = info
@@ -466,19 +466,19 @@ impl Run {
                 self.model.sweep(now);
                 match self.model.live(id).map(|h| h.state) {
                     None if self.model.holds.contains_key(&id) => {
-                        assert_eq!(got, ConfirmOutcome::Expired)
+                        assert_eq!(got, Err(SeatRefusal::Expired))
                     }
-                    None => assert_eq!(got, ConfirmOutcome::NotFound),
+                    None => assert_eq!(got, Err(SeatRefusal::NotFound)),
                     Some(HoldState::Held | HoldState::Sold) => {
                         let h = self.model.holds.get_mut(&id).expect("live hold");
                         h.state = HoldState::Sold;
                         h.order.get_or_insert(order);
-                        let ConfirmOutcome::Sold(info) = got else {
+                        let Ok(info) = got else {
                             panic!("expected sold, got {got:?}");
                         };
                         assert_eq!(info.order, h.order);
                     }
-                    Some(_) => assert_eq!(got, ConfirmOutcome::Expired),
+                    Some(_) => assert_eq!(got, Err(SeatRefusal::Expired)),
                 }
             }
             Op::Extend { pick, ttl_s } => {
@@ -487,11 +487,11 @@ impl Run {
                 self.model.sweep(now);
                 match self.model.live(id) {
                     None if self.model.holds.contains_key(&id) => {
-                        assert_eq!(got, ExtendOutcome::NotHeld)
+                        assert_eq!(got, Err(SeatRefusal::NotHeld))
                     }
-                    None => assert_eq!(got, ExtendOutcome::NotFound),
+                    None => assert_eq!(got, Err(SeatRefusal::NotFound)),
                     Some(h) if h.state != HoldState::Held => {
-                        assert_eq!(got, ExtendOutcome::NotHeld)
+                        assert_eq!(got, Err(SeatRefusal::NotHeld))
                     }
                     Some(h) => {
                         let max = h.created + u64::from(MAX_TTL_S) * 1000;
@@ -499,12 +499,12 @@ impl Run {
                         if new > max {
                             assert_eq!(
                                 got,
-                                ExtendOutcome::TooLong {
+                                Err(SeatRefusal::TooLong {
                                     max_expires_at: Timestamp(max)
-                                }
+                                })
                             );
                         } else {
-                            let ExtendOutcome::Extended(info) = got else {
+                            let Ok(info) = got else {
                                 panic!("expected extended, got {got:?}");
                             };
                             assert_eq!(info.expires_at, Timestamp(new));
@@ -521,11 +521,11 @@ impl Run {
                 self.model.sweep(now);
                 match self.model.live(id).map(|h| h.state) {
                     None if self.model.holds.contains_key(&id) => {
-                        assert_eq!(got, ReleaseOutcome::AlreadyGone)
+                        assert_eq!(got, Ok(Released::AlreadyGone))
                     }
-                    None => assert_eq!(got, ReleaseOutcome::NotFound),
+                    None => assert_eq!(got, Err(SeatRefusal::NotFound)),
                     Some(HoldState::Held) => {
-                        assert_eq!(got, ReleaseOutcome::Released);
+                        assert_eq!(got, Ok(Released::Now));
                         let h = self.model.holds.get_mut(&id).expect("live hold");
                         h.state = HoldState::Released;
                         h.ended = now;
@@ -533,8 +533,8 @@ impl Run {
                             self.model.owner[s] = None;
                         }
                     }
-                    Some(HoldState::Sold) => assert_eq!(got, ReleaseOutcome::Sold),
-                    Some(_) => assert_eq!(got, ReleaseOutcome::AlreadyGone),
+                    Some(HoldState::Sold) => assert_eq!(got, Err(SeatRefusal::Sold)),
+                    Some(_) => assert_eq!(got, Ok(Released::AlreadyGone)),
                 }
             }
             Op::Tick => {
@@ -602,7 +602,7 @@ impl Run {
                 .expect("own snapshot");
             for c in &self.out[*from..] {
                 replica
-                    .try_apply(c, Timestamp(self.now))
+                    .apply(c, Timestamp(self.now))
                     .unwrap_or_else(|e| panic!("replay of {c:?}: {e}"));
             }
             assert_eq!(replica.to_snapshot(), self.map.to_snapshot());

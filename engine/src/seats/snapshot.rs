@@ -1,6 +1,9 @@
 //! Canonical snapshot of a seat map: the semantic state only (seed, hold
 //! counter, slots in index order); every index is rebuilt on restore, so two
 //! maps in the same state have equal snapshots.
+//!
+//! Invariant: part of I6, a map rebuilt from its snapshot equals the map
+//! that took it (a layout fingerprint refuses a snapshot of another venue).
 
 use super::layout::Layout;
 use super::{Hold, HoldState, SeatList, SeatMap, Slot, NO_HOLD, TERMINAL_RETENTION_MS};

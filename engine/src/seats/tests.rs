@@ -69,7 +69,7 @@ impl H {
         )
     }
 
-    fn hold(&mut self, u: &str, list: &[&str], now: Timestamp) -> HoldOutcome {
+    fn hold(&mut self, u: &str, list: &[&str], now: Timestamp) -> Result<HoldInfo, SeatRefusal> {
         self.map.hold(
             &user(u),
             &SeatChoice::Exact(seats(list)),
@@ -80,12 +80,18 @@ impl H {
 
     fn held(&mut self, u: &str, list: &[&str], now: Timestamp) -> HoldInfo {
         match self.hold(u, list, now) {
-            HoldOutcome::Held(info) => info,
+            Ok(info) => info,
             other => panic!("expected a hold, got {other:?}"),
         }
     }
 
-    fn best(&mut self, u: &str, count: u32, cat: &str, now: Timestamp) -> HoldOutcome {
+    fn best(
+        &mut self,
+        u: &str,
+        count: u32,
+        cat: &str,
+        now: Timestamp,
+    ) -> Result<HoldInfo, SeatRefusal> {
         let choice = SeatChoice::Best {
             count: nz(count),
             category: cat.into(),
@@ -95,7 +101,7 @@ impl H {
 
     fn best_seats(&mut self, u: &str, count: u32, cat: &str, now: Timestamp) -> Vec<String> {
         match self.best(u, count, cat, now) {
-            HoldOutcome::Held(info) => info.seats.iter().map(|s| s.to_string()).collect(),
+            Ok(info) => info.seats.iter().map(|s| s.to_string()).collect(),
             other => panic!("expected a hold, got {other:?}"),
         }
     }
@@ -114,7 +120,7 @@ impl H {
         let mut replica = SeatMap::from_snapshot(self.start.clone(), &self.layout, self.policy);
         for c in &self.out {
             replica
-                .try_apply(c, T0)
+                .apply(c, T0)
                 .unwrap_or_else(|e| panic!("replay of {c:?}: {e}"));
         }
         assert_eq!(replica.to_snapshot(), self.map.to_snapshot());
@@ -146,40 +152,40 @@ fn exact_hold_succeeds_with_ttl() {
 #[test]
 fn exact_hold_rejections() {
     let mut h = H::small();
-    assert_eq!(h.hold("u1", &[], T0), HoldOutcome::InvalidRequest);
+    assert_eq!(h.hold("u1", &[], T0), Err(SeatRefusal::InvalidRequest));
     assert_eq!(
         h.hold("u1", &["A-1-1", "A-1-1"], T0),
-        HoldOutcome::InvalidRequest
+        Err(SeatRefusal::InvalidRequest)
     );
     assert_eq!(
         h.hold("u1", &["A-1-1", "A-1-2", "A-1-3", "A-1-4", "A-1-5"], T0),
-        HoldOutcome::LimitExceeded {
+        Err(SeatRefusal::LimitExceeded {
             limit: 4,
             current: 0,
             requested: 5
-        }
+        })
     );
     assert_eq!(
         h.hold("u1", &["A-1-1", "A-1-11", "C-1-1", "A-1-11"], T0),
-        HoldOutcome::UnknownSeat {
+        Err(SeatRefusal::UnknownSeat {
             seats: seats(&["A-1-11", "C-1-1"])
-        }
+        })
     );
     assert!(h.out.is_empty(), "rejections change nothing");
     h.held("u2", &["A-1-2", "A-1-4"], T0);
     assert_eq!(
         h.hold("u1", &["A-1-1", "A-1-4", "A-1-3", "A-1-2"], T0),
-        HoldOutcome::Taken {
+        Err(SeatRefusal::Taken {
             seats: seats(&["A-1-4", "A-1-2"])
-        }
+        })
     );
     // A seat already in one of the user's own holds is taken too (one seat,
     // one hold).
     assert_eq!(
         h.hold("u2", &["A-1-4"], T0),
-        HoldOutcome::Taken {
+        Err(SeatRefusal::Taken {
             seats: seats(&["A-1-4"])
-        }
+        })
     );
     assert_eq!(h.map.counts(T0).total, counts(38, 2, 0));
     h.check_replay();
@@ -190,42 +196,36 @@ fn user_limit_counts_held_and_sold() {
     let mut h = H::small();
     let a = h.held("u1", &["A-1-1", "A-1-2"], T0);
     let b = h.held("u1", &["A-1-3"], T0);
-    assert!(matches!(
-        h.map.confirm(a.id, "o1", T0, &mut h.out),
-        ConfirmOutcome::Sold(_)
-    ));
+    assert!(h.map.confirm(a.id, "o1", T0, &mut h.out).is_ok());
     assert_eq!(
         h.hold("u1", &["B-1-1", "B-1-2"], T0),
-        HoldOutcome::LimitExceeded {
+        Err(SeatRefusal::LimitExceeded {
             limit: 4,
             current: 3,
             requested: 2
-        }
+        })
     );
     assert_eq!(
         h.best("u1", 2, "R", T0),
-        HoldOutcome::LimitExceeded {
+        Err(SeatRefusal::LimitExceeded {
             limit: 4,
             current: 3,
             requested: 2
-        }
+        })
     );
     h.held("u2", &["B-1-1", "B-1-2", "B-1-3", "B-1-4"], T0);
-    assert_eq!(
-        h.map.release(b.id, T0, &mut h.out),
-        ReleaseOutcome::Released
-    );
+    assert_eq!(h.map.release(b.id, T0, &mut h.out), Ok(Released::Now));
     assert_eq!(h.map.user_seats(&user("u1")), 2);
     h.held("u1", &["B-1-5", "B-1-6"], T0);
     // Expiry gives the quota back at the instant it is due, tick or not.
     let t = T0.plus_secs(600);
     assert_eq!(
         h.hold("u1", &["B-1-7"], t.minus_ms(1)),
-        HoldOutcome::LimitExceeded {
+        Err(SeatRefusal::LimitExceeded {
             limit: 4,
             current: 4,
             requested: 1
-        }
+        })
     );
     h.held("u1", &["B-1-7", "B-1-8"], t);
     assert_eq!(h.map.user_seats(&user("u1")), 4);
@@ -256,9 +256,9 @@ fn expiry_is_exact_at_the_instant_without_tick() {
     assert!(!h.map.in_use(due));
     assert_eq!(
         h.hold("u2", &["A-1-2"], before),
-        HoldOutcome::Taken {
+        Err(SeatRefusal::Taken {
             seats: seats(&["A-1-2"])
-        }
+        })
     );
     // The write at `due` first expires the hold, then takes the seat.
     let n = h.out.len();
@@ -267,15 +267,15 @@ fn expiry_is_exact_at_the_instant_without_tick() {
     assert!(matches!(h.out[n + 1], SeatChange::Held { .. }));
     assert_eq!(
         h.map.confirm(info.id, "o", due, &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     assert_eq!(
         h.map.extend(info.id, 60, due, &mut h.out),
-        ExtendOutcome::NotHeld
+        Err(SeatRefusal::NotHeld)
     );
     assert_eq!(
         h.map.release(info.id, due, &mut h.out),
-        ReleaseOutcome::AlreadyGone
+        Ok(Released::AlreadyGone)
     );
     assert_eq!(h.map.tick(due, &mut h.out), 0, "already swept by the write");
     h.check_replay();
@@ -303,7 +303,7 @@ fn stale_timer_never_expires_an_extended_hold() {
     let mut h = H::small();
     let info = h.held("u1", &["A-1-1"], T0);
     let t = T0.plus_secs(300);
-    let ExtendOutcome::Extended(ext) = h.map.extend(info.id, 900, t, &mut h.out) else {
+    let Ok(ext) = h.map.extend(info.id, 900, t, &mut h.out) else {
         panic!("extend failed");
     };
     assert_eq!(ext.expires_at, t.plus_secs(900));
@@ -312,18 +312,15 @@ fn stale_timer_never_expires_an_extended_hold() {
     assert_eq!(h.map.tick(old, &mut h.out), 0);
     assert_eq!(
         h.hold("u2", &["A-1-1"], old),
-        HoldOutcome::Taken {
+        Err(SeatRefusal::Taken {
             seats: seats(&["A-1-1"])
-        }
+        })
     );
     assert_eq!(
         h.map.get(info.id, old).map(|i| i.state),
         Some(HoldState::Held)
     );
-    assert!(matches!(
-        h.map.confirm(info.id, "o1", old, &mut h.out),
-        ConfirmOutcome::Sold(_)
-    ));
+    assert!(h.map.confirm(info.id, "o1", old, &mut h.out).is_ok());
     assert!(!h
         .out
         .iter()
@@ -339,13 +336,10 @@ fn stale_timer_never_expires_a_recycled_slot() {
     let mut h = H::new(vec![rr("A", "1", 1, 10, "R")], policy(600, 86_400, 4));
     let old = h.held("u1", &["A-1-1"], T0);
     // Stretch it to a day, then release it: its timer entry stays behind.
-    let ExtendOutcome::Extended(_) = h.map.extend(old.id, 86_400, T0, &mut h.out) else {
+    let Ok(_) = h.map.extend(old.id, 86_400, T0, &mut h.out) else {
         panic!("extend failed");
     };
-    assert_eq!(
-        h.map.release(old.id, T0, &mut h.out),
-        ReleaseOutcome::Released
-    );
+    assert_eq!(h.map.release(old.id, T0, &mut h.out), Ok(Released::Now));
     let t = T0.plus_ms(TERMINAL_RETENTION_MS);
     h.map.tick(t, &mut h.out);
     assert_eq!(h.map.get(old.id, t), None, "recycled after the retention");
@@ -367,7 +361,7 @@ fn stale_timer_never_expires_a_recycled_slot() {
     assert_eq!(h.rows("A", day)[0], "FHFFFFFFFF");
     assert_eq!(
         h.map.confirm(old.id, "o", day, &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     h.check_replay();
 }
@@ -377,27 +371,24 @@ fn extend_rules() {
     let mut h = H::small();
     let info = h.held("u1", &["A-1-1"], T0);
     let t = T0.plus_secs(100);
-    let ExtendOutcome::Extended(e) = h.map.extend(info.id, 1000, t, &mut h.out) else {
+    let Ok(e) = h.map.extend(info.id, 1000, t, &mut h.out) else {
         panic!("extend failed");
     };
     assert_eq!(e.expires_at, t.plus_secs(1000));
     assert_eq!(e.state, HoldState::Held);
     assert_eq!(
         h.map.extend(info.id, 1701, t, &mut h.out),
-        ExtendOutcome::TooLong {
+        Err(SeatRefusal::TooLong {
             max_expires_at: T0.plus_secs(1800)
-        }
+        })
     );
     assert_eq!(
         h.map.extend(info.id, u32::MAX, t, &mut h.out),
-        ExtendOutcome::TooLong {
+        Err(SeatRefusal::TooLong {
             max_expires_at: T0.plus_secs(1800)
-        }
+        })
     );
-    assert!(matches!(
-        h.map.extend(info.id, 1700, t, &mut h.out),
-        ExtendOutcome::Extended(_)
-    ));
+    assert!(h.map.extend(info.id, 1700, t, &mut h.out).is_ok());
     assert_eq!(
         h.map.extend(
             HoldId {
@@ -408,18 +399,18 @@ fn extend_rules() {
             t,
             &mut h.out
         ),
-        ExtendOutcome::NotFound
+        Err(SeatRefusal::NotFound)
     );
     let end = T0.plus_secs(1800);
     assert_eq!(
         h.map.extend(info.id, 1, end, &mut h.out),
-        ExtendOutcome::NotHeld
+        Err(SeatRefusal::NotHeld)
     );
     let sold = h.held("u1", &["A-1-2"], end);
-    h.map.confirm(sold.id, "o", end, &mut h.out);
+    let _ = h.map.confirm(sold.id, "o", end, &mut h.out);
     assert_eq!(
         h.map.extend(sold.id, 1, end, &mut h.out),
-        ExtendOutcome::NotHeld
+        Err(SeatRefusal::NotHeld)
     );
     h.check_replay();
 }
@@ -428,10 +419,7 @@ fn extend_rules() {
 fn release_rules() {
     let mut h = H::small();
     let a = h.held("u1", &["A-1-1", "A-1-2"], T0);
-    assert_eq!(
-        h.map.release(a.id, T0, &mut h.out),
-        ReleaseOutcome::Released
-    );
+    assert_eq!(h.map.release(a.id, T0, &mut h.out), Ok(Released::Now));
     assert_eq!(h.map.counts(T0).total, counts(40, 0, 0));
     assert_eq!(
         h.map.get(a.id, T0).map(|i| i.state),
@@ -439,12 +427,12 @@ fn release_rules() {
     );
     assert_eq!(
         h.map.release(a.id, T0, &mut h.out),
-        ReleaseOutcome::AlreadyGone
+        Ok(Released::AlreadyGone)
     );
     // Free at once: another user takes them in the same millisecond.
     let b = h.held("u2", &["A-1-1", "A-1-2"], T0);
-    h.map.confirm(b.id, "o", T0, &mut h.out);
-    assert_eq!(h.map.release(b.id, T0, &mut h.out), ReleaseOutcome::Sold);
+    let _ = h.map.confirm(b.id, "o", T0, &mut h.out);
+    assert_eq!(h.map.release(b.id, T0, &mut h.out), Err(SeatRefusal::Sold));
     assert_eq!(
         h.map.release(
             HoldId {
@@ -454,7 +442,7 @@ fn release_rules() {
             T0,
             &mut h.out
         ),
-        ReleaseOutcome::NotFound
+        Err(SeatRefusal::NotFound)
     );
     assert_eq!(
         h.map.release(
@@ -465,7 +453,7 @@ fn release_rules() {
             T0,
             &mut h.out
         ),
-        ReleaseOutcome::NotFound
+        Err(SeatRefusal::NotFound)
     );
     h.check_replay();
 }
@@ -474,7 +462,7 @@ fn release_rules() {
 fn confirm_rules() {
     let mut h = H::small();
     let a = h.held("u1", &["A-1-1"], T0);
-    let ConfirmOutcome::Sold(s) = h.map.confirm(a.id, "o-1", T0, &mut h.out) else {
+    let Ok(s) = h.map.confirm(a.id, "o-1", T0, &mut h.out) else {
         panic!("confirm failed");
     };
     assert_eq!(
@@ -484,7 +472,7 @@ fn confirm_rules() {
     let n = h.out.len();
     // Idempotent, first order kept, nothing journaled; sold never expires.
     let later = T0.plus_secs(1_000_000);
-    let ConfirmOutcome::Sold(again) = h.map.confirm(a.id, "o-2", later, &mut h.out) else {
+    let Ok(again) = h.map.confirm(a.id, "o-2", later, &mut h.out) else {
         panic!("confirm failed");
     };
     assert_eq!(again.order.as_deref(), Some("o-1"));
@@ -492,20 +480,20 @@ fn confirm_rules() {
     assert_eq!(h.map.counts(later).total, counts(39, 0, 1));
     assert_eq!(h.rows("A", later)[0], "SFFFFFFFFF");
     let b = h.held("u1", &["A-1-2"], later);
-    h.map.release(b.id, later, &mut h.out);
+    let _ = h.map.release(b.id, later, &mut h.out);
     assert_eq!(
         h.map.confirm(b.id, "o", later, &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     let c = h.held("u1", &["A-1-3"], later);
     let due = later.plus_secs(600);
     assert_eq!(
         h.map.confirm(c.id, "o", due, &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     assert_eq!(
         h.map.confirm(c.id, "o", due.minus_ms(1), &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     assert_eq!(
         h.map.confirm(
@@ -517,7 +505,7 @@ fn confirm_rules() {
             due,
             &mut h.out
         ),
-        ConfirmOutcome::NotFound
+        Err(SeatRefusal::NotFound)
     );
     // Sold holds are kept forever, never recycled.
     h.map.tick(due.plus_secs(10 * 86_400), &mut h.out);
@@ -533,7 +521,7 @@ fn terminal_holds_are_kept_then_recycled() {
     let mut h = H::small();
     let a = h.held("u1", &["A-1-1"], T0);
     let b = h.held("u1", &["A-1-2"], T0);
-    h.map.release(a.id, T0.plus_secs(10), &mut h.out);
+    let _ = h.map.release(a.id, T0.plus_secs(10), &mut h.out);
     // b expires at T0 + 600 s; retention counts from there.
     let keep_a = T0.plus_secs(10).plus_ms(TERMINAL_RETENTION_MS);
     let keep_b = T0.plus_secs(600).plus_ms(TERMINAL_RETENTION_MS);
@@ -550,15 +538,15 @@ fn terminal_holds_are_kept_then_recycled() {
     );
     assert_eq!(
         h.map.confirm(a.id, "o", keep_a, &mut h.out),
-        ConfirmOutcome::Expired
+        Err(SeatRefusal::Expired)
     );
     assert_eq!(
         h.map.release(a.id, keep_a, &mut h.out),
-        ReleaseOutcome::AlreadyGone
+        Ok(Released::AlreadyGone)
     );
     assert_eq!(
         h.map.extend(a.id, 1, keep_a, &mut h.out),
-        ExtendOutcome::NotHeld
+        Err(SeatRefusal::NotHeld)
     );
     h.map.tick(keep_b, &mut h.out);
     assert_eq!(h.map.get(b.id, keep_b), None);
@@ -622,13 +610,16 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
         assert_eq!(h.map.get(id, T0), None);
         assert_eq!(
             h.map.confirm(id, "o", T0, &mut h.out),
-            ConfirmOutcome::NotFound
+            Err(SeatRefusal::NotFound)
         );
         assert_eq!(
             h.map.extend(id, u32::MAX, T0, &mut h.out),
-            ExtendOutcome::NotFound
+            Err(SeatRefusal::NotFound)
         );
-        assert_eq!(h.map.release(id, T0, &mut h.out), ReleaseOutcome::NotFound);
+        assert_eq!(
+            h.map.release(id, T0, &mut h.out),
+            Err(SeatRefusal::NotFound)
+        );
     }
     let far = Timestamp(u64::MAX);
     h.held("u2", &["A-1-2"], far.minus_ms(5));
@@ -636,9 +627,9 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
     h.map.tick(far, &mut h.out);
     assert_eq!(
         h.hold("u3", &["A-1-999999999", "A-99-1"], T0),
-        HoldOutcome::UnknownSeat {
+        Err(SeatRefusal::UnknownSeat {
             seats: seats(&["A-1-999999999", "A-99-1"])
-        }
+        })
     );
     let many: Vec<SeatId> = (1..=10_000)
         .map(|n| SeatId {
@@ -650,10 +641,10 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
     assert!(matches!(
         h.map
             .hold(&user("u3"), &SeatChoice::Exact(many), T0, &mut h.out),
-        HoldOutcome::LimitExceeded {
+        Err(SeatRefusal::LimitExceeded {
             requested: 10_000,
             ..
-        }
+        })
     ));
     let huge = SeatChoice::Best {
         count: nz(u32::MAX),
@@ -661,7 +652,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
     };
     assert!(matches!(
         h.map.hold(&user("u3"), &huge, T0, &mut h.out),
-        HoldOutcome::LimitExceeded { .. }
+        Err(SeatRefusal::LimitExceeded { .. })
     ));
     // Changes that do not fit are refused whole.
     let bad = [
@@ -717,7 +708,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
     ];
     let before = h.map.to_snapshot();
     for c in &bad {
-        assert!(h.map.try_apply(c, T0).is_err(), "{c:?}");
+        assert!(h.map.apply(c, T0).is_err(), "{c:?}");
     }
     assert_eq!(h.map.to_snapshot(), before);
 }
@@ -733,7 +724,7 @@ fn counts_per_category_and_in_use() {
     assert_eq!(c.categories["R"], counts(20, 0, 0));
     let a = h.held("u1", &["A-2-1", "B-1-1"], T0);
     h.held("u2", &["B-1-2", "B-1-3"], T0);
-    h.map.confirm(a.id, "o", T0, &mut h.out);
+    let _ = h.map.confirm(a.id, "o", T0, &mut h.out);
     let c = h.map.counts(T0);
     assert_eq!(c.total, counts(36, 2, 2));
     assert_eq!(c.categories["VIP"], counts(19, 0, 1));
@@ -754,7 +745,7 @@ fn section_rows_show_every_range() {
         policy(600, 1800, 4),
     );
     let a = h.held("u1", &["A-1-4", "A-1-5"], T0);
-    h.map.confirm(a.id, "o", T0, &mut h.out);
+    let _ = h.map.confirm(a.id, "o", T0, &mut h.out);
     h.held("u2", &["A-2-5"], T0);
     let rows = h.map.section_rows("A", T0).expect("section A");
     let got: Vec<(&str, u32, &str)> = rows
@@ -797,9 +788,18 @@ fn best_takes_adjacent_seats_in_the_best_row_near_the_middle() {
     // Top 4 by distance from the middle, none leaving a lone seat: 4-6,
     // 3-5, 5-7, 1-3.
     assert!([1, 3, 4, 5].contains(&nums[0]), "{nums:?}");
-    assert_eq!(h.best("u1", 3, "Nope", T0), HoldOutcome::UnknownCategory);
-    assert_eq!(h.best("u2", 10, "VIP", T0), HoldOutcome::NoAdjacent);
-    assert_eq!(h.best("u2", 10, "R", T0), HoldOutcome::NoAdjacent);
+    assert_eq!(
+        h.best("u1", 3, "Nope", T0),
+        Err(SeatRefusal::UnknownCategory)
+    );
+    assert_eq!(
+        h.best("u2", 10, "VIP", T0),
+        Err(SeatRefusal::NoAdjacent { count: 10 })
+    );
+    assert_eq!(
+        h.best("u2", 10, "R", T0),
+        Err(SeatRefusal::NoAdjacent { count: 10 })
+    );
     h.check_replay();
 }
 
@@ -826,7 +826,10 @@ fn best_prefers_better_rows_and_skips_full_ones() {
         );
         empty.remove(pos);
     }
-    assert_eq!(h.best("u", 1, "R", T0), HoldOutcome::NoAdjacent);
+    assert_eq!(
+        h.best("u", 1, "R", T0),
+        Err(SeatRefusal::NoAdjacent { count: 1 })
+    );
     assert_eq!(h.map.counts(T0).total, counts(0, 32, 0));
     h.check_replay();
 }
@@ -844,14 +847,14 @@ fn best_never_leaves_a_lone_seat_when_a_clean_choice_exists() {
                 T0,
                 &mut out,
             );
-            assert!(matches!(held, HoldOutcome::Held(_)));
+            assert!(held.is_ok());
         }
         let choice = SeatChoice::Best {
             count: nz(count),
             category: "R".into(),
         };
         match m.hold(&user("u"), &choice, T0, &mut out) {
-            HoldOutcome::Held(info) => info.seats.iter().map(|s| s.to_string()).collect(),
+            Ok(info) => info.seats.iter().map(|s| s.to_string()).collect(),
             other => panic!("expected a hold, got {other:?}"),
         }
     };
@@ -889,9 +892,7 @@ fn best_spreads_over_the_top_candidates_deterministically() {
         let ra = a.hold(&user("u"), &choice, T0, &mut oa);
         let rb = b.hold(&user("u"), &choice, T0, &mut ob);
         assert_eq!(ra, rb, "same seed, same pick");
-        let HoldOutcome::Held(info) = ra else {
-            panic!("no hold")
-        };
+        let Ok(info) = ra else { panic!("no hold") };
         picks.insert(info.seats[0].to_string());
     }
     // The top 4 pairs of row 1 around its middle (15-16): 14, 15, 16, 13.
@@ -919,10 +920,9 @@ fn best_is_fast_enough_on_a_big_venue_and_correct_when_fragmented() {
                 number: n,
             };
             let u = user(&format!("u{r}-{n}"));
-            assert!(matches!(
-                m.hold(&u, &SeatChoice::Exact(vec![s]), T0, &mut out),
-                HoldOutcome::Held(_)
-            ));
+            assert!(m
+                .hold(&u, &SeatChoice::Exact(vec![s]), T0, &mut out)
+                .is_ok());
         }
     }
     h.map = m;
@@ -938,9 +938,9 @@ fn best_is_fast_enough_on_a_big_venue_and_correct_when_fragmented() {
 fn snapshot_round_trips_through_postcard_and_guards_its_layout() {
     let mut h = H::small();
     let a = h.held("u1", &["A-1-1", "A-1-2"], T0);
-    h.map.confirm(a.id, "o-1", T0, &mut h.out);
+    let _ = h.map.confirm(a.id, "o-1", T0, &mut h.out);
     let b = h.held("u2", &["B-1-1"], T0);
-    h.map.release(b.id, T0, &mut h.out);
+    let _ = h.map.release(b.id, T0, &mut h.out);
     h.held("u3", &["B-1-1"], T0);
     let snap = h.map.to_snapshot();
     let bytes = postcard::to_allocvec(&snap).expect("serialise");
@@ -1017,7 +1017,7 @@ fn threads_never_double_book() {
                                 .collect(),
                         );
                         let now = T0.plus_ms(u64::from(i));
-                        if let HoldOutcome::Held(h) = map.write().hold(&u, &choice, now, &mut out) {
+                        if let Ok(h) = map.write().hold(&u, &choice, now, &mut out) {
                             won.push(h.id);
                         }
                         let _ = map.read().counts(now);
@@ -1081,7 +1081,7 @@ fn perf() {
         ids.clear();
         let t = Instant::now();
         for (u, c) in users.iter().zip(&choices) {
-            if let HoldOutcome::Held(h) = m.hold(u, c, T0, &mut out) {
+            if let Ok(h) = m.hold(u, c, T0, &mut out) {
                 ids.push(h.id);
             }
         }
@@ -1102,7 +1102,7 @@ fn perf() {
             let mut m = SeatMap::new(&layout, pol, [9; 32]);
             out.clear();
             for u in &users[..20_000] {
-                std::hint::black_box(m.hold(u, &choice, T0, &mut out));
+                let _ = std::hint::black_box(m.hold(u, &choice, T0, &mut out));
             }
         }
         println!(
@@ -1146,7 +1146,7 @@ fn perf() {
         let mut got = 0;
         for u in users.iter().cycle().take(n) {
             out.clear();
-            if let HoldOutcome::Held(_) = m.hold(u, &choice, T0, &mut out) {
+            if m.hold(u, &choice, T0, &mut out).is_ok() {
                 got += 1;
             }
         }

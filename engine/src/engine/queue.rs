@@ -1,0 +1,199 @@
+//! The waiting room through the engine: join, status, leave, complete, and
+//! the pass check of a hold.
+//!
+//! Invariants: FIFO admission (I3) and capacity (I7) live in
+//! [`crate::queue`]; here a pass is checked under the same shard lock as the
+//! hold it allows, so a session that ends in between cannot slip a hold
+//! through (I8).
+
+use super::events::{event_phase, Phase};
+use super::{Engine, PassInvalid, Receipt, Rejection};
+use crate::ids::{EventId, UserId};
+use crate::journal::Change;
+use crate::passes::{self, PassClaims};
+use crate::queue::{QueueStatus, TicketState};
+use crate::shard::EventState;
+use crate::time::Timestamp;
+
+/// A ticket's status plus, when admitted, its signed pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketView {
+    pub event: EventId,
+    pub status: QueueStatus,
+    pub pass: Option<String>,
+    pub pass_expires_at: Option<Timestamp>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    pub created: bool,
+    pub view: TicketView,
+}
+
+impl Engine {
+    /// Opens a pre-queue whose time has come (a write, taken only when due).
+    pub(super) fn open_if_due(&self, id: &EventId, now: Timestamp) {
+        let due = {
+            let shard = self.event_shard(id).read();
+            let now = shard.observe(now);
+            shard
+                .events
+                .get(id)
+                .and_then(|e| e.room.as_ref())
+                .is_some_and(|r| r.needs_open(now))
+        };
+        if due {
+            let _ = self.with_room(id, now, |room, out, now| {
+                room.open_if_due(now, out);
+                Ok(())
+            });
+        }
+    }
+
+    fn view(&self, e: &EventState, status: QueueStatus) -> TicketView {
+        let (pass, pass_expires_at) = match status.admission {
+            Some(a) if status.state == TicketState::Admitted => {
+                let claims = PassClaims {
+                    event: e.id.to_string(),
+                    user: status.user.to_string(),
+                    ticket: status.ticket.clone(),
+                    issued_ms: a.admitted_at.as_millis(),
+                    expires_ms: a.expires_at.as_millis(),
+                };
+                (
+                    Some(passes::sign(&claims, &self.cfg.pass_keys.current)),
+                    Some(a.expires_at),
+                )
+            }
+            _ => (None, None),
+        };
+        TicketView {
+            event: e.id.clone(),
+            status,
+            pass,
+            pass_expires_at,
+        }
+    }
+
+    pub fn join(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Receipt<Joined>, Rejection> {
+        let mut shard = self.event_shard(id).write();
+        let now = shard.advance(now);
+        let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
+        if e.room.is_none() {
+            return Err(Rejection::NoQueue);
+        }
+        if event_phase(e, now) == Phase::Closed {
+            return Err(Rejection::EventClosed);
+        }
+        let mut out = Vec::new();
+        let result = e
+            .room
+            .as_mut()
+            .map(|room| room.join(user, now, &mut out))
+            .ok_or(Rejection::NoQueue)?;
+        let joined = result.map(|j| (j.created, j.status));
+        let view = match &joined {
+            Ok((_, status)) => Some(self.view(e, status.clone())),
+            Err(_) => None,
+        };
+        shard.record_all(now, out, |change| Change::Queue {
+            event: id.clone(),
+            change,
+        });
+        let (created, _) = joined?;
+        let view = view.ok_or(Rejection::TicketNotFound)?;
+        Ok(Receipt::new(&shard, Joined { created, view }))
+    }
+
+    /// A ticket's status; counts as the user's presence. Takes the shared
+    /// lock once; only the first read after `opens_at` (the opening) writes.
+    pub fn status(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<TicketView, Rejection> {
+        let mut opened = false;
+        loop {
+            let shard = self.event_shard(id).read();
+            let now = shard.observe(now);
+            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+            if !opened && room.needs_open(now) {
+                drop(shard);
+                self.open_if_due(id, now);
+                opened = true;
+                continue;
+            }
+            let status = room.status(ticket, now)?;
+            return Ok(self.view(e, status));
+        }
+    }
+
+    pub fn leave(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<Receipt<()>, Rejection> {
+        self.with_room(id, now, |room, out, now| Ok(room.leave(ticket, now, out)?))
+    }
+
+    pub fn complete(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<Receipt<()>, Rejection> {
+        self.with_room(id, now, |room, out, now| {
+            Ok(room.complete(ticket, now, out)?)
+        })
+    }
+
+    /// Checks a pass for a hold: signature, expiry, event, user, and that the
+    /// session behind it is still admitted. Events without a waiting room need
+    /// no pass. [`Engine::hold_with_pass`] does this and the hold atomically.
+    pub fn check_pass(
+        &self,
+        id: &EventId,
+        user: &UserId,
+        pass: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        self.verify_pass(e, user, pass, now)
+    }
+
+    pub(super) fn verify_pass(
+        &self,
+        e: &EventState,
+        user: &UserId,
+        pass: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let Some(room) = &e.room else {
+            return Ok(());
+        };
+        let pass = pass.ok_or(Rejection::PassRequired)?;
+        let invalid = |p| Rejection::PassInvalid(p);
+        let claims = passes::verify(pass, &self.cfg.pass_keys, now)
+            .map_err(|err| invalid(PassInvalid::Token(err)))?;
+        if claims.event != e.id.as_str() {
+            return Err(invalid(PassInvalid::OtherEvent));
+        }
+        if claims.user != user.as_str() {
+            return Err(invalid(PassInvalid::OtherUser));
+        }
+        if !room.is_admitted(&claims.ticket, now) {
+            return Err(invalid(PassInvalid::SessionEnded));
+        }
+        Ok(())
+    }
+}
