@@ -246,11 +246,19 @@ async fn coupons() {
         .send()
         .await
         .expect(404, Some("claim_not_found"));
-    srv.call(Method::DELETE, "/v1/coupons/c1/claims/nope")
+    // Claim ids are opaque: any shape the server never issued is 404.
+    for claim in ["nope", "k-1", "k99999999999", "%E2%82%AC", &"k".repeat(300)] {
+        srv.call(Method::DELETE, &format!("/v1/coupons/c1/claims/{claim}"))
+            .service()
+            .send()
+            .await
+            .expect(404, Some("claim_not_found"));
+    }
+    srv.call(Method::DELETE, "/v1/coupons/none/claims/nope")
         .service()
         .send()
         .await
-        .expect(400, Some("bad_request"));
+        .expect(404, Some("coupon_not_found"));
     srv.get("/v1/coupons/none")
         .await
         .expect(404, Some("coupon_not_found"));

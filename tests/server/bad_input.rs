@@ -636,8 +636,8 @@ async fn bad_input_matrix_leaves_state_unchanged() {
             "/v1/events/e1/holds/h-1g0",
             SERVICE_T,
             "",
-            400,
-            "bad_request",
+            404,
+            "hold_not_found",
         ),
         // Queue.
         case(
@@ -728,8 +728,8 @@ async fn bad_input_matrix_leaves_state_unchanged() {
             "/v1/coupons/c1/claims/k-1",
             SERVICE_T,
             "",
-            400,
-            "bad_request",
+            404,
+            "claim_not_found",
         ),
     ];
     // Variants that need header tweaks.

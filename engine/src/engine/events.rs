@@ -139,6 +139,12 @@ impl Engine {
         Ok(Receipt::new(&shard, ()))
     }
 
+    /// Whether the event exists (to tell "no such event" from "no such hold"
+    /// when a path names an id the server could never have issued).
+    pub fn has_event(&self, id: &EventId) -> bool {
+        self.event_shard(id).read().events.contains_key(id)
+    }
+
     pub fn event(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {
         self.open_if_due(id, now);
         let shard = self.event_shard(id).read();
