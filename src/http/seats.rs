@@ -28,7 +28,7 @@ pub async fn availability(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let now = cx.state.now();
     let engine = &cx.state.engine;
-    match cx.query("section") {
+    match cx.query("section")? {
         None => {
             let c = engine.seat_counts(&id, now)?;
             Ok(json_response(StatusCode::OK, &SeatsDoc::new(&id, &c)))
