@@ -133,7 +133,13 @@ async fn hold_confirm_release_and_availability() {
         .expect(404, Some("hold_not_found"));
     // Hold ids are opaque: any shape the server never issued is 404, on
     // every hold path; an unknown event still answers for itself.
-    for hold in ["xyz", "h-1g0", "h99999999999g1", "%E2%82%AC", &"h".repeat(300)] {
+    for hold in [
+        "xyz",
+        "h-1g0",
+        "h99999999999g1",
+        "%E2%82%AC",
+        &"h".repeat(300),
+    ] {
         for (method, suffix, body) in [
             (Method::GET, "", None),
             (Method::DELETE, "", None),

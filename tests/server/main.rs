@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod concurrency;
 mod docs;
+mod gaps;
 mod holds;
 mod limits;
 mod logs;
