@@ -11,5 +11,6 @@ mod gaps;
 mod holds;
 mod limits;
 mod logs;
+mod metrics;
 mod queue;
 mod sse;
