@@ -12,5 +12,6 @@ mod holds;
 mod limits;
 mod logs;
 mod metrics;
+mod openapi_statuses;
 mod queue;
 mod sse;
