@@ -81,6 +81,8 @@ pub struct Settings {
     pub redis: Option<String>,
     /// With `redis`: when a state-changing request is answered.
     pub durability: DurabilityMode,
+    /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -125,6 +127,7 @@ impl Settings {
             shards: 16,
             redis: None,
             durability: DurabilityMode::Sync,
+            metrics_token: None,
         }
     }
 
@@ -160,6 +163,9 @@ impl Settings {
         }
         if self.shards == 0 || self.shards > 1024 {
             return bad("shards must be between 1 and 1024");
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return bad("the metrics token must be at least 16 bytes");
         }
         Ok(())
     }
@@ -219,6 +225,9 @@ pub struct ServeArgs {
     /// Log lines on stderr as text or JSON; filter with RUST_LOG (default info).
     #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Bearer token `/metrics` then needs (at least 16 bytes; absent: open).
+    #[arg(long, env = "BOXOFFICE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Settings resolved from the command line, and which credentials were made up.
@@ -281,6 +290,7 @@ impl ServeArgs {
         settings.limits.max_connections = self.max_connections;
         settings.redis = self.redis;
         settings.durability = self.durability;
+        settings.metrics_token = self.metrics_token;
         settings.validate()?;
         Ok(Resolved {
             listen: self.listen,

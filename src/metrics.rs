@@ -5,6 +5,11 @@
 //! servers in one test process keep separate numbers. Gauges are set from the
 //! engine at scrape time; counters are bumped where things happen. Names
 //! follow `boxoffice_<area>_<what>_<unit>`.
+//!
+//! Series labelled by an event or coupon id are kept here, not in the
+//! recorder (which can never forget a series): they are dropped with their
+//! event or coupon, so deleted ids leave nothing behind on `/metrics`. Every
+//! unlabelled series is registered at zero on start.
 
 use boxoffice_engine::{CouponId, Engine, EventId, TickReport, Timestamp};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -12,7 +17,8 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -28,6 +34,40 @@ pub struct Metrics {
     open_streams: AtomicI64,
     /// Last (time, served) per event, for the admissions-per-second gauge.
     served: Mutex<HashMap<EventId, (Timestamp, u64, f64)>>,
+    /// Counters of each live event and coupon.
+    owned: Mutex<Owned>,
+}
+
+/// Counters labelled by an event or coupon id (see the module docs).
+#[derive(Debug, Default)]
+struct Owned {
+    events: HashMap<EventId, EventCounters>,
+    coupons: HashMap<CouponId, CouponCounters>,
+}
+
+#[derive(Debug, Default)]
+struct EventCounters {
+    joins: BTreeMap<&'static str, u64>,
+    leaves: u64,
+    completions: u64,
+    holds: BTreeMap<&'static str, u64>,
+    steps: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Default)]
+struct CouponCounters {
+    claims: BTreeMap<&'static str, u64>,
+    returns: u64,
+}
+
+/// One metric family of the text format: HELP and TYPE, then its lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str, lines: &[String]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for l in lines {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push('\n');
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,9 +118,41 @@ impl Metrics {
             handle,
             open_streams: AtomicI64::new(0),
             served: Mutex::new(HashMap::new()),
+            owned: Mutex::new(Owned::default()),
         };
         m.with(describe_all);
+        // Present from start, at zero: a dashboard or alert sees 0, not "no data".
+        m.with(|| {
+            counter!("boxoffice_http_panics_total").absolute(0);
+            for name in GLOBAL_COUNTERS {
+                counter!(*name).absolute(0);
+            }
+            gauge!("boxoffice_http_sse_open_streams").set(0.0);
+        });
         m
+    }
+
+    /// Drops every series of a deleted event (also done at each scrape for
+    /// whatever the engine no longer has).
+    pub fn forget_event(&self, event: &EventId) {
+        self.owned.lock().events.remove(event);
+        self.served.lock().remove(event);
+    }
+
+    fn event_counter(&self, event: &EventId, f: impl FnOnce(&mut EventCounters)) {
+        let mut owned = self.owned.lock();
+        match owned.events.get_mut(event) {
+            Some(c) => f(c),
+            None => f(owned.events.entry(event.clone()).or_default()),
+        }
+    }
+
+    fn coupon_counter(&self, coupon: &CouponId, f: impl FnOnce(&mut CouponCounters)) {
+        let mut owned = self.owned.lock();
+        match owned.coupons.get_mut(coupon) {
+            Some(c) => f(c),
+            None => f(owned.coupons.entry(coupon.clone()).or_default()),
+        }
     }
 
     /// Runs `f` with this server's recorder (replication records through it).
@@ -126,40 +198,31 @@ impl Metrics {
 
     pub fn join(&self, event: &EventId, created: bool) {
         let kind = if created { "new" } else { "rejoin" };
-        self.with(|| {
-            counter!("boxoffice_queue_joins_total", "event" => event.to_string(), "kind" => kind)
-                .increment(1)
-        });
+        self.event_counter(event, |c| *c.joins.entry(kind).or_default() += 1);
     }
 
     pub fn leave(&self, event: &EventId) {
-        self.with(|| {
-            counter!("boxoffice_queue_leaves_total", "event" => event.to_string()).increment(1)
-        });
+        self.event_counter(event, |c| c.leaves += 1);
     }
 
     pub fn complete(&self, event: &EventId) {
-        self.with(|| {
-            counter!("boxoffice_queue_completions_total", "event" => event.to_string()).increment(1)
-        });
+        self.event_counter(event, |c| c.completions += 1);
     }
 
     pub fn hold(&self, event: &EventId, outcome: &'static str) {
-        self.with(|| counter!("boxoffice_seats_holds_total", "event" => event.to_string(), "outcome" => outcome).increment(1));
+        self.event_counter(event, |c| *c.holds.entry(outcome).or_default() += 1);
     }
 
     pub fn hold_step(&self, event: &EventId, step: &'static str) {
-        self.with(|| counter!("boxoffice_seats_hold_steps_total", "event" => event.to_string(), "step" => step).increment(1));
+        self.event_counter(event, |c| *c.steps.entry(step).or_default() += 1);
     }
 
     pub fn claim(&self, coupon: &CouponId, outcome: &'static str) {
-        self.with(|| counter!("boxoffice_coupons_claims_total", "coupon" => coupon.to_string(), "outcome" => outcome).increment(1));
+        self.coupon_counter(coupon, |c| *c.claims.entry(outcome).or_default() += 1);
     }
 
     pub fn claim_returned(&self, coupon: &CouponId) {
-        self.with(|| {
-            counter!("boxoffice_coupons_returns_total", "coupon" => coupon.to_string()).increment(1)
-        });
+        self.coupon_counter(coupon, |c| c.returns += 1);
     }
 
     pub fn record_tick(&self, r: &TickReport) {
@@ -198,30 +261,206 @@ impl Metrics {
             })
             .collect();
         drop(served);
-        let coupon_counts = engine.coupons();
+        let coupons = engine.coupons();
         self.with(|| {
-            for (e, rate) in events.iter().zip(rates) {
-                let id = e.id.to_string();
-                gauge!("boxoffice_queue_waiting", "event" => id.clone()).set(e.waiting as f64);
-                gauge!("boxoffice_queue_admitted", "event" => id.clone()).set(e.admitted as f64);
-                counter!("boxoffice_queue_served_total", "event" => id.clone()).absolute(e.served);
-                gauge!("boxoffice_queue_admissions_per_second", "event" => id.clone()).set(rate);
-                let t = e.seats.total;
-                gauge!("boxoffice_seats_free", "event" => id.clone()).set(t.free as f64);
-                gauge!("boxoffice_seats_held", "event" => id.clone()).set(t.held as f64);
-                gauge!("boxoffice_seats_sold", "event" => id).set(t.sold as f64);
-            }
-            for (c, n) in coupon_counts {
-                let id = c.to_string();
-                gauge!("boxoffice_coupons_stock", "coupon" => id.clone()).set(f64::from(n.stock));
-                gauge!("boxoffice_coupons_issued", "coupon" => id.clone()).set(f64::from(n.issued));
-                gauge!("boxoffice_coupons_remaining", "coupon" => id).set(f64::from(n.remaining));
-            }
             gauge!("boxoffice_http_sse_open_streams").set(self.open_streams() as f64);
         });
-        self.handle.render()
+        let mut out = self.handle.render();
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        let mut owned = self.owned.lock();
+        // Whatever the engine no longer has is gone from /metrics too.
+        owned
+            .events
+            .retain(|id, _| events.binary_search_by(|e| e.id.cmp(id)).is_ok());
+        owned
+            .coupons
+            .retain(|id, _| coupons.iter().any(|(c, _)| c == id));
+        let none = EventCounters::default();
+        let ev = |e: &EventId| owned.events.get(e).unwrap_or(&none);
+        let per_event = |f: &dyn Fn(&boxoffice_engine::EventStats, f64) -> Option<String>| {
+            events
+                .iter()
+                .zip(rates.iter())
+                .filter_map(|(e, r)| f(e, *r))
+                .collect::<Vec<_>>()
+        };
+        let g = |name: &str, help: &str, v: &dyn Fn(&boxoffice_engine::EventStats, f64) -> f64| {
+            (
+                name.to_string(),
+                help.to_string(),
+                per_event(&|e, r| Some(format!("{name}{{event=\"{}\"}} {}", e.id, v(e, r)))),
+            )
+        };
+        let gauges = [
+            g(
+                "boxoffice_queue_waiting",
+                "Users in line (prequeue or waiting)",
+                &|e, _| e.waiting as f64,
+            ),
+            g(
+                "boxoffice_queue_admitted",
+                "Users admitted and shopping now",
+                &|e, _| e.admitted as f64,
+            ),
+            g(
+                "boxoffice_queue_admissions_per_second",
+                "Admissions per second between the last two scrapes",
+                &|_, r| r,
+            ),
+            g("boxoffice_seats_free", "Free seats", &|e, _| {
+                e.seats.total.free as f64
+            }),
+            g("boxoffice_seats_held", "Held seats", &|e, _| {
+                e.seats.total.held as f64
+            }),
+            g("boxoffice_seats_sold", "Sold seats", &|e, _| {
+                e.seats.total.sold as f64
+            }),
+        ];
+        for (name, help, lines) in &gauges {
+            family(&mut out, name, "gauge", help, lines);
+        }
+        let served_lines = per_event(&|e, _| {
+            Some(format!(
+                "boxoffice_queue_served_total{{event=\"{}\"}} {}",
+                e.id, e.served
+            ))
+        });
+        family(
+            &mut out,
+            "boxoffice_queue_served_total",
+            "counter",
+            "Users admitted so far",
+            &served_lines,
+        );
+        let labelled =
+            |name: &str,
+             label: &str,
+             pick: &dyn Fn(&EventCounters) -> &BTreeMap<&'static str, u64>| {
+                let mut lines = Vec::new();
+                for e in &events {
+                    for (k, n) in pick(ev(&e.id)) {
+                        lines.push(format!("{name}{{event=\"{}\",{label}=\"{k}\"}} {n}", e.id));
+                    }
+                }
+                lines
+            };
+        family(
+            &mut out,
+            "boxoffice_queue_joins_total",
+            "counter",
+            "Joins (new tickets and rejoins)",
+            &labelled("boxoffice_queue_joins_total", "kind", &|c| &c.joins),
+        );
+        let plain = |name: &str, pick: &dyn Fn(&EventCounters) -> u64| {
+            events
+                .iter()
+                .map(|e| format!("{name}{{event=\"{}\"}} {}", e.id, pick(ev(&e.id))))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut out,
+            "boxoffice_queue_leaves_total",
+            "counter",
+            "Users who left the line",
+            &plain("boxoffice_queue_leaves_total", &|c| c.leaves),
+        );
+        family(
+            &mut out,
+            "boxoffice_queue_completions_total",
+            "counter",
+            "Sessions completed by the booking backend",
+            &plain("boxoffice_queue_completions_total", &|c| c.completions),
+        );
+        family(
+            &mut out,
+            "boxoffice_seats_holds_total",
+            "counter",
+            "Hold requests by outcome",
+            &labelled("boxoffice_seats_holds_total", "outcome", &|c| &c.holds),
+        );
+        family(
+            &mut out,
+            "boxoffice_seats_hold_steps_total",
+            "counter",
+            "Confirms, extends and releases",
+            &labelled("boxoffice_seats_hold_steps_total", "step", &|c| &c.steps),
+        );
+        let none = CouponCounters::default();
+        let cp = |c: &CouponId| owned.coupons.get(c).unwrap_or(&none);
+        let coupon_gauge =
+            |name: &str, v: &dyn Fn(&boxoffice_engine::coupons::CouponCounts) -> u32| {
+                coupons
+                    .iter()
+                    .map(|(c, n)| format!("{name}{{coupon=\"{c}\"}} {}", v(n)))
+                    .collect::<Vec<_>>()
+            };
+        family(
+            &mut out,
+            "boxoffice_coupons_stock",
+            "gauge",
+            "Coupon stock",
+            &coupon_gauge("boxoffice_coupons_stock", &|n| n.stock),
+        );
+        family(
+            &mut out,
+            "boxoffice_coupons_issued",
+            "gauge",
+            "Coupons issued (live claims)",
+            &coupon_gauge("boxoffice_coupons_issued", &|n| n.issued),
+        );
+        family(
+            &mut out,
+            "boxoffice_coupons_remaining",
+            "gauge",
+            "Coupons left",
+            &coupon_gauge("boxoffice_coupons_remaining", &|n| n.remaining),
+        );
+        let mut claims = Vec::new();
+        for (c, _) in &coupons {
+            for (k, n) in &cp(c).claims {
+                claims.push(format!(
+                    "boxoffice_coupons_claims_total{{coupon=\"{c}\",outcome=\"{k}\"}} {n}"
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "boxoffice_coupons_claims_total",
+            "counter",
+            "Claims by outcome",
+            &claims,
+        );
+        let returns: Vec<String> = coupons
+            .iter()
+            .map(|(c, _)| {
+                format!(
+                    "boxoffice_coupons_returns_total{{coupon=\"{c}\"}} {}",
+                    cp(c).returns
+                )
+            })
+            .collect();
+        family(
+            &mut out,
+            "boxoffice_coupons_returns_total",
+            "counter",
+            "Claims given back",
+            &returns,
+        );
+        out
     }
 }
+
+/// Unlabelled counters, registered at zero on start.
+const GLOBAL_COUNTERS: &[&str] = &[
+    "boxoffice_queue_admissions_total",
+    "boxoffice_queue_idle_drops_total",
+    "boxoffice_queue_sessions_expired_total",
+    "boxoffice_queue_rooms_opened_total",
+    "boxoffice_seats_holds_expired_total",
+];
 
 fn status_label(status: u16) -> Option<&'static str> {
     Some(match status {
@@ -267,31 +506,9 @@ fn describe_all() {
         "boxoffice_http_sse_open_streams",
         "Open live status streams"
     );
-    describe_gauge!(
-        "boxoffice_queue_waiting",
-        "Users in line (prequeue or waiting)"
-    );
-    describe_gauge!(
-        "boxoffice_queue_admitted",
-        "Users admitted and shopping now"
-    );
-    describe_counter!("boxoffice_queue_served_total", "Users admitted so far");
-    describe_gauge!(
-        "boxoffice_queue_admissions_per_second",
-        "Admissions per second between the last two scrapes"
-    );
     describe_counter!(
         "boxoffice_queue_admissions_total",
         "Admissions made by the driver, all events"
-    );
-    describe_counter!(
-        "boxoffice_queue_joins_total",
-        "Joins (new tickets and rejoins)"
-    );
-    describe_counter!("boxoffice_queue_leaves_total", "Users who left the line");
-    describe_counter!(
-        "boxoffice_queue_completions_total",
-        "Sessions completed by the booking backend"
     );
     describe_counter!(
         "boxoffice_queue_idle_drops_total",
@@ -302,21 +519,8 @@ fn describe_all() {
         "Admitted sessions that ran out, all events"
     );
     describe_counter!("boxoffice_queue_rooms_opened_total", "Pre-queues opened");
-    describe_gauge!("boxoffice_seats_free", "Free seats");
-    describe_gauge!("boxoffice_seats_held", "Held seats");
-    describe_gauge!("boxoffice_seats_sold", "Sold seats");
-    describe_counter!("boxoffice_seats_holds_total", "Hold requests by outcome");
-    describe_counter!(
-        "boxoffice_seats_hold_steps_total",
-        "Confirms, extends and releases"
-    );
     describe_counter!(
         "boxoffice_seats_holds_expired_total",
         "Holds expired by the driver, all events"
     );
-    describe_gauge!("boxoffice_coupons_stock", "Coupon stock");
-    describe_gauge!("boxoffice_coupons_issued", "Coupons issued (live claims)");
-    describe_gauge!("boxoffice_coupons_remaining", "Coupons left");
-    describe_counter!("boxoffice_coupons_claims_total", "Claims by outcome");
-    describe_counter!("boxoffice_coupons_returns_total", "Claims given back");
 }

@@ -19,7 +19,9 @@ pub mod label {
     /// configured secret; context empty.
     pub const TICKET_ROOT: &str = "boxoffice/v1/ticket-root";
     /// Engine: one event incarnation's ticket MAC key from the ticket root;
-    /// context = event id bytes || incarnation (u64, little-endian).
+    /// context = event id bytes || incarnation (u64, little-endian) || the
+    /// event's random creation seed (32 bytes), so a re-created event never
+    /// gets an old key, even after a restart resets incarnations.
     pub const TICKET_KEY: &str = "boxoffice/v1/ticket-key";
     /// Engine: the waiting room's user-id hash index key from the event's
     /// ticket key; context = the event seed (32 bytes).

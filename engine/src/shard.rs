@@ -88,12 +88,21 @@ pub(crate) struct Shard {
     secret: [u8; 32],
 }
 
-/// Per-event key for ticket MACs, bound to the event's incarnation so tickets
-/// of a deleted event never validate against its successor.
-pub(crate) fn ticket_key(secret: &[u8; 32], event: &EventId, incarnation: u64) -> TicketKey {
-    let mut context = Vec::with_capacity(event.as_str().len() + 8);
+/// Per-event key for ticket MACs, bound to the event's incarnation and its
+/// random creation seed, so tickets of a deleted event never validate
+/// against its successor, even when a restart in memory mode starts the
+/// incarnation count over (the seed is journaled with `EventPut` and kept in
+/// snapshots, so the key survives replay and restore).
+pub(crate) fn ticket_key(
+    secret: &[u8; 32],
+    event: &EventId,
+    incarnation: u64,
+    seed: &[u8; 32],
+) -> TicketKey {
+    let mut context = Vec::with_capacity(event.as_str().len() + 8 + 32);
     context.extend_from_slice(event.as_str().as_bytes());
     context.extend_from_slice(&incarnation.to_le_bytes());
+    context.extend_from_slice(seed);
     keys::derive16(secret, keys::label::TICKET_KEY, &context)
 }
 
@@ -105,7 +114,7 @@ impl EventState {
             seed: self.seed,
             opens_at: self.config.opens_at,
             created_at: self.created_at,
-            ticket_key: ticket_key(secret, &self.id, self.incarnation),
+            ticket_key: ticket_key(secret, &self.id, self.incarnation, &self.seed),
         }
     }
 }

@@ -486,10 +486,14 @@ fn run(ops: Vec<Op>) {
                 };
                 let idx = i % m.holds.len();
                 let r = e.extend(&id, h.id, ttl, m.now).map(Receipt::into_value);
-                let want_exp = m.now.plus_secs(u64::from(ttl));
-                if !h.live(m.now) {
+                let asked = m.now.plus_secs(u64::from(ttl));
+                // An extend never shortens a hold.
+                let want_exp = asked.max(h.expires);
+                if h.sold {
+                    assert_eq!(r, Err(Rejection::HoldSold), "a sold hold says sold");
+                } else if !h.live(m.now) {
                     assert_eq!(r, Err(Rejection::HoldExpired));
-                } else if want_exp > h.created.plus_ms(MAX_TTL_MS) {
+                } else if asked > h.created.plus_ms(MAX_TTL_MS) {
                     assert!(matches!(r, Err(Rejection::TtlTooLong { .. })), "{r:?}");
                 } else {
                     assert_eq!(r.expect("extend").expires_at, want_exp);

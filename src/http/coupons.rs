@@ -1,6 +1,5 @@
 //! Coupons: stock (admin), counts (public), claims and give-backs (service).
 
-use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
 use crate::wire::coupons::{ClaimDoc, ClaimRequest, CouponDoc, CouponRequest};
@@ -58,11 +57,16 @@ pub async fn claim(mut cx: Cx) -> Reply {
 
 pub async fn give_back(cx: Cx) -> Reply {
     let id = cx.coupon_id()?;
-    let claim: ClaimId = cx
-        .param(1)
-        .parse()
-        .map_err(|_| ApiError::bad_request("claim: claim ids look like k12"))?;
     let st = &cx.state;
+    // Claim ids are opaque to clients: one the server could never have
+    // issued names no claim (404), after an unknown coupon (404 too).
+    let claim: ClaimId = match cx.param(1).parse() {
+        Ok(c) => c,
+        Err(_) => {
+            st.engine.coupon(&id)?;
+            return Err(Rejection::ClaimNotFound.into());
+        }
+    };
     let returned = st.engine.return_claim(&id, claim, st.now())?;
     st.commit(returned, Write::ClaimReturned(&id)).await?;
     Ok(no_content())

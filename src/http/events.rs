@@ -34,6 +34,8 @@ pub async fn delete(cx: Cx) -> Reply {
     let st = &cx.state;
     let deleted = st.engine.delete_event(&id, st.now())?;
     st.commit(deleted, Write::Event(&id)).await?;
+    // A re-created id starts its series over.
+    st.metrics.forget_event(&id);
     Ok(no_content())
 }
 

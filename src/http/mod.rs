@@ -104,15 +104,23 @@ impl Cx {
             .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))
     }
 
-    /// A query parameter (first occurrence, percent-decoded).
-    pub fn query(&self, name: &str) -> Option<String> {
-        let q = self.parts.uri.query()?;
-        q.split('&').find_map(|pair| {
+    /// A query parameter (first occurrence, percent-decoded). A query that
+    /// is not UTF-8 or has malformed percent-encoding is 400, never read as
+    /// "absent" (which would answer a different question).
+    pub fn query(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let Some(q) = self.parts.uri.query() else {
+            return Ok(None);
+        };
+        let bad = || ApiError::bad_request("the query string is not valid percent-encoded UTF-8");
+        for pair in q.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k)? == name)
-                .then(|| percent_decode(v))
-                .flatten()
-        })
+            let k = percent_decode(k).ok_or_else(bad)?;
+            let v = percent_decode(v).ok_or_else(bad)?;
+            if k == name {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     /// The body, at most the configured size, as bytes. A body needs a JSON

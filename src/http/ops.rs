@@ -3,10 +3,40 @@
 use super::errors::ApiError;
 use super::{full, json_response, Cx, Reply};
 use crate::wire::ops::{HEALTHY, READY};
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// With `--metrics-token`: the request's bearer token is that token
+/// (compared as SHA-256 digests in constant time, so neither content nor
+/// length leaks through timing). `/metrics` lists every event and coupon id.
+fn metrics_allowed(headers: &HeaderMap, want: &str) -> bool {
+    let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+    else {
+        return false;
+    };
+    let token = match (v.get(..7), v.get(7..)) {
+        (Some(scheme), Some(rest)) if scheme.eq_ignore_ascii_case(b"bearer ") => rest.trim_ascii(),
+        _ => return false,
+    };
+    let (got, want): ([u8; 32], [u8; 32]) = (
+        Sha256::digest(token).into(),
+        Sha256::digest(want.as_bytes()).into(),
+    );
+    got.ct_eq(&want).into()
+}
 
 pub async fn metrics(cx: Cx) -> Reply {
     let st = &cx.state;
+    if let Some(want) = &st.settings.metrics_token {
+        if !metrics_allowed(&cx.parts.headers, want) {
+            return Err(ApiError::unauthorized(
+                "/metrics needs Authorization: Bearer <metrics token>",
+            ));
+        }
+    }
     let text = st.metrics.render(&st.engine, st.now());
     let mut r = Response::new(full(text));
     r.headers_mut().insert(

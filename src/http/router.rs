@@ -221,11 +221,17 @@ fn matches<'a>(pattern: &str, path: &'a str) -> Option<Vec<&'a str>> {
     }
 }
 
-/// Finds the endpoint for `method` and `path`.
+/// Finds the endpoint for `method` and `path`. `HEAD` is served wherever
+/// `GET` is, by the `GET` endpoint (hyper sends the headers, never the body).
 pub fn route<'a>(method: &Method, path: &'a str) -> Match<'a> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
     for r in ROUTES {
         if let Some(params) = matches(r.pattern, path) {
-            return match r.endpoints.iter().find(|e| e.method == method.as_str()) {
+            return match r.endpoints.iter().find(|e| e.method == method) {
                 Some(endpoint) => Match::Found {
                     route: r,
                     endpoint,
@@ -239,13 +245,13 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Match<'a> {
 }
 
 impl Route {
-    /// The `Allow` header value.
+    /// The `Allow` header value (with `HEAD` wherever `GET` is).
     pub fn allow(&self) -> String {
-        self.endpoints
-            .iter()
-            .map(|e| e.method)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut methods: Vec<&str> = self.endpoints.iter().map(|e| e.method).collect();
+        if methods.contains(&"GET") {
+            methods.push("HEAD");
+        }
+        methods.join(", ")
     }
 }
 
@@ -266,6 +272,20 @@ mod tests {
         }
         assert!(matches!(
             route(&Method::PATCH, "/v1/events/e1"),
+            Match::MethodNotAllowed { .. }
+        ));
+        match route(&Method::HEAD, "/healthz") {
+            Match::Found { endpoint, .. } => assert_eq!(endpoint.id, RouteId::Healthz),
+            other => panic!("{other:?}"),
+        }
+        match route(&Method::PATCH, "/v1/events/e1") {
+            Match::MethodNotAllowed { route } => {
+                assert_eq!(route.allow(), "GET, PUT, DELETE, HEAD")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            route(&Method::HEAD, "/v1/events/e1/pause"),
             Match::MethodNotAllowed { .. }
         ));
         for p in [

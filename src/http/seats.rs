@@ -8,20 +8,27 @@ use crate::commit::Write;
 use crate::wire::seats::{
     ConfirmRequest, ExtendRequest, Hold, HoldDoc, HoldRequest, SeatsDoc, SectionDoc,
 };
-use boxoffice_engine::{HoldId, Rejection};
+use boxoffice_engine::{EventId, HoldId, Rejection};
 use http::StatusCode;
 
-fn hold_id(cx: &Cx) -> Result<HoldId, ApiError> {
-    cx.param(1)
-        .parse()
-        .map_err(|_| ApiError::bad_request("hold: hold ids look like h12g3"))
+/// The hold in the path. Hold ids are opaque to clients: one the server
+/// could never have issued names no hold (404), not a bad request; an
+/// unknown event still comes first.
+fn hold_id(cx: &Cx, event: &EventId) -> Result<HoldId, ApiError> {
+    cx.param(1).parse().map_err(|_| {
+        if cx.state.engine.has_event(event) {
+            Rejection::HoldNotFound.into()
+        } else {
+            Rejection::EventNotFound.into()
+        }
+    })
 }
 
 pub async fn availability(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let now = cx.state.now();
     let engine = &cx.state.engine;
-    match cx.query("section") {
+    match cx.query("section")? {
         None => {
             let c = engine.seat_counts(&id, now)?;
             Ok(json_response(StatusCode::OK, &SeatsDoc::new(&id, &c)))
@@ -79,7 +86,7 @@ pub async fn create(mut cx: Cx) -> Reply {
 
 pub async fn get(cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let hold = hold_id(&cx)?;
+    let hold = hold_id(&cx, &id)?;
     let now = cx.state.now();
     let info = cx.state.engine.get_hold(&id, hold, now)?;
     Ok(json_response(
@@ -90,7 +97,7 @@ pub async fn get(cx: Cx) -> Reply {
 
 pub async fn confirm(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let hold = hold_id(&cx)?;
+    let hold = hold_id(&cx, &id)?;
     let order = cx.json::<ConfirmRequest>().await?.order()?;
     let st = &cx.state;
     let now = st.now();
@@ -104,7 +111,7 @@ pub async fn confirm(mut cx: Cx) -> Reply {
 
 pub async fn extend(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let hold = hold_id(&cx)?;
+    let hold = hold_id(&cx, &id)?;
     let ttl_s = cx.json::<ExtendRequest>().await?.ttl_s()?;
     let st = &cx.state;
     let now = st.now();
@@ -118,7 +125,7 @@ pub async fn extend(mut cx: Cx) -> Reply {
 
 pub async fn release(cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let hold = hold_id(&cx)?;
+    let hold = hold_id(&cx, &id)?;
     let st = &cx.state;
     let released = st.engine.release(&id, hold, st.now())?;
     st.commit(released, Write::HoldStep(&id, "release")).await?;

@@ -124,15 +124,22 @@ pub struct HoldDoc<'a> {
     state: &'static str,
     #[serde(with = "rfc3339")]
     created_at: Timestamp,
-    #[serde(with = "rfc3339")]
-    expires_at: Timestamp,
-    expires_in_s: u64,
+    /// Absent once sold: a sale does not expire.
+    #[serde(
+        with = "super::time::rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    expires_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_in_s: Option<u64>,
     order: Option<&'a str>,
 }
 
 impl<'a> HoldDoc<'a> {
     pub fn new(event: &'a EventId, h: &'a HoldInfo, now: Timestamp) -> Self {
         let live = h.state == HoldState::Held;
+        // A sold hold has no expiry to show.
+        let expires = h.state != HoldState::Sold;
         let left_ms = if live { h.expires_at.ms_since(now) } else { 0 };
         HoldDoc {
             hold: h.id.to_string(),
@@ -141,8 +148,8 @@ impl<'a> HoldDoc<'a> {
             seats: h.seats.iter().map(ToString::to_string).collect(),
             state: h.state.as_str(),
             created_at: h.created_at,
-            expires_at: h.expires_at,
-            expires_in_s: left_ms.div_ceil(1000),
+            expires_at: expires.then_some(h.expires_at),
+            expires_in_s: expires.then_some(left_ms.div_ceil(1000)),
             order: h.order.as_deref(),
         }
     }

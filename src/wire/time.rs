@@ -35,8 +35,13 @@ pub fn format(t: Timestamp) -> Result<String, OutOfRange> {
         .ok_or(OutOfRange(t))
 }
 
-/// Parses an RFC 3339 timestamp; `None` for anything else, and for instants
-/// before 1970 (the engine's clock starts there).
+/// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z.
+pub const MAX_MS: u64 = 253_402_300_799_999;
+
+/// Parses an RFC 3339 timestamp; `None` for anything else, for instants
+/// before 1970 (the engine's clock starts there), and for instants past
+/// year 9999 in UTC (`9999-12-31T23:59:59-01:00` is such an input: accepted,
+/// it could never be written back, and every answer naming it would fail).
 pub fn parse(s: &str) -> Option<Timestamp> {
     // The crate takes any byte between date and time; RFC 3339 names `T`
     // (any case) and allows a space, and so did this API before.
@@ -45,7 +50,10 @@ pub fn parse(s: &str) -> Option<Timestamp> {
     }
     let dt = OffsetDateTime::parse(s, &Rfc3339).ok()?;
     let ms = dt.unix_timestamp_nanos().div_euclid(1_000_000);
-    u64::try_from(ms).ok().map(Timestamp::from_millis)
+    u64::try_from(ms)
+        .ok()
+        .filter(|&ms| ms <= MAX_MS)
+        .map(Timestamp::from_millis)
 }
 
 /// `#[serde(with = "rfc3339")]` for a [`Timestamp`] field.
@@ -123,6 +131,8 @@ mod tests {
         );
         assert_eq!(parse("2026-12-01T11:00:60Z"), None);
         let last = ts("9999-12-31T23:59:59.999Z");
+        assert_eq!(last.as_millis(), MAX_MS);
+        assert_eq!(parse("9999-12-31T23:59:59.999+00:00"), Some(last));
         assert_eq!(fmt(last), "9999-12-31T23:59:59.999Z");
         assert_eq!(format(last.plus_ms(1)), Err(OutOfRange(last.plus_ms(1))));
         assert!(format(Timestamp(u64::MAX)).is_err());
@@ -145,6 +155,10 @@ mod tests {
             "2026-12-01T11:00Z",
             "２026-12-01T11:00:00Z",
             "2026-12-01T11:00:00Zjunk",
+            "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:00:00.000-23:59",
+            "0000-01-01T00:00:00Z",
+            "10000-01-01T00:00:00Z",
         ] {
             assert_eq!(parse(s), None, "{s}");
         }

@@ -35,16 +35,30 @@ async fn event_lifecycle() {
     assert_eq!(r.json()["name"], "Renamed");
 
     // Replace while a seat is held: 409 event_in_use.
-    srv.service_post(
-        "/v1/events/e1/holds",
-        &json!({"user": "u1", "seats": ["A-1-1"]}),
-    )
-    .await
-    .expect(201, None);
+    let h = srv
+        .service_post(
+            "/v1/events/e1/holds",
+            &json!({"user": "u1", "seats": ["A-1-1"]}),
+        )
+        .await;
+    h.expect(201, None);
     srv.admin_put("/v1/events/e1", &small_event(None))
         .await
         .expect(409, Some("event_in_use"));
 
+    // Delete while a seat is held: 409 too (a delete never erases holds or
+    // sales); once released, the delete goes through.
+    srv.call(Method::DELETE, "/v1/events/e1")
+        .admin()
+        .send()
+        .await
+        .expect(409, Some("event_in_use"));
+    let hold = h.json()["hold"].as_str().unwrap().to_string();
+    srv.call(Method::DELETE, &format!("/v1/events/e1/holds/{hold}"))
+        .service()
+        .send()
+        .await
+        .expect(204, None);
     srv.call(Method::DELETE, "/v1/events/e1")
         .admin()
         .send()
@@ -246,11 +260,19 @@ async fn coupons() {
         .send()
         .await
         .expect(404, Some("claim_not_found"));
-    srv.call(Method::DELETE, "/v1/coupons/c1/claims/nope")
+    // Claim ids are opaque: any shape the server never issued is 404.
+    for claim in ["nope", "k-1", "k99999999999", "%E2%82%AC", &"k".repeat(300)] {
+        srv.call(Method::DELETE, &format!("/v1/coupons/c1/claims/{claim}"))
+            .service()
+            .send()
+            .await
+            .expect(404, Some("claim_not_found"));
+    }
+    srv.call(Method::DELETE, "/v1/coupons/none/claims/nope")
         .service()
         .send()
         .await
-        .expect(400, Some("bad_request"));
+        .expect(404, Some("coupon_not_found"));
     srv.get("/v1/coupons/none")
         .await
         .expect(404, Some("coupon_not_found"));
@@ -348,7 +370,7 @@ async fn routing_errors() {
         .send()
         .await;
     r.expect(405, Some("method_not_allowed"));
-    assert_eq!(r.header("allow"), Some("GET, PUT, DELETE"));
+    assert_eq!(r.header("allow"), Some("GET, PUT, DELETE, HEAD"));
     let r = srv.call(Method::GET, "/v1/events/e1/holds").send().await;
     r.expect(405, Some("method_not_allowed"));
     assert_eq!(r.header("allow"), Some("POST"));

@@ -636,8 +636,8 @@ async fn bad_input_matrix_leaves_state_unchanged() {
             "/v1/events/e1/holds/h-1g0",
             SERVICE_T,
             "",
-            400,
-            "bad_request",
+            404,
+            "hold_not_found",
         ),
         // Queue.
         case(
@@ -675,6 +675,63 @@ async fn bad_input_matrix_leaves_state_unchanged() {
             "",
             404,
             "ticket_not_found",
+        ),
+        // Query values that are not percent-encoded UTF-8 are refused, not
+        // read as absent (which would answer with the counts instead).
+        case(
+            "section not UTF-8",
+            Method::GET,
+            "/v1/events/e1/seats?section=%FF",
+            None,
+            "",
+            400,
+            "bad_request",
+        ),
+        case(
+            "section bad percent",
+            Method::GET,
+            "/v1/events/e1/seats?section=%G1",
+            None,
+            "",
+            400,
+            "bad_request",
+        ),
+        case(
+            "section truncated percent",
+            Method::GET,
+            "/v1/events/e1/seats?section=A%2",
+            None,
+            "",
+            400,
+            "bad_request",
+        ),
+        // Timestamps past what RFC 3339 can write (year 9999 in UTC).
+        case(
+            "opens_at past 9999",
+            Method::PUT,
+            "/v1/coupons/c1",
+            ADMIN_T,
+            r#"{"stock": 10, "opens_at": "9999-12-31T23:59:59-01:00"}"#,
+            400,
+            "bad_request",
+        ),
+        case(
+            "closes_at five-digit year",
+            Method::PUT,
+            "/v1/coupons/c1",
+            ADMIN_T,
+            r#"{"stock": 10, "closes_at": "10000-01-01T00:00:00Z"}"#,
+            400,
+            "bad_request",
+        ),
+        case(
+            "event opens_at past 9999",
+            Method::PUT,
+            PUT_EVENT,
+            ADMIN_T,
+            event_with(|e| e["opens_at"] = json!("9999-12-31T23:30:00-23:00")),
+            400,
+            "bad_request",
         ),
         // Coupons.
         case(
@@ -728,8 +785,8 @@ async fn bad_input_matrix_leaves_state_unchanged() {
             "/v1/coupons/c1/claims/k-1",
             SERVICE_T,
             "",
-            400,
-            "bad_request",
+            404,
+            "claim_not_found",
         ),
     ];
     // Variants that need header tweaks.

@@ -131,11 +131,34 @@ async fn hold_confirm_release_and_availability() {
         .send()
         .await
         .expect(404, Some("hold_not_found"));
-    srv.call(Method::GET, "/v1/events/e/holds/xyz")
+    // Hold ids are opaque: any shape the server never issued is 404, on
+    // every hold path; an unknown event still answers for itself.
+    for hold in [
+        "xyz",
+        "h-1g0",
+        "h99999999999g1",
+        "%E2%82%AC",
+        &"h".repeat(300),
+    ] {
+        for (method, suffix, body) in [
+            (Method::GET, "", None),
+            (Method::DELETE, "", None),
+            (Method::POST, "/confirm", Some(json!({"order": "o-1"}))),
+            (Method::POST, "/extend", Some(json!({"ttl_s": 60}))),
+        ] {
+            let path = format!("/v1/events/e/holds/{hold}{suffix}");
+            let mut call = srv.call(method.clone(), &path).service();
+            if let Some(b) = &body {
+                call = call.json(b);
+            }
+            call.send().await.expect(404, Some("hold_not_found"));
+        }
+    }
+    srv.call(Method::GET, "/v1/events/none/holds/xyz")
         .service()
         .send()
         .await
-        .expect(400, Some("bad_request"));
+        .expect(404, Some("event_not_found"));
 }
 
 #[tokio::test]

@@ -132,11 +132,21 @@ impl Engine {
     pub fn delete_event(&self, id: &EventId, now: Timestamp) -> Result<Receipt<()>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
-        if !shard.events.contains_key(id) {
-            return Err(Rejection::EventNotFound);
+        match shard.events.get(id) {
+            None => return Err(Rejection::EventNotFound),
+            // Sales are never erased by a delete (I1): who bought what
+            // outlives any admin mistake.
+            Some(e) if e.seats.in_use(now) => return Err(Rejection::EventInUse),
+            Some(_) => {}
         }
         shard.commit(now, Change::EventDeleted { event: id.clone() });
         Ok(Receipt::new(&shard, ()))
+    }
+
+    /// Whether the event exists (to tell "no such event" from "no such hold"
+    /// when a path names an id the server could never have issued).
+    pub fn has_event(&self, id: &EventId) -> bool {
+        self.event_shard(id).read().events.contains_key(id)
     }
 
     pub fn event(&self, id: &EventId, now: Timestamp) -> Result<EventInfo, Rejection> {

@@ -25,7 +25,7 @@ pub enum Rejection {
     TicketNotFound,
     #[error("the ticket is not admitted")]
     NotAdmitted,
-    #[error("the event has holds or sales and cannot be replaced")]
+    #[error("the event has holds or sales and cannot be replaced or deleted")]
     EventInUse,
     #[error("invalid configuration: {0}")]
     InvalidConfig(ConfigError),
@@ -53,7 +53,7 @@ pub enum Rejection {
     HoldExpired,
     #[error("a hold may not live past {max_expires_at}")]
     TtlTooLong { max_expires_at: Timestamp },
-    #[error("sold seats cannot be released")]
+    #[error("the hold is sold: its seats cannot be released and it cannot be extended")]
     HoldSold,
     #[error("no such coupon")]
     CouponNotFound,

@@ -530,7 +530,9 @@ impl WaitingRoom {
                 self.record(QueueChange::Completed { uid }, now, out);
                 Ok(())
             }
-            _ if raw == st::COMPLETED => Ok(()),
+            // A second `complete` is refused like any other ticket that is
+            // not admitted (the contract's 409), so a caller learns its
+            // retry found the session already over.
             _ => Err(QueueRejection::NotAdmitted),
         }
     }

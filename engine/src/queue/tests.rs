@@ -224,8 +224,8 @@ fn admission_is_fifo_within_capacity_and_sessions_end() {
     assert_eq!(r.complete(&t[0], T0, &mut out), Ok(()));
     assert_eq!(
         r.complete(&t[0], T0, &mut out),
-        Ok(()),
-        "a retry is a no-op"
+        Err(QueueRejection::NotAdmitted),
+        "a second complete is refused, and journals nothing"
     );
     assert_eq!(out, vec![QueueChange::Completed { uid: 0 }]);
     assert_eq!(status(&r, &t[0], T0).state, TicketState::Left);
@@ -1097,7 +1097,7 @@ impl Run {
                             (TicketState::Admitted, _) => {
                                 (Ok(()), vec![QueueChange::Completed { uid }])
                             }
-                            (_, Ms::Done) => (Ok(()), vec![]),
+                            // A second complete included: the contract's 409.
                             _ => (Err(QueueRejection::NotAdmitted), vec![]),
                         };
                     prop_assert_eq!(self.room.complete(&t, now, &mut out), want);

@@ -755,9 +755,11 @@ impl SeatMap {
         }
     }
 
-    /// Sets the hold's expiry to `now + ttl_s` (which may also shorten it;
-    /// `ttl_s == 0` ends it now), never past `created_at + max_ttl_s`. Only
-    /// while held and unexpired; a recycled id is `NotHeld`.
+    /// Moves the hold's expiry to `now + ttl_s`, never past `created_at +
+    /// max_ttl_s`. An extend never shortens a hold: asking for less than the
+    /// time left keeps the current expiry (nothing journaled), so a late
+    /// retry cannot cut a buyer's hold short. Only while held and unexpired;
+    /// a sold hold is `Sold`, a recycled id is `NotHeld`.
     pub fn extend(
         &mut self,
         hold: HoldId,
@@ -771,15 +773,23 @@ impl SeatMap {
             Lookup::Stale => return Err(SeatRefusal::NotHeld),
             Lookup::Found => {}
         }
-        let Some(h) = self.hold_ref(hold).filter(|h| h.state == HoldState::Held) else {
+        let Some(h) = self.hold_ref(hold) else {
             return Err(SeatRefusal::NotHeld);
         };
+        match h.state {
+            HoldState::Held => {}
+            HoldState::Sold => return Err(SeatRefusal::Sold),
+            _ => return Err(SeatRefusal::NotHeld),
+        }
         let max_expires_at = h
             .created_at
             .plus_secs(u64::from(self.policy.max_ttl_s.get()));
         let expires_at = now.plus_secs(u64::from(ttl_s));
         if expires_at > max_expires_at {
             return Err(SeatRefusal::TooLong { max_expires_at });
+        }
+        if expires_at <= h.expires_at {
+            return self.info_of(hold, now).ok_or(SeatRefusal::NotFound);
         }
         self.emit(
             SeatChange::Extended {

@@ -490,12 +490,16 @@ impl Run {
                         assert_eq!(got, Err(SeatRefusal::NotHeld))
                     }
                     None => assert_eq!(got, Err(SeatRefusal::NotFound)),
+                    Some(h) if h.state == HoldState::Sold => {
+                        assert_eq!(got, Err(SeatRefusal::Sold))
+                    }
                     Some(h) if h.state != HoldState::Held => {
                         assert_eq!(got, Err(SeatRefusal::NotHeld))
                     }
                     Some(h) => {
                         let max = h.created + u64::from(MAX_TTL_S) * 1000;
-                        let new = now.saturating_add(u64::from(*ttl_s) * 1000);
+                        // An extend never shortens: less than the time left keeps it.
+                        let new = now.saturating_add(u64::from(*ttl_s) * 1000).max(h.expires);
                         if new > max {
                             assert_eq!(
                                 got,

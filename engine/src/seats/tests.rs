@@ -410,8 +410,30 @@ fn extend_rules() {
     let _ = h.map.confirm(sold.id, "o", end, &mut h.out);
     assert_eq!(
         h.map.extend(sold.id, 1, end, &mut h.out),
-        Err(SeatRefusal::NotHeld)
+        Err(SeatRefusal::Sold)
     );
+    h.check_replay();
+}
+
+#[test]
+fn extend_never_shortens() {
+    let mut h = H::small();
+    let info = h.held("u1", &["A-1-1"], T0);
+    let t = T0.plus_secs(100);
+    let n = h.out.len();
+    let Ok(e) = h.map.extend(info.id, 10, t, &mut h.out) else {
+        panic!("extend failed");
+    };
+    assert_eq!(e.expires_at, info.expires_at, "kept, not cut to t + 10 s");
+    assert_eq!(h.out.len(), n, "nothing journaled");
+    let Ok(e) = h.map.extend(info.id, 900, t, &mut h.out) else {
+        panic!("extend failed");
+    };
+    assert_eq!(e.expires_at, t.plus_secs(900));
+    let Ok(e) = h.map.extend(info.id, 1, t, &mut h.out) else {
+        panic!("extend failed");
+    };
+    assert_eq!(e.expires_at, t.plus_secs(900));
     h.check_replay();
 }
 
