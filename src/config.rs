@@ -15,6 +15,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A client must send its request headers within this time.
     pub header_read_timeout: Duration,
+    /// A request body must arrive within this time once its headers are in
+    /// (408 `request_timeout`, connection closed).
+    pub body_read_timeout: Duration,
     /// Most open connections; further ones wait in the listen backlog.
     pub max_connections: usize,
     /// Joins per second allowed per client IP (GCRA); 0 turns the limit off.
@@ -30,6 +33,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             join_rate_per_s: 10,
             join_burst: 20,
@@ -146,6 +150,11 @@ impl Settings {
         if self.secret.len() < 16 {
             return bad("the secret must be at least 16 bytes");
         }
+        if self.limits.body_read_timeout.is_zero()
+            || self.limits.body_read_timeout > Duration::from_secs(300)
+        {
+            return bad("the body read timeout must be between 1 and 300 s");
+        }
         if self.limits.max_connections == 0 {
             return bad("max connections must be at least 1");
         }
@@ -216,6 +225,10 @@ pub struct ServeArgs {
     /// Most open connections (live status streams included).
     #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Seconds a request body may take to arrive once its headers are in
+    /// (408 `request_timeout` after that).
+    #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
+    pub body_read_timeout: u64,
     /// Log lines on stderr as text or JSON; filter with RUST_LOG (default info).
     #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -279,6 +292,7 @@ impl ServeArgs {
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.max_connections = self.max_connections;
+        settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;
         settings.validate()?;

@@ -2,6 +2,7 @@
 //! graceful shutdown (stop accepting, close live streams, let in-flight
 //! requests finish within a grace period).
 
+use crate::http::ConnSlot;
 use crate::state::AppState;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -60,14 +61,19 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let st = state.clone();
-        let svc = service_fn(move |req| {
+        // The slot goes with every request of the connection, so a live
+        // stream can give it back (streams have their own cap).
+        let slot = ConnSlot::new(slot);
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let st = st.clone();
+            req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(crate::http::handle(st, req, peer).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc));
+        // The slot is freed when the last clone (the service's) is dropped
+        // with the connection.
         tokio::spawn(async move {
             let _ = conn.await;
-            drop(slot);
         });
     }
     state.set_ready(false);

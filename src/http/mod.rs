@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,6 +77,31 @@ pub struct Cx {
     params: Vec<String>,
     pub peer: SocketAddr,
     pub route: &'static str,
+    /// Set once the request body was read to its end. `None` when the
+    /// request came without a body. An answer sent while a body is still
+    /// unread carries `Connection: close`: hyper does not wait for the rest
+    /// of it, and a client writing its next request into that connection
+    /// would otherwise see a broken pipe and an unknown outcome.
+    body_read: Option<Arc<AtomicBool>>,
+    /// This request's connection slot (live streams give it back).
+    pub conn: Option<ConnSlot>,
+}
+
+/// A connection's slot under `--max-connections`, shared by its requests
+/// (through the request extensions). A live stream releases it, so open
+/// streams count against `--max-streams` only and never lock out requests.
+#[derive(Clone, Debug, Default)]
+pub struct ConnSlot(Arc<parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl ConnSlot {
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        ConnSlot(Arc::new(parking_lot::Mutex::new(Some(permit))))
+    }
+
+    /// Gives the slot back now (the connection lives on, uncounted).
+    pub fn release(&self) {
+        self.0.lock().take();
+    }
 }
 
 impl Cx {
@@ -134,14 +160,25 @@ impl Cx {
         }
         let bytes = match self.body.take() {
             None => Bytes::new(),
-            Some(body) => match Limited::new(body, max).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(ApiError::payload_too_large(max))
+            Some(body) => {
+                // A body trickled or never sent must not hold its
+                // connection (and a slot) for as long as the client likes.
+                let wait = self.state.settings.limits.body_read_timeout;
+                let collected = tokio::time::timeout(wait, Limited::new(body, max).collect())
+                    .await
+                    .map_err(|_| request_timeout(wait))?;
+                match collected {
+                    Ok(c) => c.to_bytes(),
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                        return Err(ApiError::payload_too_large(max))
+                    }
+                    Err(_) => return Err(ApiError::bad_request("the body could not be read")),
                 }
-                Err(_) => return Err(ApiError::bad_request("the body could not be read")),
-            },
+            }
         };
+        if let Some(read) = &self.body_read {
+            read.store(true, Ordering::Relaxed);
+        }
         if !bytes.is_empty() && json.is_none() {
             return Err(ApiError::unsupported_media_type());
         }
@@ -166,6 +203,18 @@ impl Cx {
         }
         Ok(())
     }
+}
+
+/// 408: the body did not arrive within `--body-read-timeout`.
+fn request_timeout(wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        http::StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} ms",
+            wait.as_millis()
+        ),
+    )
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -200,6 +249,11 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    // A request with a body (a length above 0, or chunked) until it is read.
+    let body_read =
+        (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(AtomicBool::new(false)));
+    let conn = req.extensions().get::<ConnSlot>().cloned();
+    let unread = body_read.clone();
     let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
         Match::Found {
             route,
@@ -222,6 +276,8 @@ pub async fn handle(
                     params,
                     peer,
                     route: route.pattern,
+                    body_read,
+                    conn,
                 };
                 dispatch(endpoint.id, cx).await
             };
@@ -241,6 +297,11 @@ pub async fn handle(
         ),
         Match::NotFound => ("unmatched", ApiError::not_found().into_response()),
     };
+    let mut resp = resp;
+    if unread.is_some_and(|r| !r.load(Ordering::Relaxed)) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = started.elapsed();
     let (method, status) = (method_label(&method), resp.status().as_u16());
     state.metrics.http(route_label, method, status, elapsed);

@@ -1,0 +1,104 @@
+//! Edge limits against hostile or broken clients, driven from outside over
+//! raw TCP on loopback: slow bodies, early answers, connections per client
+//! address, stream floods, poll rate, proxies, CORS. Every wait is bounded.
+
+use crate::common::*;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads what the server sends until it closes the connection (or `limit`
+/// passes: then `None`). A reset counts as closed.
+async fn read_until_closed(tcp: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, tcp.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads one response head (up to the blank line) within `limit`.
+async fn read_head(tcp: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + limit;
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        let left = deadline.checked_duration_since(Instant::now())?;
+        match tokio::time::timeout(left, tcp.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn has_header(head: &str, name: &str, value: &str) -> bool {
+    head.lines().any(|l| {
+        l.split_once(':').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case(name) && v.trim().eq_ignore_ascii_case(value)
+        })
+    })
+}
+
+// Fails without the defence: with the body read not under a timeout, the
+// server waits for the missing 1,000 bytes for ever and `read_until_closed`
+// gives up after 5 s (checked by removing the timeout in `Cx::body_bytes`).
+#[tokio::test]
+async fn a_body_that_never_arrives_is_408_within_the_timeout() {
+    let srv = TestServer::with(|s| s.limits.body_read_timeout = Duration::from_millis(300)).await;
+    for partial in ["", "{\"name\": "] {
+        let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let head = format!(
+            "PUT /v1/events/e1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{partial}"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let started = Instant::now();
+        let text = read_until_closed(&mut tcp, Duration::from_secs(5))
+            .await
+            .expect("answered and closed within the bound");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("\"request_timeout\""), "{text}");
+        assert!(has_header(&text, "connection", "close"), "{text}");
+    }
+    // Nothing was created, and the server serves others as before.
+    srv.get("/v1/events/e1")
+        .await
+        .expect(404, Some("event_not_found"));
+}
+
+#[tokio::test]
+async fn an_answer_before_the_body_was_read_says_connection_close() {
+    let srv = TestServer::start().await;
+    let body = "{\"name\": \"x\"}";
+    // Wrong token: 401 before the body is read.
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let req = format!(
+        "PUT /v1/events/e1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-xxxxxxxx\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let head = read_head(&mut tcp, Duration::from_secs(5)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    // A body that was read keeps the connection open (no close announced).
+    let mut tcp = TcpStream::connect(srv.addr).await.unwrap();
+    let body = "{\"user\": 1}";
+    let req = format!(
+        "POST /v1/coupons/c1/claims HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SERVICE}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let head = read_head(&mut tcp, Duration::from_secs(5)).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 4"), "{head}");
+    assert!(!has_header(&head, "connection", "close"), "{head}");
+}
