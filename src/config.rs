@@ -20,6 +20,9 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// Most open connections; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Most open connections from one client address (IPv4 address, IPv6
+    /// /64); a further one is closed at once.
+    pub max_connections_per_client: usize,
     /// Joins per second allowed per client IP (GCRA); 0 turns the limit off.
     pub join_rate_per_s: u32,
     /// Joins a client IP may make in one burst.
@@ -35,6 +38,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            max_connections_per_client: 64,
             join_rate_per_s: 10,
             join_burst: 20,
             shutdown_grace: Duration::from_secs(10),
@@ -158,6 +162,9 @@ impl Settings {
         if self.limits.max_connections == 0 {
             return bad("max connections must be at least 1");
         }
+        if self.limits.max_connections_per_client == 0 {
+            return bad("max connections per client must be at least 1");
+        }
         if self.tick_interval.is_zero() || self.tick_interval > Duration::from_millis(50) {
             return bad("the tick interval must be between 1 and 50 ms");
         }
@@ -225,6 +232,14 @@ pub struct ServeArgs {
     /// Most open connections (live status streams included).
     #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open connections from one client address (IPv4 address, IPv6
+    /// /64); over it a new connection is closed at once.
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 64
+    )]
+    pub max_connections_per_client: usize,
     /// Seconds a request body may take to arrive once its headers are in
     /// (408 `request_timeout` after that).
     #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
@@ -292,6 +307,7 @@ impl ServeArgs {
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.max_connections = self.max_connections;
+        settings.limits.max_connections_per_client = self.max_connections_per_client;
         settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;

@@ -1,7 +1,9 @@
-//! The accept loop: a cap on open connections, a header read timeout, and
+//! The accept loop: a cap on open connections and one per client address,
+//! a header read timeout, and
 //! graceful shutdown (stop accepting, close live streams, let in-flight
 //! requests finish within a grace period).
 
+use crate::http::limits::ClientConns;
 use crate::http::ConnSlot;
 use crate::state::AppState;
 use hyper::server::conn::http1;
@@ -22,6 +24,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.settings.limits.clone();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = ClientConns::new(limits.max_connections_per_client);
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -59,6 +62,16 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over its address's cap, a connection is closed at once, without
+        // an answer (its request was not read): one address trickling
+        // headers on many connections cannot take every slot and make
+        // others wait in the backlog.
+        let Some(counted) = per_client.open(peer.ip()) else {
+            state.metrics.connection_refused("per_client");
+            drop(tcp);
+            drop(slot);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let st = state.clone();
         // The slot goes with every request of the connection, so a live
@@ -74,6 +87,7 @@ pub async fn serve(
         // with the connection.
         tokio::spawn(async move {
             let _ = conn.await;
+            drop(counted);
         });
     }
     state.set_ready(false);

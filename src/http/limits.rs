@@ -9,6 +9,8 @@ use governor::clock::Clock as _;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use http::{header, HeaderMap};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -43,7 +45,7 @@ impl std::fmt::Debug for JoinLimiter {
 }
 
 /// IPv6 clients are keyed by their /64: one host usually owns the whole prefix.
-fn key(ip: IpAddr) -> IpAddr {
+pub fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -96,6 +98,63 @@ impl JoinLimiter {
     }
 }
 
+/// Open connections per client address (keyed like the join limit: IPv4
+/// address, IPv6 /64), so one address cannot take the slots of all others.
+#[derive(Debug)]
+pub struct ClientConns {
+    cap: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One counted connection; uncounted when dropped.
+#[derive(Debug)]
+pub struct ClientConn {
+    conns: Arc<ClientConns>,
+    key: IpAddr,
+}
+
+impl ClientConns {
+    pub fn new(cap: usize) -> Arc<Self> {
+        Arc::new(ClientConns {
+            cap,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Counts a new connection from `ip`, or `None` when the address
+    /// already has `cap` open (the connection is then refused).
+    pub fn open(self: &Arc<Self>, ip: IpAddr) -> Option<ClientConn> {
+        let key = key(ip);
+        let mut open = self.open.lock();
+        let n = open.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(ClientConn {
+            conns: self.clone(),
+            key,
+        })
+    }
+
+    /// Addresses with open connections.
+    pub fn clients(&self) -> usize {
+        self.open.lock().len()
+    }
+}
+
+impl Drop for ClientConn {
+    fn drop(&mut self) {
+        let mut open = self.conns.open.lock();
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Whether the Content-Type names JSON (`application/json`, `…+json`,
 /// parameters allowed).
 pub fn is_json(headers: &HeaderMap) -> Option<bool> {
@@ -143,6 +202,21 @@ mod tests {
         clock.advance_secs(10);
         l.retain_recent();
         assert_eq!(l.tracked(), 0, "fresh clients are forgotten");
+    }
+
+    #[test]
+    fn connections_counted_per_address() {
+        let c = ClientConns::new(2);
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let (a1, a2) = (c.open(a), c.open(a));
+        assert!(a1.is_some() && a2.is_some());
+        assert!(c.open(a).is_none(), "over the cap");
+        assert!(c.open(b).is_some(), "other addresses are not affected");
+        drop(a1);
+        assert!(c.open(a).is_some(), "a closed connection frees its place");
+        drop(a2);
+        assert_eq!(c.clients(), 0, "no entry is kept for idle addresses");
     }
 
     #[test]

@@ -102,3 +102,56 @@ async fn an_answer_before_the_body_was_read_says_connection_close() {
     assert!(head.starts_with("HTTP/1.1 4"), "{head}");
     assert!(!has_header(&head, "connection", "close"), "{head}");
 }
+
+/// A connection from `ip` (a loopback address) to the server.
+async fn connect_from(ip: [u8; 4], srv: &TestServer) -> std::io::Result<TcpStream> {
+    let sock = tokio::net::TcpSocket::new_v4()?;
+    sock.bind(std::net::SocketAddr::from((ip, 0)))?;
+    sock.connect(srv.addr).await
+}
+
+// Fails without the defence: with no cap per address, none of A's ten idle
+// connections is closed, they take all eight slots and B's /healthz would
+// wait in the listen backlog (checked by raising the per-client cap to 1,000).
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let srv = TestServer::with(|s| {
+        s.limits.max_connections = 8;
+        s.limits.max_connections_per_client = 3;
+        s.limits.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    const A: [u8; 4] = [127, 0, 0, 2];
+    // A slowloris: connections that send a few header bytes and stop.
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        let mut c = connect_from(A, &srv).await.unwrap();
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHo").await;
+        held.push(c);
+    }
+    // Over its cap, A's connections are closed at once, without an answer.
+    let mut closed = 0;
+    for c in &mut held {
+        if let Some(text) = read_until_closed(c, Duration::from_millis(300)).await {
+            assert!(text.is_empty(), "{text}");
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 7, "three of A's connections stay open");
+    // B (127.0.0.1) is served at once while A holds its three.
+    for _ in 0..3 {
+        let mut b = connect_from([127, 0, 0, 1], &srv).await.unwrap();
+        b.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let head = read_head(&mut b, Duration::from_secs(1))
+            .await
+            .expect("B answered at once");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    }
+    let m = String::from_utf8(srv.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(
+        m.contains("boxoffice_http_connections_refused_total{reason=\"per_client\"} 7"),
+        "{m}"
+    );
+}
