@@ -23,6 +23,11 @@ pub struct Limits {
     /// Most open connections from one client address (IPv4 address, IPv6
     /// /64); a further one is closed at once.
     pub max_connections_per_client: usize,
+    /// Most open live status streams, apart from `max_connections` (a
+    /// stream gives its connection slot back); over it 503 `unavailable`.
+    pub max_streams: usize,
+    /// Most open streams per ticket; a newer one ends the oldest.
+    pub streams_per_ticket: usize,
     /// Joins per second allowed per client IP (GCRA); 0 turns the limit off.
     pub join_rate_per_s: u32,
     /// Joins a client IP may make in one burst.
@@ -39,6 +44,8 @@ impl Default for Limits {
             body_read_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             max_connections_per_client: 64,
+            max_streams: 10_000,
+            streams_per_ticket: 3,
             join_rate_per_s: 10,
             join_burst: 20,
             shutdown_grace: Duration::from_secs(10),
@@ -162,6 +169,9 @@ impl Settings {
         if self.limits.max_connections == 0 {
             return bad("max connections must be at least 1");
         }
+        if self.limits.max_streams == 0 || self.limits.streams_per_ticket == 0 {
+            return bad("max streams must be at least 1");
+        }
         if self.limits.max_connections_per_client == 0 {
             return bad("max connections per client must be at least 1");
         }
@@ -240,6 +250,9 @@ pub struct ServeArgs {
         default_value_t = 64
     )]
     pub max_connections_per_client: usize,
+    /// Most open live status streams, counted apart from --max-connections.
+    #[arg(long, env = "BOXOFFICE_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
     /// Seconds a request body may take to arrive once its headers are in
     /// (408 `request_timeout` after that).
     #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
@@ -308,6 +321,7 @@ impl ServeArgs {
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.max_connections = self.max_connections;
         settings.limits.max_connections_per_client = self.max_connections_per_client;
+        settings.limits.max_streams = self.max_streams;
         settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;

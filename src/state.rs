@@ -26,6 +26,7 @@ pub struct AppState {
     pub joins: JoinLimiter,
     pub join_replays: JoinReplays,
     pub lines: Lines,
+    pub streams: crate::live::Streams,
     pub metrics: Metrics,
     pub durability: Durability,
     ready: AtomicBool,
@@ -77,6 +78,10 @@ impl AppState {
             joins,
             join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
             lines: Lines::default(),
+            streams: crate::live::Streams::new(
+                settings.limits.max_streams,
+                settings.limits.streams_per_ticket,
+            ),
             metrics: Metrics::new(),
             durability,
             ready: AtomicBool::new(false),

@@ -155,3 +155,99 @@ async fn one_address_cannot_take_every_connection() {
         "{m}"
     );
 }
+
+/// Opens a live stream over raw TCP and returns the connection after the
+/// response head (`None` if no head came within 2 s).
+async fn open_stream(srv: &TestServer, ticket: &str) -> Option<(String, TcpStream)> {
+    let mut c = TcpStream::connect(srv.addr).await.ok()?;
+    let req = format!("GET /v1/events/f/queue/{ticket}/stream HTTP/1.1\r\nHost: x\r\n\r\n");
+    c.write_all(req.as_bytes()).await.ok()?;
+    let head = read_head(&mut c, Duration::from_secs(2)).await?;
+    Some((head, c))
+}
+
+/// An event `f` whose line is held by `a` (admitted), with `waiting` more
+/// users waiting; their tickets.
+async fn waiting_tickets(srv: &TestServer, waiting: usize) -> Vec<String> {
+    create_event(srv, "f", &small_event(Some(queue_cfg(1, 1)))).await;
+    join(srv, "f", "a").await;
+    srv.advance(1_000);
+    let mut out = Vec::new();
+    for i in 0..waiting {
+        let t = join(srv, "f", &format!("w{i}")).await;
+        assert_eq!(t["state"], "waiting");
+        out.push(t["ticket"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+// Fails without the defence: when a stream keeps its connection slot (and
+// older streams on the ticket are not ended), four streams take all four
+// slots and the fifth is not even answered (checked by not releasing the
+// slot and not ending older streams in `sse::stream`).
+#[tokio::test]
+async fn a_stream_flood_on_one_ticket_leaves_a_few_and_locks_out_nobody() {
+    let srv = TestServer::with(|s| {
+        s.limits.max_connections = 4;
+        s.limits.max_streams = 100;
+    })
+    .await;
+    let ticket = waiting_tickets(&srv, 1).await.remove(0);
+    let mut streams = Vec::new();
+    for i in 0..12 {
+        let (head, c) = open_stream(&srv, &ticket)
+            .await
+            .unwrap_or_else(|| panic!("stream {i} answered at once"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(has_header(&head, "connection", "close"), "{head}");
+        streams.push(c);
+    }
+    // While the flood is on, health checks and the admin API answer at once.
+    let quick = Duration::from_secs(2);
+    let r = tokio::time::timeout(quick, srv.get("/healthz")).await;
+    r.expect("healthz at once").expect(200, None);
+    let pause = srv.call(http::Method::POST, "/v1/events/f/pause").admin();
+    let r = tokio::time::timeout(quick, pause.send()).await;
+    r.expect("admin at once").expect(200, None);
+    // Only the newest three stay open; the older ones have ended.
+    let (older, newest) = streams.split_at_mut(9);
+    for c in older {
+        read_until_closed(c, quick)
+            .await
+            .expect("an older stream ended");
+    }
+    for c in newest {
+        assert!(
+            read_until_closed(c, Duration::from_millis(200))
+                .await
+                .is_none(),
+            "the newest three stay open"
+        );
+    }
+    let m = String::from_utf8(srv.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(m.contains("boxoffice_http_sse_open_streams 3"), "{m}");
+    assert!(
+        m.contains("boxoffice_http_sse_streams_cut_total{reason=\"replaced\"} 9"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn over_the_stream_cap_is_503_and_the_connection_is_not_held() {
+    let srv = TestServer::with(|s| s.limits.max_streams = 2).await;
+    let tickets = waiting_tickets(&srv, 3).await;
+    let (h1, _s1) = open_stream(&srv, &tickets[0]).await.unwrap();
+    let (h2, _s2) = open_stream(&srv, &tickets[1]).await.unwrap();
+    assert!(h1.starts_with("HTTP/1.1 200") && h2.starts_with("HTTP/1.1 200"));
+    let (head, mut c) = open_stream(&srv, &tickets[2]).await.unwrap();
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    assert!(has_header(&head, "connection", "close"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    // The body may have come with the head; then the server closes.
+    let rest = read_until_closed(&mut c, Duration::from_secs(2))
+        .await
+        .expect("closed");
+    assert!(format!("{head}{rest}").contains("\"unavailable\""));
+    // Polling still works.
+    status(&srv, "f", &tickets[2]).await;
+}
