@@ -32,6 +32,9 @@ pub struct Limits {
     pub join_rate_per_s: u32,
     /// Joins a client IP may make in one burst.
     pub join_burst: u32,
+    /// Status polls per second per ticket after a burst of 10; 0 turns the
+    /// limit off.
+    pub poll_rate_per_s: u32,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
@@ -48,6 +51,7 @@ impl Default for Limits {
             streams_per_ticket: 3,
             join_rate_per_s: 10,
             join_burst: 20,
+            poll_rate_per_s: 2,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -239,7 +243,11 @@ pub struct ServeArgs {
     /// Joins a client IP may make in one burst.
     #[arg(long, env = "BOXOFFICE_JOIN_BURST", default_value_t = 20)]
     pub join_burst: u32,
-    /// Most open connections (live status streams included).
+    /// Status polls per second of one ticket (after a burst of 10) before
+    /// 429; 0 turns the limit off.
+    #[arg(long, env = "BOXOFFICE_POLL_RATE", default_value_t = 2)]
+    pub poll_rate: u32,
+    /// Most open connections (live status streams excluded: --max-streams).
     #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
     /// Most open connections from one client address (IPv4 address, IPv6
@@ -319,6 +327,7 @@ impl ServeArgs {
         settings.demo = self.demo;
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
+        settings.limits.poll_rate_per_s = self.poll_rate;
         settings.limits.max_connections = self.max_connections;
         settings.limits.max_connections_per_client = self.max_connections_per_client;
         settings.limits.max_streams = self.max_streams;

@@ -24,6 +24,7 @@ pub struct AppState {
     pub settings: Settings,
     pub auth: Auth,
     pub joins: JoinLimiter,
+    pub polls: crate::http::limits::PollLimiter,
     pub join_replays: JoinReplays,
     pub lines: Lines,
     pub streams: crate::live::Streams,
@@ -76,6 +77,7 @@ impl AppState {
             engine,
             auth: Auth::new(&settings.admin_token, &settings.service_token),
             joins,
+            polls: crate::http::limits::PollLimiter::new(&settings.limits, clock.clone()),
             join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
             lines: Lines::default(),
             streams: crate::live::Streams::new(

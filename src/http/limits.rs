@@ -15,12 +15,21 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-type Keyed = RateLimiter<
-    IpAddr,
-    DashMapStateStore<IpAddr>,
+type Keyed<K = IpAddr> = RateLimiter<
+    K,
+    DashMapStateStore<K>,
     GovernorClock,
     governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
 >;
+
+/// Whole seconds, rounded up, until `not_until` (at least 1).
+fn retry_after(
+    not_until: &governor::NotUntil<governor::nanos::Nanos>,
+    clock: &GovernorClock,
+) -> u64 {
+    let wait = not_until.wait_time_from(clock.now());
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
 
 /// A join refused by the per-IP limit (answered as 429 with `Retry-After`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -76,12 +85,11 @@ impl JoinLimiter {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter.check_key(&key(ip)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            RateLimited {
-                retry_after_s: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-        })
+        limiter
+            .check_key(&key(ip))
+            .map_err(|not_until| RateLimited {
+                retry_after_s: retry_after(&not_until, &self.clock),
+            })
     }
 
     /// Forgets clients whose state is back to fresh (bounds memory).
@@ -93,6 +101,68 @@ impl JoinLimiter {
     }
 
     /// Clients currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
+}
+
+/// Status polls per ticket (GCRA keyed by ticket): a burst of
+/// [`POLL_BURST`], then `poll_rate_per_s`. The fastest `poll_after_ms` the
+/// server advises is 1 s, so a client that follows it (or is a little
+/// eager, or has a few tabs) is never refused; only far-too-fast polling is.
+/// Only tickets that exist are tracked (the check runs after the lookup),
+/// and the driver forgets fresh ones (`retain_recent`), so memory is bounded
+/// by the line.
+pub struct PollLimiter {
+    limiter: Option<Keyed<Box<str>>>,
+    clock: GovernorClock,
+}
+
+/// Polls one ticket may make at once before the sustained rate applies.
+pub const POLL_BURST: u32 = 10;
+
+impl std::fmt::Debug for PollLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PollLimiter")
+            .field("enabled", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+impl PollLimiter {
+    pub fn new(limits: &Limits, clock: Arc<dyn Clock>) -> Self {
+        let clock = GovernorClock(clock);
+        let limiter = NonZeroU32::new(limits.poll_rate_per_s).map(|rate| {
+            let burst = NonZeroU32::new(POLL_BURST.max(limits.poll_rate_per_s)).unwrap_or(rate);
+            RateLimiter::dashmap_with_clock(
+                Quota::per_second(rate).allow_burst(burst),
+                clock.clone(),
+            )
+        });
+        PollLimiter { limiter, clock }
+    }
+
+    /// Ok, or refused with the seconds until the next poll would be allowed.
+    pub fn check(&self, ticket: &str) -> Result<(), RateLimited> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check_key(&Box::from(ticket))
+            .map_err(|not_until| RateLimited {
+                retry_after_s: retry_after(&not_until, &self.clock),
+            })
+    }
+
+    /// Forgets tickets whose state is back to fresh (bounds memory).
+    pub fn retain_recent(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// Tickets currently tracked.
     pub fn tracked(&self) -> usize {
         self.limiter.as_ref().map_or(0, |l| l.len())
     }
@@ -202,6 +272,29 @@ mod tests {
         clock.advance_secs(10);
         l.retain_recent();
         assert_eq!(l.tracked(), 0, "fresh clients are forgotten");
+    }
+
+    #[test]
+    fn polls_limited_per_ticket_after_a_burst() {
+        let clock = Arc::new(ManualClock::new(Timestamp::from_secs(1_000)));
+        let limits = Limits {
+            poll_rate_per_s: 2,
+            ..Limits::default()
+        };
+        let l = PollLimiter::new(&limits, clock.clone());
+        for _ in 0..POLL_BURST {
+            assert!(l.check("t1").is_ok());
+        }
+        assert_eq!(l.check("t1"), Err(RateLimited { retry_after_s: 1 }));
+        assert!(l.check("t2").is_ok(), "other tickets are not affected");
+        // Polling every second (the fastest advice) is never refused.
+        for _ in 0..100 {
+            clock.advance_ms(1_000);
+            assert!(l.check("t3").is_ok());
+        }
+        clock.advance_secs(60);
+        l.retain_recent();
+        assert_eq!(l.tracked(), 0, "fresh tickets are forgotten");
     }
 
     #[test]

@@ -251,3 +251,26 @@ async fn over_the_stream_cap_is_503_and_the_connection_is_not_held() {
     // Polling still works.
     status(&srv, "f", &tickets[2]).await;
 }
+
+#[tokio::test]
+async fn polling_one_ticket_far_too_fast_is_429_with_retry_after() {
+    let srv = TestServer::with(|s| s.limits.poll_rate_per_s = 2).await;
+    let tickets = waiting_tickets(&srv, 2).await;
+    let path = format!("/v1/events/f/queue/{}", tickets[0]);
+    // A burst of 10 is allowed (a reload, a few tabs) ...
+    for _ in 0..10 {
+        srv.get(&path).await.expect(200, None);
+    }
+    // ... then far-too-fast polling is refused, for this ticket only.
+    let r = srv.get(&path).await;
+    r.expect(429, Some("too_many_requests"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    status(&srv, "f", &tickets[1]).await;
+    // Following poll_after_ms (at least 1 s) is never refused.
+    for _ in 0..20 {
+        srv.clock.advance_ms(1_000);
+        srv.get(&path).await.expect(200, None);
+    }
+    let m = String::from_utf8(srv.get("/metrics").await.body.to_vec()).unwrap();
+    assert!(m.contains("boxoffice_queue_polls_limited_total 1"), "{m}");
+}
