@@ -32,6 +32,9 @@ pub struct Limits {
     pub join_rate_per_s: u32,
     /// Joins a client IP may make in one burst.
     pub join_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (per-client limits
+    /// then use the rightmost untrusted address); empty: the header is ignored.
+    pub trusted_proxies: Vec<crate::http::limits::Cidr>,
     /// Status polls per second per ticket after a burst of 10; 0 turns the
     /// limit off.
     pub poll_rate_per_s: u32,
@@ -52,6 +55,7 @@ impl Default for Limits {
             join_rate_per_s: 10,
             join_burst: 20,
             poll_rate_per_s: 2,
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -261,6 +265,14 @@ pub struct ServeArgs {
     /// Most open live status streams, counted apart from --max-connections.
     #[arg(long, env = "BOXOFFICE_MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,
+    /// A proxy or load balancer (address range, repeatable or comma-separated)
+    /// whose X-Forwarded-For names the client for the per-client limits.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BOXOFFICE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
     /// Seconds a request body may take to arrive once its headers are in
     /// (408 `request_timeout` after that).
     #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
@@ -328,6 +340,12 @@ impl ServeArgs {
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.poll_rate_per_s = self.poll_rate;
+        settings.limits.trusted_proxies = self
+            .trusted_proxy
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| SetupError::Invalid(format!("--trusted-proxy: {e}")))?;
         settings.limits.max_connections = self.max_connections;
         settings.limits.max_connections_per_client = self.max_connections_per_client;
         settings.limits.max_streams = self.max_streams;
@@ -404,6 +422,16 @@ mod tests {
     fn short_secret_is_refused() {
         let e = args(&["--secret", "short"]).resolve();
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_checked() {
+        let r = args(&["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"])
+            .resolve()
+            .expect("resolves");
+        assert_eq!(r.settings.limits.trusted_proxies.len(), 2);
+        let e = args(&["--trusted-proxy", "10.0.0.0/40"]).resolve();
+        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--trusted-proxy")));
     }
 
     #[test]

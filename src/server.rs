@@ -66,11 +66,17 @@ pub async fn serve(
         // an answer (its request was not read): one address trickling
         // headers on many connections cannot take every slot and make
         // others wait in the backlog.
-        let Some(counted) = per_client.open(peer.ip()) else {
-            state.metrics.connection_refused("per_client");
-            drop(tcp);
-            drop(slot);
-            continue;
+        // A trusted proxy carries many clients: it is not capped per client.
+        let counted = if limits.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
+            None
+        } else {
+            let Some(c) = per_client.open(peer.ip()) else {
+                state.metrics.connection_refused("per_client");
+                drop(tcp);
+                drop(slot);
+                continue;
+            };
+            Some(c)
         };
         let _ = tcp.set_nodelay(true);
         let st = state.clone();

@@ -168,6 +168,91 @@ impl PollLimiter {
     }
 }
 
+/// An address range (`10.0.0.0/8`, `2001:db8::/32`; a bare address is
+/// its /32 or /128), for `--trusted-proxy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    len: u8,
+}
+
+/// A `--trusted-proxy` value that is not an address range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an address range like 10.0.0.0/8 or 2001:db8::/32")]
+pub struct BadCidr(pub String);
+
+impl std::str::FromStr for Cidr {
+    type Err = BadCidr;
+    fn from_str(s: &str) -> Result<Self, BadCidr> {
+        let bad = || BadCidr(s.to_string());
+        let (addr, len) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            None => max,
+            Some(l) => l.trim().parse::<u8>().map_err(|_| bad())?,
+        };
+        if len > max {
+            return Err(bad());
+        }
+        Ok(Cidr { net, len })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The client address the per-client limits use: the TCP peer, unless the
+/// peer is a trusted proxy; then the rightmost `X-Forwarded-For` address
+/// that is not a trusted proxy (entries left of it are whatever the client
+/// sent, and are never believed). Without trusted proxies the header is
+/// ignored.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .rev()
+        .flat_map(|v| v.to_str().unwrap_or("").rsplit(','));
+    for hop in hops {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            // Not an address: nothing further left can be trusted.
+            return client;
+        };
+        client = ip;
+        if !is_trusted(ip) {
+            return ip;
+        }
+    }
+    client
+}
+
 /// Open connections per client address (keyed like the join limit: IPv4
 /// address, IPv6 /64), so one address cannot take the slots of all others.
 #[derive(Debug)]
@@ -295,6 +380,55 @@ mod tests {
         clock.advance_secs(60);
         l.retain_recent();
         assert_eq!(l.tracked(), 0, "fresh tickets are forgotten");
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let c: Cidr = "10.1.0.0/16".parse().expect("cidr");
+        assert!(c.contains([10, 1, 200, 3].into()));
+        assert!(!c.contains([10, 2, 0, 1].into()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().expect("ip")));
+        let one: Cidr = "192.0.2.7".parse().expect("bare address");
+        assert!(one.contains([192, 0, 2, 7].into()) && !one.contains([192, 0, 2, 8].into()));
+        let all: Cidr = "0.0.0.0/0".parse().expect("cidr");
+        assert!(all.contains([8, 8, 8, 8].into()));
+        let v6: Cidr = "2001:db8::/32".parse().expect("cidr");
+        assert!(v6.contains("2001:db8:ffff::1".parse().expect("ip")));
+        assert!(!v6.contains([10, 0, 0, 1].into()));
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/", "2001:db8::/129", ""] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forwarded_for_read_only_behind_trusted_proxies() {
+        let trusted: Vec<Cidr> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.5, 10.0.0.9"),
+        );
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let stranger: IpAddr = [198, 51, 100, 1].into();
+        let client: IpAddr = [203, 0, 113, 5].into();
+        assert_eq!(
+            client_ip(proxy, &h, &trusted),
+            client,
+            "rightmost untrusted"
+        );
+        assert_eq!(
+            client_ip(stranger, &h, &trusted),
+            stranger,
+            "header ignored"
+        );
+        assert_eq!(client_ip(proxy, &h, &[]), proxy, "no trusted proxies");
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("junk, 10.0.0.9"),
+        );
+        assert_eq!(client_ip(proxy, &h, &trusted), IpAddr::from([10, 0, 0, 9]));
+        h.remove("x-forwarded-for");
+        assert_eq!(client_ip(proxy, &h, &trusted), proxy);
     }
 
     #[test]

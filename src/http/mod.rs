@@ -130,6 +130,16 @@ impl Cx {
             .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))
     }
 
+    /// The client address for per-client limits: the TCP peer, or behind a
+    /// `--trusted-proxy` the rightmost untrusted `X-Forwarded-For` address.
+    pub fn client_ip(&self) -> std::net::IpAddr {
+        limits::client_ip(
+            self.peer.ip(),
+            &self.parts.headers,
+            &self.state.settings.limits.trusted_proxies,
+        )
+    }
+
     /// A query parameter (first occurrence, percent-decoded).
     pub fn query(&self, name: &str) -> Option<String> {
         let q = self.parts.uri.query()?;

@@ -16,7 +16,7 @@ pub fn status_doc(v: &TicketView) -> Value {
 pub async fn join(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
     // Refuse floods before doing any work for them.
-    if let Err(e) = cx.state.joins.check(cx.peer.ip()) {
+    if let Err(e) = cx.state.joins.check(cx.client_ip()) {
         cx.state.metrics.rate_limited(cx.route);
         return Err(e.into());
     }

@@ -274,3 +274,45 @@ async fn polling_one_ticket_far_too_fast_is_429_with_retry_after() {
     let m = String::from_utf8(srv.get("/metrics").await.body.to_vec()).unwrap();
     assert!(m.contains("boxoffice_queue_polls_limited_total 1"), "{m}");
 }
+
+/// A public join of `user` on `f` with an `X-Forwarded-For` header.
+async fn join_via(srv: &TestServer, user: &str, xff: &str) -> u16 {
+    srv.call(http::Method::POST, "/v1/events/f/queue")
+        .header("x-forwarded-for", xff)
+        .json(&serde_json::json!({"user": user}))
+        .send()
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn forwarded_for_counts_only_from_a_trusted_proxy() {
+    let limited = |s: &mut boxoffice::Settings| {
+        s.limits.join_rate_per_s = 1;
+        s.limits.join_burst = 1;
+    };
+    // Behind a trusted proxy (the test client, 127.0.0.1): the rightmost
+    // untrusted address is the client; a spoofed leftmost entry is not.
+    let srv = TestServer::with(|s| {
+        limited(s);
+        s.limits.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    create_event(&srv, "f", &small_event(Some(queue_cfg(1, 1)))).await;
+    assert_eq!(join_via(&srv, "a", "203.0.113.5").await, 201);
+    assert_eq!(
+        join_via(&srv, "b", "203.0.113.6").await,
+        201,
+        "another client"
+    );
+    assert_eq!(
+        join_via(&srv, "c", "198.51.100.1, 203.0.113.5").await,
+        429,
+        "the same client, whatever it puts in front"
+    );
+    // Without --trusted-proxy the header is ignored: one client, the peer.
+    let srv = TestServer::with(limited).await;
+    create_event(&srv, "f", &small_event(Some(queue_cfg(1, 1)))).await;
+    assert_eq!(join_via(&srv, "a", "203.0.113.5").await, 201);
+    assert_eq!(join_via(&srv, "b", "203.0.113.6").await, 429);
+}
