@@ -35,6 +35,9 @@ pub struct Limits {
     /// Proxies whose `X-Forwarded-For` names the client (per-client limits
     /// then use the rightmost untrusted address); empty: the header is ignored.
     pub trusted_proxies: Vec<crate::http::limits::Cidr>,
+    /// Origins (`https://shop.example`) whose pages may call the public
+    /// endpoints (CORS); empty: none.
+    pub cors_origins: Vec<String>,
     /// Status polls per second per ticket after a burst of 10; 0 turns the
     /// limit off.
     pub poll_rate_per_s: u32,
@@ -56,6 +59,7 @@ impl Default for Limits {
             join_burst: 20,
             poll_rate_per_s: 2,
             trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -180,6 +184,14 @@ impl Settings {
         if self.limits.max_streams == 0 || self.limits.streams_per_ticket == 0 {
             return bad("max streams must be at least 1");
         }
+        for o in &self.limits.cors_origins {
+            if !is_origin(o) {
+                return Err(SetupError::Invalid(format!(
+                    "--cors-origin {o:?} is not an origin like https://shop.example or \
+                     http://localhost:3000 (scheme and host, no path)"
+                )));
+            }
+        }
         if self.limits.max_connections_per_client == 0 {
             return bad("max connections per client must be at least 1");
         }
@@ -197,6 +209,18 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `scheme://host[:port]` with nothing after it, as browsers send `Origin`.
+fn is_origin(o: &str) -> bool {
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
 }
 
 /// `boxoffice` command line.
@@ -273,6 +297,14 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxy: Vec<String>,
+    /// An origin (https://shop.example; repeatable or comma-separated) whose
+    /// pages may call the public endpoints from the browser (CORS).
+    #[arg(
+        long = "cors-origin",
+        env = "BOXOFFICE_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
     /// Seconds a request body may take to arrive once its headers are in
     /// (408 `request_timeout` after that).
     #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
@@ -340,6 +372,7 @@ impl ServeArgs {
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
         settings.limits.poll_rate_per_s = self.poll_rate;
+        settings.limits.cors_origins = self.cors_origin;
         settings.limits.trusted_proxies = self
             .trusted_proxy
             .iter()
@@ -432,6 +465,21 @@ mod tests {
         assert_eq!(r.settings.limits.trusted_proxies.len(), 2);
         let e = args(&["--trusted-proxy", "10.0.0.0/40"]).resolve();
         assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--trusted-proxy")));
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let r = args(&[
+            "--cors-origin",
+            "https://shop.example,http://localhost:3000",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(r.settings.limits.cors_origins.len(), 2);
+        for bad in ["shop.example", "https://shop.example/", "*", "ftp://x"] {
+            let e = args(&["--cors-origin", bad]).resolve();
+            assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--cors-origin")));
+        }
     }
 
     #[test]

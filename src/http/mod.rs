@@ -259,6 +259,19 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    // The request's Origin when it is one of `--cors-origin`.
+    let cors = allowed_origin(&state, req.headers());
+    if let Some(origin) = cors.as_ref().filter(|_| method == Method::OPTIONS) {
+        if let Some(resp) = preflight(origin, &req) {
+            state.metrics.http(
+                "preflight",
+                "OPTIONS",
+                resp.status().as_u16(),
+                started.elapsed(),
+            );
+            return resp;
+        }
+    }
     // A request with a body (a length above 0, or chunked) until it is read.
     let body_read =
         (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(AtomicBool::new(false)));
@@ -299,6 +312,21 @@ pub async fn handle(
                     ApiError::internal().into_response()
                 }
             };
+            let mut resp = resp;
+            if endpoint.realm == router::Realm::Public
+                && !state.settings.limits.cors_origins.is_empty()
+            {
+                let h = resp.headers_mut();
+                // Caches must keep answers for different origins apart.
+                h.append(header::VARY, HeaderValue::from_static("origin"));
+                if let Some(origin) = cors {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                    h.insert(
+                        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                        HeaderValue::from_static("retry-after"),
+                    );
+                }
+            }
             (route.pattern, resp)
         }
         Match::MethodNotAllowed { route } => (
@@ -328,6 +356,66 @@ pub async fn handle(
         client = %peer,
     );
     resp
+}
+
+/// The request's `Origin` when it is one of `--cors-origin` (exact match).
+fn allowed_origin(state: &AppState, headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let allowed = &state.settings.limits.cors_origins;
+    if allowed.is_empty() {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    allowed
+        .iter()
+        .any(|a| a.as_bytes() == origin.as_bytes())
+        .then(|| origin.clone())
+}
+
+/// A CORS preflight from an allowed origin for a public endpoint: 204 with
+/// the public methods of the path and the request headers a page may send.
+/// Anything else (no `Access-Control-Request-Method`, a service or admin
+/// endpoint) is not a preflight we answer: it falls through to the router
+/// (405 for `OPTIONS`), with no CORS headers.
+fn preflight(origin: &HeaderValue, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let wanted = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+        .to_str()
+        .ok()
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())?;
+    let Match::Found {
+        route, endpoint, ..
+    } = router::route(&wanted, req.uri().path())
+    else {
+        return None;
+    };
+    if endpoint.realm != router::Realm::Public {
+        return None;
+    }
+    let methods = route
+        .endpoints
+        .iter()
+        .filter(|e| e.realm == router::Realm::Public)
+        .map(|e| e.method)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut r = no_content();
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_str(&methods).ok()?,
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, idempotency-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    Some(r)
 }
 
 /// Methods as metric labels; anything unusual is one label (bounded cardinality).

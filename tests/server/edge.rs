@@ -316,3 +316,64 @@ async fn forwarded_for_counts_only_from_a_trusted_proxy() {
     assert_eq!(join_via(&srv, "a", "203.0.113.5").await, 201);
     assert_eq!(join_via(&srv, "b", "203.0.113.6").await, 429);
 }
+
+#[tokio::test]
+async fn cors_only_for_listed_origins_and_public_endpoints() {
+    const SHOP: &str = "https://shop.example";
+    let srv = TestServer::with(|s| s.limits.cors_origins = vec![SHOP.to_string()]).await;
+    create_event(&srv, "f", &small_event(Some(queue_cfg(1, 1)))).await;
+    let preflight = |path: &str, method: &str, origin: &str| {
+        srv.call(http::Method::OPTIONS, path)
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "content-type")
+    };
+    // A preflight for a public endpoint from a listed origin is answered.
+    let r = preflight("/v1/events/f/queue", "POST", SHOP).send().await;
+    r.expect(204, None);
+    assert_eq!(r.header("access-control-allow-origin"), Some(SHOP));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
+    assert!(r
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("content-type"));
+    assert_eq!(r.header("vary"), Some("origin"));
+    // The call itself echoes the origin.
+    let r = srv
+        .call(http::Method::GET, "/v1/events/f")
+        .header("origin", SHOP)
+        .send()
+        .await;
+    r.expect(200, None);
+    assert_eq!(r.header("access-control-allow-origin"), Some(SHOP));
+    assert_eq!(r.header("vary"), Some("origin"));
+    // Another origin, or a service/admin endpoint: no CORS at all.
+    let r = preflight("/v1/events/f/queue", "POST", "https://evil.example")
+        .send()
+        .await;
+    assert_eq!(r.status, 405);
+    assert!(r.header("access-control-allow-origin").is_none());
+    let r = preflight("/v1/events/f/holds", "POST", SHOP).send().await;
+    assert_eq!(r.status, 405);
+    assert!(r.header("access-control-allow-origin").is_none());
+    let r = srv
+        .call(http::Method::PUT, "/v1/events/f")
+        .admin()
+        .header("origin", SHOP)
+        .json(&small_event(None))
+        .send()
+        .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+    assert!(r.header("vary").is_none());
+    // None by default.
+    let plain = TestServer::start().await;
+    let r = plain
+        .call(http::Method::GET, "/healthz")
+        .header("origin", SHOP)
+        .send()
+        .await;
+    assert!(r.header("access-control-allow-origin").is_none());
+}
