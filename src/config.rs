@@ -90,8 +90,10 @@ pub enum LogFormat {
 pub struct Settings {
     pub admin_token: String,
     pub service_token: String,
-    /// Pass signing key (and root of the ticket MAC keys); at least 16 bytes.
+    /// Pass signing key (and root of the ticket MAC keys); at least 32 bytes.
     pub secret: Vec<u8>,
+    /// The secret before a rotation: passes signed with it still verify.
+    pub previous_secret: Option<Vec<u8>>,
     /// Create the demo event and coupon at start.
     pub demo: bool,
     pub limits: Limits,
@@ -127,6 +129,37 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Shortest `--secret` / `--previous-secret` accepted.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Shortest admin or service token accepted.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// The key id passes signed with `secret` carry: `k` and the first 4 bytes,
+/// in hex, of SHA-256("boxoffice kid v1\0" || secret). Derived, not
+/// numbered, so a server given the old secret as `--previous-secret`
+/// recognises the kid of the passes it signed before (docs/passes.md).
+pub fn kid(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::new()
+        .chain_update(b"boxoffice kid v1\0")
+        .chain_update(secret)
+        .finalize();
+    format!("k{}", hex(&h[..4]))
+}
+
+/// The pass keys of the settings: the secret signs, the previous secret
+/// (if any) still verifies.
+pub fn pass_keys(settings: &Settings) -> Result<boxoffice_engine::PassKeys, SetupError> {
+    use boxoffice_engine::{PassKey, PassKeys};
+    let key = |s: &[u8]| {
+        PassKey::new(&kid(s), s).map_err(|e| SetupError::Invalid(format!("secret: {e}")))
+    };
+    Ok(PassKeys {
+        current: key(&settings.secret)?,
+        previous: settings.previous_secret.as_deref().map(key).transpose()?,
+    })
+}
+
 /// Why the server could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -144,6 +177,7 @@ impl Settings {
             admin_token: admin_token.to_string(),
             service_token: service_token.to_string(),
             secret: secret.to_vec(),
+            previous_secret: None,
             demo: false,
             limits: Limits::default(),
             tick_interval: Duration::from_millis(50),
@@ -157,21 +191,53 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), SetupError> {
         let bad = |m: &str| Err(SetupError::Invalid(m.to_string()));
+        // Messages name the setting, never its value.
         for (name, t) in [
             ("admin token", &self.admin_token),
             ("service token", &self.service_token),
         ] {
-            if t.len() < 8 || t.len() > 256 || !t.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+            if t.len() < MIN_TOKEN_BYTES
+                || t.len() > 256
+                || !t.bytes().all(|c| (0x21..=0x7e).contains(&c))
+            {
                 return Err(SetupError::Invalid(format!(
-                    "the {name} must be 8-256 printable ASCII characters without spaces"
+                    "the {name} must be {MIN_TOKEN_BYTES}-256 printable ASCII characters \
+                     without spaces"
                 )));
             }
         }
-        if self.admin_token == self.service_token {
-            return bad("the admin and service tokens must differ");
+        if self.secret.len() < MIN_SECRET_BYTES {
+            return Err(SetupError::Invalid(format!(
+                "the secret must be at least {MIN_SECRET_BYTES} bytes"
+            )));
         }
-        if self.secret.len() < 16 {
-            return bad("the secret must be at least 16 bytes");
+        if self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.len() < MIN_SECRET_BYTES)
+        {
+            return Err(SetupError::Invalid(format!(
+                "the previous secret must be at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        // One leaked credential must not be another: all of them differ.
+        let creds: Vec<(&str, &[u8])> = [
+            ("admin token", Some(self.admin_token.as_bytes())),
+            ("service token", Some(self.service_token.as_bytes())),
+            ("secret", Some(self.secret.as_slice())),
+            ("previous secret", self.previous_secret.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v?)))
+        .collect();
+        for (i, (a, va)) in creds.iter().enumerate() {
+            for (b, vb) in &creds[i + 1..] {
+                if va == vb {
+                    return Err(SetupError::Invalid(format!(
+                        "the {a} and the {b} must differ"
+                    )));
+                }
+            }
         }
         if self.limits.body_read_timeout.is_zero()
             || self.limits.body_read_timeout > Duration::from_secs(300)
@@ -253,9 +319,13 @@ pub struct ServeArgs {
     /// Bearer token of the service realm (random when absent).
     #[arg(long, env = "BOXOFFICE_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
-    /// Pass signing key, at least 16 bytes (random when absent).
+    /// Pass signing key, at least 32 bytes (random when absent).
     #[arg(long, env = "BOXOFFICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// The secret before a rotation (at least 32 bytes): passes signed with
+    /// it stay valid.
+    #[arg(long, env = "BOXOFFICE_PREVIOUS_SECRET", hide_env_values = true)]
+    pub previous_secret: Option<String>,
     /// Redis URL for replication (absent: memory only).
     #[arg(long, env = "BOXOFFICE_REDIS")]
     pub redis: Option<String>,
@@ -368,6 +438,7 @@ impl ServeArgs {
         let service = pick("service token", self.service_token)?;
         let secret = pick("secret", self.secret)?;
         let mut settings = Settings::new(&admin, &service, secret.as_bytes());
+        settings.previous_secret = self.previous_secret.map(String::into_bytes);
         settings.demo = self.demo;
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
@@ -423,7 +494,7 @@ mod tests {
             "--redis",
             "redis://127.0.0.1/",
             "--secret",
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
         ])
         .resolve()
         .expect("resolves");
@@ -433,7 +504,7 @@ mod tests {
             "--redis",
             "redis://h/",
             "--secret",
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
             "--durability",
             "async",
         ])
@@ -451,10 +522,91 @@ mod tests {
         assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
     }
 
+    fn refusal(extra: &[&str]) -> String {
+        match args(extra).resolve() {
+            Err(SetupError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn short_secret_is_refused() {
-        let e = args(&["--secret", "short"]).resolve();
-        assert!(e.is_err());
+    fn short_or_shared_credentials_are_refused_without_echoing_them() {
+        let secret = "a-secret-of-at-least-32-bytes-123";
+        let token = "a-token-of-16-bytes";
+        for (extra, says) in [
+            (
+                vec!["--secret", "short-secret-of-31-bytes-123456"],
+                "secret must be at least 32",
+            ),
+            (
+                vec!["--admin-token", "fifteen-bytes-x"],
+                "admin token must be 16",
+            ),
+            (vec!["--service-token", "short"], "service token must be 16"),
+            (
+                vec!["--secret", secret, "--previous-secret", "short"],
+                "previous secret must",
+            ),
+            (
+                vec!["--admin-token", token, "--service-token", token],
+                "must differ",
+            ),
+            (
+                vec!["--secret", secret, "--previous-secret", secret],
+                "must differ",
+            ),
+        ] {
+            let m = refusal(&extra);
+            assert!(m.contains(says), "{m}");
+            for v in &extra {
+                if !v.starts_with("--") {
+                    assert!(!m.contains(v), "the message echoes a credential: {m}");
+                }
+            }
+        }
+        // A token equal to the secret (both at least 32 bytes).
+        let m = refusal(&["--secret", secret, "--admin-token", secret]);
+        assert!(m.contains("admin token and the secret must differ"), "{m}");
+        assert!(!m.contains(secret));
+    }
+
+    #[test]
+    fn passes_signed_with_the_previous_secret_still_verify() {
+        use boxoffice_engine::passes::{sign, verify};
+        use boxoffice_engine::{PassClaims, Timestamp};
+        let old = "the-old-secret-of-at-least-32-bytes";
+        let new = "the-new-secret-of-at-least-32-bytes";
+        let before = args(&["--secret", old]).resolve().expect("resolves");
+        let after = args(&["--secret", new, "--previous-secret", old])
+            .resolve()
+            .expect("resolves");
+        let claims = PassClaims {
+            event: "e1".into(),
+            user: "u-1".into(),
+            ticket: "t".into(),
+            issued_ms: 1_000,
+            expires_ms: 10_000,
+        };
+        let old_keys = pass_keys(&before.settings).expect("keys");
+        let new_keys = pass_keys(&after.settings).expect("keys");
+        assert_ne!(old_keys.current.id(), new_keys.current.id(), "kids differ");
+        let pass = sign(&claims, &old_keys.current);
+        assert!(pass.starts_with(&format!("v1.{}.", kid(old.as_bytes()))));
+        let now = Timestamp(2_000);
+        assert_eq!(verify(&pass, &new_keys, now).ok(), Some(claims.clone()));
+        // Without the previous secret, the old pass names an unknown key.
+        let only_new = args(&["--secret", new]).resolve().expect("resolves");
+        let keys = pass_keys(&only_new.settings).expect("keys");
+        assert!(verify(&pass, &keys, now).is_err());
+    }
+
+    #[test]
+    fn kids_are_derived_from_the_secret() {
+        let k = kid(b"boxoffice-test-vector-secret");
+        assert_eq!(k.len(), 9);
+        assert!(k.starts_with('k') && k.bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(k, kid(b"boxoffice-test-vector-secret"), "stable");
+        assert_ne!(k, kid(b"another-secret"));
     }
 
     #[test]

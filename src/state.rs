@@ -9,7 +9,7 @@ use crate::http::limits::JoinLimiter;
 use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
-use boxoffice_engine::{Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
+use boxoffice_engine::{Engine, EngineConfig, TickReport, Timestamp};
 use sha2::{Digest, Sha256};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,8 +49,6 @@ impl AppState {
     /// the secret); replication recovers its engine with it.
     pub fn engine_config(settings: &Settings) -> Result<EngineConfig, SetupError> {
         settings.validate()?;
-        let key = PassKey::new("k1", &settings.secret)
-            .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
         // Ticket MACs use a key derived from the same secret, separated by a label.
         let mut root = [0u8; 32];
         root.copy_from_slice(
@@ -59,7 +57,7 @@ impl AppState {
                 .chain_update(&settings.secret)
                 .finalize(),
         );
-        let mut cfg = EngineConfig::new(root, PassKeys::new(key));
+        let mut cfg = EngineConfig::new(root, crate::config::pass_keys(settings)?);
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
         Ok(cfg)
     }
