@@ -15,12 +15,32 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// A client must send its request headers within this time.
     pub header_read_timeout: Duration,
+    /// A request body must arrive within this time once its headers are in
+    /// (408 `request_timeout`, connection closed).
+    pub body_read_timeout: Duration,
     /// Most open connections; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Most open connections from one client address (IPv4 address, IPv6
+    /// /64); a further one is closed at once.
+    pub max_connections_per_client: usize,
+    /// Most open live status streams, apart from `max_connections` (a
+    /// stream gives its connection slot back); over it 503 `unavailable`.
+    pub max_streams: usize,
+    /// Most open streams per ticket; a newer one ends the oldest.
+    pub streams_per_ticket: usize,
     /// Joins per second allowed per client IP (GCRA); 0 turns the limit off.
     pub join_rate_per_s: u32,
     /// Joins a client IP may make in one burst.
     pub join_burst: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (per-client limits
+    /// then use the rightmost untrusted address); empty: the header is ignored.
+    pub trusted_proxies: Vec<crate::http::limits::Cidr>,
+    /// Origins (`https://shop.example`) whose pages may call the public
+    /// endpoints (CORS); empty: none.
+    pub cors_origins: Vec<String>,
+    /// Status polls per second per ticket after a burst of 10; 0 turns the
+    /// limit off.
+    pub poll_rate_per_s: u32,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
@@ -30,9 +50,16 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            max_connections_per_client: 64,
+            max_streams: 10_000,
+            streams_per_ticket: 3,
             join_rate_per_s: 10,
             join_burst: 20,
+            poll_rate_per_s: 2,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -63,8 +90,10 @@ pub enum LogFormat {
 pub struct Settings {
     pub admin_token: String,
     pub service_token: String,
-    /// Pass signing key (and root of the ticket MAC keys); at least 16 bytes.
+    /// Pass signing key (and root of the ticket MAC keys); at least 32 bytes.
     pub secret: Vec<u8>,
+    /// The secret before a rotation: passes signed with it still verify.
+    pub previous_secret: Option<Vec<u8>>,
     /// Create the demo event and coupon at start.
     pub demo: bool,
     pub limits: Limits,
@@ -102,6 +131,37 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Shortest `--secret` / `--previous-secret` accepted.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Shortest admin or service token accepted.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// The key id passes signed with `secret` carry: `k` and the first 4 bytes,
+/// in hex, of SHA-256("boxoffice kid v1\0" || secret). Derived, not
+/// numbered, so a server given the old secret as `--previous-secret`
+/// recognises the kid of the passes it signed before (docs/passes.md).
+pub fn kid(secret: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let h = Sha256::new()
+        .chain_update(b"boxoffice kid v1\0")
+        .chain_update(secret)
+        .finalize();
+    format!("k{}", hex(&h[..4]))
+}
+
+/// The pass keys of the settings: the secret signs, the previous secret
+/// (if any) still verifies.
+pub fn pass_keys(settings: &Settings) -> Result<boxoffice_engine::PassKeys, SetupError> {
+    use boxoffice_engine::{PassKey, PassKeys};
+    let key = |s: &[u8]| {
+        PassKey::new(&kid(s), s).map_err(|e| SetupError::Invalid(format!("secret: {e}")))
+    };
+    Ok(PassKeys {
+        current: key(&settings.secret)?,
+        previous: settings.previous_secret.as_deref().map(key).transpose()?,
+    })
+}
+
 /// Why the server could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -119,6 +179,7 @@ impl Settings {
             admin_token: admin_token.to_string(),
             service_token: service_token.to_string(),
             secret: secret.to_vec(),
+            previous_secret: None,
             demo: false,
             limits: Limits::default(),
             tick_interval: Duration::from_millis(50),
@@ -133,24 +194,75 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), SetupError> {
         let bad = |m: &str| Err(SetupError::Invalid(m.to_string()));
+        // Messages name the setting, never its value.
         for (name, t) in [
             ("admin token", &self.admin_token),
             ("service token", &self.service_token),
         ] {
-            if t.len() < 8 || t.len() > 256 || !t.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+            if t.len() < MIN_TOKEN_BYTES
+                || t.len() > 256
+                || !t.bytes().all(|c| (0x21..=0x7e).contains(&c))
+            {
                 return Err(SetupError::Invalid(format!(
-                    "the {name} must be 8-256 printable ASCII characters without spaces"
+                    "the {name} must be {MIN_TOKEN_BYTES}-256 printable ASCII characters \
+                     without spaces"
                 )));
             }
         }
-        if self.admin_token == self.service_token {
-            return bad("the admin and service tokens must differ");
+        if self.secret.len() < MIN_SECRET_BYTES {
+            return Err(SetupError::Invalid(format!(
+                "the secret must be at least {MIN_SECRET_BYTES} bytes"
+            )));
         }
-        if self.secret.len() < 16 {
-            return bad("the secret must be at least 16 bytes");
+        if self
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| p.len() < MIN_SECRET_BYTES)
+        {
+            return Err(SetupError::Invalid(format!(
+                "the previous secret must be at least {MIN_SECRET_BYTES} bytes"
+            )));
+        }
+        // One leaked credential must not be another: all of them differ.
+        let creds: Vec<(&str, &[u8])> = [
+            ("admin token", Some(self.admin_token.as_bytes())),
+            ("service token", Some(self.service_token.as_bytes())),
+            ("secret", Some(self.secret.as_slice())),
+            ("previous secret", self.previous_secret.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v?)))
+        .collect();
+        for (i, (a, va)) in creds.iter().enumerate() {
+            for (b, vb) in &creds[i + 1..] {
+                if va == vb {
+                    return Err(SetupError::Invalid(format!(
+                        "the {a} and the {b} must differ"
+                    )));
+                }
+            }
+        }
+        if self.limits.body_read_timeout.is_zero()
+            || self.limits.body_read_timeout > Duration::from_secs(300)
+        {
+            return bad("the body read timeout must be between 1 and 300 s");
         }
         if self.limits.max_connections == 0 {
             return bad("max connections must be at least 1");
+        }
+        if self.limits.max_streams == 0 || self.limits.streams_per_ticket == 0 {
+            return bad("max streams must be at least 1");
+        }
+        for o in &self.limits.cors_origins {
+            if !is_origin(o) {
+                return Err(SetupError::Invalid(format!(
+                    "--cors-origin {o:?} is not an origin like https://shop.example or \
+                     http://localhost:3000 (scheme and host, no path)"
+                )));
+            }
+        }
+        if self.limits.max_connections_per_client == 0 {
+            return bad("max connections per client must be at least 1");
         }
         if self.tick_interval.is_zero() || self.tick_interval > Duration::from_millis(50) {
             return bad("the tick interval must be between 1 and 50 ms");
@@ -169,6 +281,18 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// `scheme://host[:port]` with nothing after it, as browsers send `Origin`.
+fn is_origin(o: &str) -> bool {
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
 }
 
 /// `boxoffice` command line.
@@ -201,9 +325,13 @@ pub struct ServeArgs {
     /// Bearer token of the service realm (random when absent).
     #[arg(long, env = "BOXOFFICE_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<String>,
-    /// Pass signing key, at least 16 bytes (random when absent).
+    /// Pass signing key, at least 32 bytes (random when absent).
     #[arg(long, env = "BOXOFFICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// The secret before a rotation (at least 32 bytes): passes signed with
+    /// it stay valid.
+    #[arg(long, env = "BOXOFFICE_PREVIOUS_SECRET", hide_env_values = true)]
+    pub previous_secret: Option<String>,
     /// Redis URL for replication (absent: memory only).
     #[arg(long, env = "BOXOFFICE_REDIS")]
     pub redis: Option<String>,
@@ -219,9 +347,44 @@ pub struct ServeArgs {
     /// Joins a client IP may make in one burst.
     #[arg(long, env = "BOXOFFICE_JOIN_BURST", default_value_t = 20)]
     pub join_burst: u32,
-    /// Most open connections (live status streams included).
+    /// Status polls per second of one ticket (after a burst of 10) before
+    /// 429; 0 turns the limit off.
+    #[arg(long, env = "BOXOFFICE_POLL_RATE", default_value_t = 2)]
+    pub poll_rate: u32,
+    /// Most open connections (live status streams excluded: --max-streams).
     #[arg(long, env = "BOXOFFICE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Most open connections from one client address (IPv4 address, IPv6
+    /// /64); over it a new connection is closed at once.
+    #[arg(
+        long,
+        env = "BOXOFFICE_MAX_CONNECTIONS_PER_CLIENT",
+        default_value_t = 64
+    )]
+    pub max_connections_per_client: usize,
+    /// Most open live status streams, counted apart from --max-connections.
+    #[arg(long, env = "BOXOFFICE_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+    /// A proxy or load balancer (address range, repeatable or comma-separated)
+    /// whose X-Forwarded-For names the client for the per-client limits.
+    #[arg(
+        long = "trusted-proxy",
+        env = "BOXOFFICE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<String>,
+    /// An origin (https://shop.example; repeatable or comma-separated) whose
+    /// pages may call the public endpoints from the browser (CORS).
+    #[arg(
+        long = "cors-origin",
+        env = "BOXOFFICE_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origin: Vec<String>,
+    /// Seconds a request body may take to arrive once its headers are in
+    /// (408 `request_timeout` after that).
+    #[arg(long, env = "BOXOFFICE_BODY_READ_TIMEOUT", default_value_t = 5)]
+    pub body_read_timeout: u64,
     /// Log lines on stderr as text or JSON; filter with RUST_LOG (default info).
     #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -284,10 +447,22 @@ impl ServeArgs {
         let service = pick("service token", self.service_token)?;
         let secret = pick("secret", self.secret)?;
         let mut settings = Settings::new(&admin, &service, secret.as_bytes());
+        settings.previous_secret = self.previous_secret.map(String::into_bytes);
         settings.demo = self.demo;
         settings.limits.join_rate_per_s = self.join_rate;
         settings.limits.join_burst = self.join_burst.max(1);
+        settings.limits.poll_rate_per_s = self.poll_rate;
+        settings.limits.cors_origins = self.cors_origin;
+        settings.limits.trusted_proxies = self
+            .trusted_proxy
+            .iter()
+            .map(|c| c.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| SetupError::Invalid(format!("--trusted-proxy: {e}")))?;
         settings.limits.max_connections = self.max_connections;
+        settings.limits.max_connections_per_client = self.max_connections_per_client;
+        settings.limits.max_streams = self.max_streams;
+        settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;
         settings.metrics_token = self.metrics_token;
@@ -329,7 +504,7 @@ mod tests {
             "--redis",
             "redis://127.0.0.1/",
             "--secret",
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
         ])
         .resolve()
         .expect("resolves");
@@ -339,7 +514,7 @@ mod tests {
             "--redis",
             "redis://h/",
             "--secret",
-            "0123456789abcdef",
+            "0123456789abcdef0123456789abcdef",
             "--durability",
             "async",
         ])
@@ -357,10 +532,117 @@ mod tests {
         assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
     }
 
+    fn refusal(extra: &[&str]) -> String {
+        match args(extra).resolve() {
+            Err(SetupError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
-    fn short_secret_is_refused() {
-        let e = args(&["--secret", "short"]).resolve();
-        assert!(e.is_err());
+    fn short_or_shared_credentials_are_refused_without_echoing_them() {
+        let secret = "a-secret-of-at-least-32-bytes-123";
+        let token = "a-token-of-16-bytes";
+        for (extra, says) in [
+            (
+                vec!["--secret", "short-secret-of-31-bytes-123456"],
+                "secret must be at least 32",
+            ),
+            (
+                vec!["--admin-token", "fifteen-bytes-x"],
+                "admin token must be 16",
+            ),
+            (vec!["--service-token", "short"], "service token must be 16"),
+            (
+                vec!["--secret", secret, "--previous-secret", "short"],
+                "previous secret must",
+            ),
+            (
+                vec!["--admin-token", token, "--service-token", token],
+                "must differ",
+            ),
+            (
+                vec!["--secret", secret, "--previous-secret", secret],
+                "must differ",
+            ),
+        ] {
+            let m = refusal(&extra);
+            assert!(m.contains(says), "{m}");
+            for v in &extra {
+                if !v.starts_with("--") {
+                    assert!(!m.contains(v), "the message echoes a credential: {m}");
+                }
+            }
+        }
+        // A token equal to the secret (both at least 32 bytes).
+        let m = refusal(&["--secret", secret, "--admin-token", secret]);
+        assert!(m.contains("admin token and the secret must differ"), "{m}");
+        assert!(!m.contains(secret));
+    }
+
+    #[test]
+    fn passes_signed_with_the_previous_secret_still_verify() {
+        use boxoffice_engine::passes::{sign, verify};
+        use boxoffice_engine::{PassClaims, Timestamp};
+        let old = "the-old-secret-of-at-least-32-bytes";
+        let new = "the-new-secret-of-at-least-32-bytes";
+        let before = args(&["--secret", old]).resolve().expect("resolves");
+        let after = args(&["--secret", new, "--previous-secret", old])
+            .resolve()
+            .expect("resolves");
+        let claims = PassClaims {
+            event: "e1".into(),
+            user: "u-1".into(),
+            ticket: "t".into(),
+            issued_ms: 1_000,
+            expires_ms: 10_000,
+        };
+        let old_keys = pass_keys(&before.settings).expect("keys");
+        let new_keys = pass_keys(&after.settings).expect("keys");
+        assert_ne!(old_keys.current.id(), new_keys.current.id(), "kids differ");
+        let pass = sign(&claims, &old_keys.current);
+        assert!(pass.starts_with(&format!("v1.{}.", kid(old.as_bytes()))));
+        let now = Timestamp(2_000);
+        assert_eq!(verify(&pass, &new_keys, now).ok(), Some(claims.clone()));
+        // Without the previous secret, the old pass names an unknown key.
+        let only_new = args(&["--secret", new]).resolve().expect("resolves");
+        let keys = pass_keys(&only_new.settings).expect("keys");
+        assert!(verify(&pass, &keys, now).is_err());
+    }
+
+    #[test]
+    fn kids_are_derived_from_the_secret() {
+        let k = kid(b"boxoffice-test-vector-secret");
+        assert_eq!(k.len(), 9);
+        assert!(k.starts_with('k') && k.bytes().all(|c| c.is_ascii_alphanumeric()));
+        // The value docs/passes.md gives (computed there with Python's hashlib).
+        assert_eq!(k, "k03f9cc91");
+        assert_ne!(k, kid(b"another-secret"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_checked() {
+        let r = args(&["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"])
+            .resolve()
+            .expect("resolves");
+        assert_eq!(r.settings.limits.trusted_proxies.len(), 2);
+        let e = args(&["--trusted-proxy", "10.0.0.0/40"]).resolve();
+        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--trusted-proxy")));
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let r = args(&[
+            "--cors-origin",
+            "https://shop.example,http://localhost:3000",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(r.settings.limits.cors_origins.len(), 2);
+        for bad in ["shop.example", "https://shop.example/", "*", "ftp://x"] {
+            let e = args(&["--cors-origin", bad]).resolve();
+            assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--cors-origin")));
+        }
     }
 
     #[test]

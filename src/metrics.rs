@@ -180,6 +180,26 @@ impl Metrics {
         self.with(|| counter!("boxoffice_http_rate_limited_total", "route" => route).increment(1));
     }
 
+    /// A connection closed at accept (`reason`: `per_client`).
+    pub fn connection_refused(&self, reason: &'static str) {
+        self.with(|| {
+            counter!("boxoffice_http_connections_refused_total", "reason" => reason).increment(1)
+        });
+    }
+
+    /// A live stream refused at `--max-streams` (`reason`: `max_streams`)
+    /// or ended for a newer one on the same ticket (`reason`: `replaced`).
+    pub fn stream_cut(&self, reason: &'static str) {
+        self.with(|| {
+            counter!("boxoffice_http_sse_streams_cut_total", "reason" => reason).increment(1)
+        });
+    }
+
+    /// A status poll refused for polling one ticket too fast.
+    pub fn poll_limited(&self) {
+        self.with(|| counter!("boxoffice_queue_polls_limited_total").increment(1));
+    }
+
     pub fn panicked(&self) {
         self.with(|| counter!("boxoffice_http_panics_total").increment(1));
     }
@@ -497,6 +517,18 @@ fn describe_all() {
     describe_counter!(
         "boxoffice_http_rate_limited_total",
         "Requests refused with 429 by the per-IP limiter"
+    );
+    describe_counter!(
+        "boxoffice_http_connections_refused_total",
+        "Connections closed at accept, by reason (per_client: the address is at its cap)"
+    );
+    describe_counter!(
+        "boxoffice_http_sse_streams_cut_total",
+        "Live streams refused (max_streams) or ended for a newer one on their ticket (replaced)"
+    );
+    describe_counter!(
+        "boxoffice_queue_polls_limited_total",
+        "Status polls refused with 429 for polling one ticket far faster than poll_after_ms"
     );
     describe_counter!(
         "boxoffice_http_panics_total",

@@ -1,7 +1,10 @@
-//! The accept loop: a cap on open connections, a header read timeout, and
+//! The accept loop: a cap on open connections and one per client address,
+//! a header read timeout, and
 //! graceful shutdown (stop accepting, close live streams, let in-flight
 //! requests finish within a grace period).
 
+use crate::http::limits::ClientConns;
+use crate::http::ConnSlot;
 use crate::state::AppState;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -21,6 +24,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.settings.limits.clone();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_client = ClientConns::new(limits.max_connections_per_client);
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -58,16 +62,38 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Over its address's cap, a connection is closed at once, without
+        // an answer (its request was not read): one address trickling
+        // headers on many connections cannot take every slot and make
+        // others wait in the backlog.
+        // A trusted proxy carries many clients: it is not capped per client.
+        let counted = if limits.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
+            None
+        } else {
+            let Some(c) = per_client.open(peer.ip()) else {
+                state.metrics.connection_refused("per_client");
+                drop(tcp);
+                drop(slot);
+                continue;
+            };
+            Some(c)
+        };
         let _ = tcp.set_nodelay(true);
         let st = state.clone();
-        let svc = service_fn(move |req| {
+        // The slot goes with every request of the connection, so a live
+        // stream can give it back (streams have their own cap).
+        let slot = ConnSlot::new(slot);
+        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let st = st.clone();
+            req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(crate::http::handle(st, req, peer).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc));
+        // The slot is freed when the last clone (the service's) is dropped
+        // with the connection.
         tokio::spawn(async move {
             let _ = conn.await;
-            drop(slot);
+            drop(counted);
         });
     }
     state.set_ready(false);

@@ -10,7 +10,7 @@ use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
 use crate::replicate::EngineHost;
-use boxoffice_engine::{keys, Engine, EngineConfig, PassKey, PassKeys, TickReport, Timestamp};
+use boxoffice_engine::{keys, Engine, EngineConfig, TickReport, Timestamp};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,8 +24,10 @@ pub struct AppState {
     pub settings: Settings,
     pub auth: Auth,
     pub joins: JoinLimiter,
+    pub polls: crate::http::limits::PollLimiter,
     pub join_replays: JoinReplays,
     pub lines: Lines,
+    pub streams: crate::live::Streams,
     pub metrics: Metrics,
     pub durability: Durability,
     ready: AtomicBool,
@@ -47,12 +49,10 @@ impl AppState {
     /// the secret); replication recovers its engine with it.
     pub fn engine_config(settings: &Settings) -> Result<EngineConfig, SetupError> {
         settings.validate()?;
-        let key = PassKey::new("k1", &settings.secret)
-            .map_err(|e| SetupError::Invalid(format!("secret: {e}")))?;
         // Ticket MACs use a key derived from the same secret (docs/passes.md,
         // "Key schedule"); passes are signed with the secret itself.
         let root = keys::derive(&settings.secret, keys::label::TICKET_ROOT, b"");
-        let mut cfg = EngineConfig::new(root, PassKeys::new(key));
+        let mut cfg = EngineConfig::new(root, crate::config::pass_keys(settings)?);
         cfg.shards = NonZeroUsize::new(settings.shards).unwrap_or(NonZeroUsize::MIN);
         Ok(cfg)
     }
@@ -70,8 +70,13 @@ impl AppState {
             engine,
             auth: Auth::new(&settings.admin_token, &settings.service_token),
             joins,
+            polls: crate::http::limits::PollLimiter::new(&settings.limits, clock.clone()),
             join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
             lines: Lines::default(),
+            streams: crate::live::Streams::new(
+                settings.limits.max_streams,
+                settings.limits.streams_per_ticket,
+            ),
             metrics: Metrics::new(),
             durability,
             ready: AtomicBool::new(false),

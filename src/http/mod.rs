@@ -31,6 +31,7 @@ use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,6 +77,31 @@ pub struct Cx {
     params: Vec<String>,
     pub peer: SocketAddr,
     pub route: &'static str,
+    /// Set once the request body was read to its end. `None` when the
+    /// request came without a body. An answer sent while a body is still
+    /// unread carries `Connection: close`: hyper does not wait for the rest
+    /// of it, and a client writing its next request into that connection
+    /// would otherwise see a broken pipe and an unknown outcome.
+    body_read: Option<Arc<AtomicBool>>,
+    /// This request's connection slot (live streams give it back).
+    pub conn: Option<ConnSlot>,
+}
+
+/// A connection's slot under `--max-connections`, shared by its requests
+/// (through the request extensions). A live stream releases it, so open
+/// streams count against `--max-streams` only and never lock out requests.
+#[derive(Clone, Debug, Default)]
+pub struct ConnSlot(Arc<parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+
+impl ConnSlot {
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        ConnSlot(Arc::new(parking_lot::Mutex::new(Some(permit))))
+    }
+
+    /// Gives the slot back now (the connection lives on, uncounted).
+    pub fn release(&self) {
+        self.0.lock().take();
+    }
 }
 
 impl Cx {
@@ -102,6 +128,16 @@ impl Cx {
         IdempotencyKey::new(s)
             .map(Some)
             .map_err(|e| ApiError::bad_request(format!("Idempotency-Key: {e}")))
+    }
+
+    /// The client address for per-client limits: the TCP peer, or behind a
+    /// `--trusted-proxy` the rightmost untrusted `X-Forwarded-For` address.
+    pub fn client_ip(&self) -> std::net::IpAddr {
+        limits::client_ip(
+            self.peer.ip(),
+            &self.parts.headers,
+            &self.state.settings.limits.trusted_proxies,
+        )
     }
 
     /// A query parameter (first occurrence, percent-decoded). A query that
@@ -142,14 +178,25 @@ impl Cx {
         }
         let bytes = match self.body.take() {
             None => Bytes::new(),
-            Some(body) => match Limited::new(body, max).collect().await {
-                Ok(c) => c.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(ApiError::payload_too_large(max))
+            Some(body) => {
+                // A body trickled or never sent must not hold its
+                // connection (and a slot) for as long as the client likes.
+                let wait = self.state.settings.limits.body_read_timeout;
+                let collected = tokio::time::timeout(wait, Limited::new(body, max).collect())
+                    .await
+                    .map_err(|_| request_timeout(wait))?;
+                match collected {
+                    Ok(c) => c.to_bytes(),
+                    Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                        return Err(ApiError::payload_too_large(max))
+                    }
+                    Err(_) => return Err(ApiError::bad_request("the body could not be read")),
                 }
-                Err(_) => return Err(ApiError::bad_request("the body could not be read")),
-            },
+            }
         };
+        if let Some(read) = &self.body_read {
+            read.store(true, Ordering::Relaxed);
+        }
         if !bytes.is_empty() && json.is_none() {
             return Err(ApiError::unsupported_media_type());
         }
@@ -174,6 +221,18 @@ impl Cx {
         }
         Ok(())
     }
+}
+
+/// 408: the body did not arrive within `--body-read-timeout`.
+fn request_timeout(wait: std::time::Duration) -> ApiError {
+    ApiError::new(
+        http::StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+        format!(
+            "the request body did not arrive within {} ms",
+            wait.as_millis()
+        ),
+    )
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -208,6 +267,24 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
+    // The request's Origin when it is one of `--cors-origin`.
+    let cors = allowed_origin(&state, req.headers());
+    if let Some(origin) = cors.as_ref().filter(|_| method == Method::OPTIONS) {
+        if let Some(resp) = preflight(origin, &req) {
+            state.metrics.http(
+                "preflight",
+                "OPTIONS",
+                resp.status().as_u16(),
+                started.elapsed(),
+            );
+            return resp;
+        }
+    }
+    // A request with a body (a length above 0, or chunked) until it is read.
+    let body_read =
+        (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(AtomicBool::new(false)));
+    let conn = req.extensions().get::<ConnSlot>().cloned();
+    let unread = body_read.clone();
     let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
         Match::Found {
             route,
@@ -230,6 +307,8 @@ pub async fn handle(
                     params,
                     peer,
                     route: route.pattern,
+                    body_read,
+                    conn,
                 };
                 dispatch(endpoint.id, cx).await
             };
@@ -241,6 +320,21 @@ pub async fn handle(
                     ApiError::internal().into_response()
                 }
             };
+            let mut resp = resp;
+            if endpoint.realm == router::Realm::Public
+                && !state.settings.limits.cors_origins.is_empty()
+            {
+                let h = resp.headers_mut();
+                // Caches must keep answers for different origins apart.
+                h.append(header::VARY, HeaderValue::from_static("origin"));
+                if let Some(origin) = cors {
+                    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+                    h.insert(
+                        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                        HeaderValue::from_static("retry-after"),
+                    );
+                }
+            }
             (route.pattern, resp)
         }
         Match::MethodNotAllowed { route } => (
@@ -249,6 +343,11 @@ pub async fn handle(
         ),
         Match::NotFound => ("unmatched", ApiError::not_found().into_response()),
     };
+    let mut resp = resp;
+    if unread.is_some_and(|r| !r.load(Ordering::Relaxed)) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = started.elapsed();
     let (method, status) = (method_label(&method), resp.status().as_u16());
     state.metrics.http(route_label, method, status, elapsed);
@@ -265,6 +364,66 @@ pub async fn handle(
         client = %peer,
     );
     resp
+}
+
+/// The request's `Origin` when it is one of `--cors-origin` (exact match).
+fn allowed_origin(state: &AppState, headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let allowed = &state.settings.limits.cors_origins;
+    if allowed.is_empty() {
+        return None;
+    }
+    let origin = headers.get(header::ORIGIN)?;
+    allowed
+        .iter()
+        .any(|a| a.as_bytes() == origin.as_bytes())
+        .then(|| origin.clone())
+}
+
+/// A CORS preflight from an allowed origin for a public endpoint: 204 with
+/// the public methods of the path and the request headers a page may send.
+/// Anything else (no `Access-Control-Request-Method`, a service or admin
+/// endpoint) is not a preflight we answer: it falls through to the router
+/// (405 for `OPTIONS`), with no CORS headers.
+fn preflight(origin: &HeaderValue, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let wanted = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)?
+        .to_str()
+        .ok()
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())?;
+    let Match::Found {
+        route, endpoint, ..
+    } = router::route(&wanted, req.uri().path())
+    else {
+        return None;
+    };
+    if endpoint.realm != router::Realm::Public {
+        return None;
+    }
+    let methods = route
+        .endpoints
+        .iter()
+        .filter(|e| e.realm == router::Realm::Public)
+        .map(|e| e.method)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut r = no_content();
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_str(&methods).ok()?,
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, idempotency-key"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("origin"));
+    Some(r)
 }
 
 /// Methods as metric labels; anything unusual is one label (bounded cardinality).

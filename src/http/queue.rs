@@ -17,7 +17,7 @@ pub fn status_doc(v: &TicketView) -> Value {
 pub async fn join(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
     // Refuse floods before doing any work for them.
-    if let Err(e) = cx.state.joins.check(cx.peer.ip()) {
+    if let Err(e) = cx.state.joins.check(cx.client_ip()) {
         cx.state.metrics.rate_limited(cx.route);
         return Err(e.into());
     }
@@ -57,7 +57,19 @@ fn ticket(cx: &Cx) -> Result<&str, ApiError> {
 
 pub async fn status(cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let view = cx.state.engine.status(&id, ticket(&cx)?, cx.state.now())?;
+    let t = ticket(&cx)?;
+    let view = cx.state.engine.status(&id, t, cx.state.now())?;
+    // After the lookup, so only tickets that exist are tracked (a flood of
+    // made-up tickets is 404 and costs no memory here).
+    if let Err(e) = cx.state.polls.check(t) {
+        cx.state.metrics.poll_limited();
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "this ticket is polled far faster than its poll_after_ms; retry later",
+        )
+        .retry_after(e.retry_after_s));
+    }
     Ok(json_response(StatusCode::OK, &StatusDoc::new(&view)))
 }
 

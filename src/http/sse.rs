@@ -7,6 +7,7 @@
 //! the driver at most once per live interval when the line moved), the one shared
 //! heartbeat, and the shutdown flag, and computes its own status when woken.
 
+use super::errors::ApiError;
 use super::queue::status_doc;
 use super::{Body, Cx, Reply};
 use crate::state::AppState;
@@ -21,26 +22,40 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Counts the stream in the open-streams gauge for as long as it lives.
-struct Open(Arc<AppState>);
+/// Counts the stream in the open-streams gauge, and holds its place under
+/// `--max-streams`, for as long as it lives.
+struct Open {
+    state: Arc<AppState>,
+    event: EventId,
+    ticket: String,
+    id: u64,
+}
 
 impl Open {
-    fn new(state: Arc<AppState>) -> Self {
+    fn new(state: Arc<AppState>, event: EventId, ticket: String, id: u64) -> Self {
         state.metrics.stream_opened();
-        Open(state)
+        Open {
+            state,
+            event,
+            ticket,
+            id,
+        }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.metrics.stream_closed();
+        self.state.streams.close(&self.event, &self.ticket, self.id);
+        self.state.metrics.stream_closed();
     }
 }
 
 struct Live {
     open: Open,
-    event: EventId,
-    ticket: String,
+    /// Resolves when a newer stream on the ticket replaced this one.
+    ended: tokio::sync::oneshot::Receiver<()>,
+    /// The place under `--max-streams` (freed when the stream ends).
+    _place: crate::live::StreamPlace,
     line: watch::Receiver<u64>,
     heartbeat: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
@@ -78,10 +93,12 @@ impl Live {
                 r = self.line.changed() => { r.ok()?; false }
                 r = self.heartbeat.changed() => { r.ok()?; true }
                 _ = self.closing.wait_for(|c| *c) => return None,
+                _ = &mut self.ended => return None,
             };
-            let st = &self.open.0;
+            let open = &self.open;
+            let st = &open.state;
             // The ticket or event is gone (deleted): nothing more to say.
-            let view = st.engine.status(&self.event, &self.ticket, st.now()).ok()?;
+            let view = st.engine.status(&open.event, &open.ticket, st.now()).ok()?;
             let doc = status_doc(&view);
             if beat || doc != self.last {
                 self.done = terminal(&doc);
@@ -101,10 +118,34 @@ pub async fn stream(cx: Cx) -> Reply {
     let line = st.lines.subscribe(&id);
     let view = st.engine.status(&id, &ticket, st.now())?;
     let doc = status_doc(&view);
+    let opened = match st.streams.open(&id, &ticket) {
+        Ok(p) => p,
+        Err(full) => {
+            st.metrics.stream_cut("max_streams");
+            // The connection is not held either: the client polls instead.
+            let mut r = ApiError::unavailable(
+                format!("{full}; poll the status (GET without /stream) instead"),
+                5,
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+    };
+    for _ in 0..opened.replaced {
+        st.metrics.stream_cut("replaced");
+    }
+    // From here the stream counts under --max-streams only: its connection
+    // slot goes back, so streams can never lock out requests, health checks
+    // or the admin API.
+    if let Some(conn) = &cx.conn {
+        conn.release();
+    }
     let live = Live {
-        open: Open::new(st.clone()),
-        event: id,
-        ticket,
+        open: Open::new(st.clone(), id, ticket, opened.place.id),
+        ended: opened.ended,
+        _place: opened.place,
         line,
         heartbeat: st.heartbeat.subscribe(),
         closing: st.closing.subscribe(),
@@ -125,5 +166,7 @@ pub async fn stream(cx: Cx) -> Reply {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // The connection no longer has a slot: it ends with the stream.
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(r)
 }

@@ -117,9 +117,19 @@ impl Boxoffice {
         let port = testkit::free_port().expect("a free port");
         let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-        cmd.args(["serve", "--listen", &addr, "--join-rate", "0"])
-            .args(["--admin-token", ADMIN, "--service-token", SERVICE])
-            .args(["--secret", SECRET]);
+        // Every client of these tests is on 127.0.0.1: per-client limits off.
+        cmd.args([
+            "serve",
+            "--listen",
+            &addr,
+            "--join-rate",
+            "0",
+            "--poll-rate",
+            "0",
+        ])
+        .args(["--max-connections-per-client", "10000"])
+        .args(["--admin-token", ADMIN, "--service-token", SERVICE])
+        .args(["--secret", SECRET]);
         if let Some((redis, mode)) = redis {
             cmd.args(["--redis", &redis.url(), "--durability", mode]);
         }

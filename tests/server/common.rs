@@ -34,7 +34,8 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// A server with the join rate limit off (most tests join from one IP).
+    /// A server with the join rate limit and the per-client connection cap
+    /// off (tests run every client from 127.0.0.1).
     pub async fn start() -> Self {
         Self::with(|_| {}).await
     }
@@ -42,6 +43,7 @@ impl TestServer {
     pub async fn with(f: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = Settings::new(ADMIN, SERVICE, SECRET);
         settings.limits.join_rate_per_s = 0;
+        settings.limits.max_connections_per_client = settings.limits.max_connections;
         settings.shards = 4;
         f(&mut settings);
         let clock = Arc::new(ManualClock::new(start_time()));

@@ -7,6 +7,7 @@ mod bad_input;
 mod common;
 mod concurrency;
 mod docs;
+mod edge;
 mod gaps;
 mod holds;
 mod limits;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 const ADMIN: &str = "compare-admin-token";
 const SERVICE: &str = "compare-service-token";
-const SECRET: &str = "compare-pass-secret-0123456789";
+const SECRET: &str = "compare-pass-secret-0123456789-abcdef";
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
@@ -174,10 +174,21 @@ impl HttpServer {
             bin.display(),
             String::from_utf8_lossy(&help.stderr)
         );
-        let has_join_rate = String::from_utf8_lossy(&help.stdout).contains("--join-rate");
+        // The load comes from one address: turn the per-client limits off
+        // that this binary has (an older baseline may lack some).
+        let help = String::from_utf8_lossy(&help.stdout);
+        let limits_off: Vec<&str> = [
+            ("--join-rate", "0"),
+            ("--poll-rate", "0"),
+            ("--max-connections-per-client", "10000"),
+        ]
+        .into_iter()
+        .filter(|(flag, _)| help.contains(flag))
+        .flat_map(|(flag, v)| [flag, v])
+        .collect();
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(bin, has_join_rate) {
+            match Self::try_start(bin, &limits_off) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -185,7 +196,7 @@ impl HttpServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("the server did not start")))
     }
 
-    fn try_start(bin: &Path, no_join_limit: bool) -> Result<Self> {
+    fn try_start(bin: &Path, limits_off: &[&str]) -> Result<Self> {
         let port = free_port().context("probing a free loopback port")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = TempDir::new("compare-server").context("creating the server's temp dir")?;
@@ -200,9 +211,7 @@ impl HttpServer {
                 "--secret",
                 SECRET,
             ]);
-        if no_join_limit {
-            cmd.args(["--join-rate", "0"]);
-        }
+        cmd.args(limits_off);
         cmd.env_remove("BOXOFFICE_REDIS");
         // The access log would write ~100 MB per workload into server.log; the
         // comparison measures serving, with the server's other logs kept.
