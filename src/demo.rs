@@ -3,8 +3,8 @@
 //! `make run`, plus the curl lines to try.
 
 use boxoffice_engine::{
-    CouponConfig, CouponId, Engine, EventConfig, EventId, HoldPolicy, PrequeueOrder, QueueConfig,
-    Rejection, RowRange, Timestamp,
+    CouponConfig, CouponId, Engine, EventConfig, EventId, HoldPolicy, Identity, PrequeueOrder,
+    QueueConfig, Rejection, RowRange, Timestamp,
 };
 use std::num::NonZeroU32;
 
@@ -41,6 +41,7 @@ pub fn event_config() -> EventConfig {
             session_ttl_s: nz(600),
             idle_timeout_s: nz(120),
             max_waiting: nz(1_000_000),
+            identity: Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         }),
         seats,

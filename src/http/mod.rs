@@ -157,6 +157,16 @@ impl Cx {
         Ok(wire::from_body(&bytes)?)
     }
 
+    /// An optional body as a request document: none (or an empty one) is
+    /// `None`; when sent, it must be JSON within limits.
+    pub async fn json_if_any<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ApiError> {
+        let bytes = self.body_bytes(false).await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(wire::from_body(&bytes)?))
+    }
+
     /// Checks an optional body that carries nothing: when sent, it must
     /// still be JSON within limits.
     pub async fn json_opt(&mut self) -> Result<(), ApiError> {

@@ -8,6 +8,7 @@ mod common;
 mod concurrency;
 mod docs;
 mod holds;
+mod identity;
 mod limits;
 mod logs;
 mod queue;
