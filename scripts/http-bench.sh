@@ -57,9 +57,9 @@ for _ in $(seq 50); do
 done
 
 setup_box() { # port tickets-file
-python3 - "$1" "$ADMIN" "$2" <<'PY'
+python3 - "$1" "$ADMIN" "$2" "$SERVICE" <<'PY'
 import http.client, json, sys
-port, admin, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+port, admin, out, service = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port)
 def req(method, path, body=None, token=None):
     h = {"Content-Type": "application/json"}
@@ -80,7 +80,9 @@ req("PUT", "/v1/events/seats", {"name": "seats", "seats": rows,
 req("PUT", "/v1/coupons/bench", {"stock": 50000000, "per_user": 1}, admin)
 with open(out, "w") as f:
     for i in range(20000):
-        f.write(req("POST", "/v1/events/bench/queue", {"user": f"poll-{i}"})["ticket"] + "\n")
+        # The backend's join (service realm): the event is `signed`, so a
+        # public join of a chosen user would need a user token.
+        f.write(req("POST", "/v1/events/bench/queue", {"user": f"poll-{i}"}, service)["ticket"] + "\n")
 PY
 }
 setup_box $BOX_PORT "$WORK/tickets.txt"

@@ -2,9 +2,11 @@
 //!
 //! The engine dedupes holds and claims itself. A join is idempotent per user
 //! already (a rejoin keeps the ticket and place); what the HTTP contract adds
-//! is that a key reused with a different body is refused, and a replay
-//! answers with the first status. This bounded table remembers, per event and
-//! key, the user and the first status.
+//! is that a replay answers with the first status (201 stays 201). Keys are
+//! scoped per user: two users who happen to send the same key are two
+//! different requests, never a conflict, and a key says nothing about any
+//! other user's join. This bounded table remembers, per event, user and key,
+//! the first status.
 
 use boxoffice_engine::{EventId, IdempotencyKey, Timestamp, UserId};
 use parking_lot::Mutex;
@@ -12,12 +14,11 @@ use std::collections::{HashMap, VecDeque};
 
 #[derive(Debug)]
 struct Record {
-    user: UserId,
     status: u16,
     at: Timestamp,
 }
 
-type Key = (EventId, IdempotencyKey);
+type Key = (EventId, UserId, IdempotencyKey);
 
 #[derive(Debug, Default)]
 struct Table {
@@ -29,12 +30,10 @@ struct Table {
 /// What a key says about a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Replay {
-    /// Never seen (or forgotten).
+    /// Never seen for this user (or forgotten).
     Fresh,
-    /// Seen with the same user: answer with this status.
+    /// Seen for this user: answer with this status.
     Same(u16),
-    /// Seen with another body.
-    Conflict,
 }
 
 #[derive(Debug)]
@@ -61,14 +60,8 @@ impl JoinReplays {
         now: Timestamp,
     ) -> Replay {
         let t = self.table.lock();
-        match t.records.get(&(event.clone(), key.clone())) {
-            Some(r) if now.ms_since(r.at) < self.window_ms => {
-                if &r.user == user {
-                    Replay::Same(r.status)
-                } else {
-                    Replay::Conflict
-                }
-            }
+        match t.records.get(&(event.clone(), user.clone(), key.clone())) {
+            Some(r) if now.ms_since(r.at) < self.window_ms => Replay::Same(r.status),
             _ => Replay::Fresh,
         }
     }
@@ -82,7 +75,7 @@ impl JoinReplays {
         now: Timestamp,
     ) {
         let mut t = self.table.lock();
-        let k = (event.clone(), key.clone());
+        let k = (event.clone(), user.clone(), key.clone());
         if t.records.contains_key(&k) {
             return;
         }
@@ -97,14 +90,7 @@ impl JoinReplays {
             }
         }
         t.order.push_back((k.clone(), now));
-        t.records.insert(
-            k,
-            Record {
-                user: user.clone(),
-                status,
-                at: now,
-            },
-        );
+        t.records.insert(k, Record { status, at: now });
     }
 
     /// Forgets keys older than the window.
@@ -128,7 +114,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn same_key_same_user_replays_other_user_conflicts() {
+    fn keys_are_scoped_per_user() {
         let r = JoinReplays::new(2, 1000);
         let e = EventId::new("e").expect("id");
         let k = IdempotencyKey::new("k").expect("key");
@@ -137,8 +123,12 @@ mod tests {
         assert_eq!(r.lookup(&e, &k, &u1, Timestamp(0)), Replay::Fresh);
         r.remember(&e, &k, &u1, 201, Timestamp(0));
         assert_eq!(r.lookup(&e, &k, &u1, Timestamp(1)), Replay::Same(201));
-        assert_eq!(r.lookup(&e, &k, &u2, Timestamp(1)), Replay::Conflict);
-        assert_eq!(r.lookup(&e, &k, &u2, Timestamp(1000)), Replay::Fresh);
+        // Another user with the same key is another request.
+        assert_eq!(r.lookup(&e, &k, &u2, Timestamp(1)), Replay::Fresh);
+        r.remember(&e, &k, &u2, 200, Timestamp(1));
+        assert_eq!(r.lookup(&e, &k, &u2, Timestamp(2)), Replay::Same(200));
+        assert_eq!(r.lookup(&e, &k, &u1, Timestamp(2)), Replay::Same(201));
+        assert_eq!(r.lookup(&e, &k, &u1, Timestamp(1000)), Replay::Fresh);
         r.prune(Timestamp(5000));
         assert_eq!(r.lookup(&e, &k, &u1, Timestamp(0)), Replay::Fresh);
     }

@@ -136,9 +136,26 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         }
     );
     if s.demo {
+        // Only what the server made up itself is printed; the operator's
+        // own tokens appear as placeholders.
+        let made = |name: &str| {
+            resolved
+                .generated
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let now = boxoffice::Clock::now(&boxoffice::SystemClock);
+        let user_token = boxoffice::demo::user_token(&s.secret, now)
+            .map_err(|e| anyhow::anyhow!("minting the demo user token: {e}"))?;
         println!(
             "{}",
-            boxoffice::demo::examples(&format!("http://{addr}"), &s.admin_token, &s.service_token)
+            boxoffice::demo::examples(
+                &format!("http://{addr}"),
+                made("admin token"),
+                made("service token"),
+                &user_token,
+            )
         );
     }
     boxoffice::run(resolved.settings, listener, shutdown_signal()).await?;

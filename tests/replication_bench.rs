@@ -370,6 +370,7 @@ async fn recovery_1m_waiting_users() {
             session_ttl_s: nz(600),
             idle_timeout_s: nz(3600),
             max_waiting: nz(2_000_000),
+            identity: boxoffice_engine::Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         });
         let e = EventId::new("big").expect("id");

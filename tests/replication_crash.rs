@@ -63,7 +63,8 @@ async fn buyer(http: Http, t: u32, stop: Arc<AtomicBool>, acked: Arc<parking_lot
             .call(
                 Method::POST,
                 "/v1/events/e1/queue",
-                None,
+                // The backend joins on its users' behalf (service realm).
+                Some(SERVICE),
                 Some(&json!({"user": user})),
             )
             .await
@@ -178,7 +179,8 @@ async fn kill_9_under_load_loses_no_acknowledged_change() {
             .call(
                 Method::POST,
                 "/v1/events/e2/queue",
-                None,
+                // The backend joins on its users' behalf (service realm).
+                Some(SERVICE),
                 Some(&json!({"user": format!("w{i}")})),
             )
             .await;

@@ -34,6 +34,18 @@ pub enum PrequeueOrder {
     Fifo,
 }
 
+/// Who may join a waiting room as whom (`queue.identity`). The service
+/// realm (the booking backend) joins as any user whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Identity {
+    /// A public join names its user and carries a user token for it
+    /// ([`crate::user_token`]): knowing a user id is not enough.
+    #[default]
+    Signed,
+    /// A public join names no user; the server mints an unguessable one.
+    Anonymous,
+}
+
 /// Waiting-room settings of one event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueConfig {
@@ -48,6 +60,7 @@ pub struct QueueConfig {
     /// Most users in line; further joins are refused.
     pub max_waiting: NonZeroU32,
     pub prequeue: PrequeueOrder,
+    pub identity: Identity,
 }
 
 impl QueueConfig {
@@ -68,6 +81,7 @@ impl QueueConfig {
             idle_timeout_s: Self::DEFAULT_IDLE_TIMEOUT_S,
             max_waiting: Self::DEFAULT_MAX_WAITING,
             prequeue: PrequeueOrder::Random,
+            identity: Identity::Signed,
         }
     }
 }
@@ -360,6 +374,7 @@ mod tests {
         assert_eq!(q.idle_timeout_s.get(), 120);
         assert_eq!(q.max_waiting.get(), 5_000_000);
         assert_eq!(q.prequeue, PrequeueOrder::Random);
+        assert_eq!(q.identity, Identity::Signed);
         let e = EventConfig {
             queue: Some(QueueConfig {
                 capacity: nz(limits::MAX_CAPACITY + 1),

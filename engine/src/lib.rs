@@ -24,10 +24,13 @@ pub mod queue;
 pub mod seats;
 mod shard;
 pub mod time;
+pub mod user_token;
 
-pub use config::{CouponConfig, EventConfig, HoldPolicy, PrequeueOrder, QueueConfig, RowRange};
+pub use config::{
+    CouponConfig, EventConfig, HoldPolicy, Identity, PrequeueOrder, QueueConfig, RowRange,
+};
 pub use engine::{
-    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, Joined, PassCheck,
+    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, JoinAs, Joined, PassCheck,
     PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot, TickReport,
     TicketView,
 };
@@ -36,3 +39,4 @@ pub use journal::{Change, Entry};
 pub use passes::{PassClaims, PassError, PassKey, PassKeys};
 pub use shard::{EventSnapshot, Misfit, ShardSnapshot};
 pub use time::Timestamp;
+pub use user_token::{UserToken, UserTokenError};

@@ -59,6 +59,18 @@ impl PassKey {
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// HMAC-SHA256 of `msg` under this key (user tokens share the keys).
+    pub(crate) fn sign_bytes(&self, msg: &[u8]) -> [u8; 32] {
+        let mut mac = self.mac();
+        mac.update(msg);
+        mac.finalize().into_bytes().into()
+    }
+    /// Whether `sig` is the HMAC of `msg`, compared in constant time.
+    pub(crate) fn verify_bytes(&self, msg: &[u8], sig: &[u8]) -> bool {
+        let mut mac = self.mac();
+        mac.update(msg);
+        mac.verify_slice(sig).is_ok()
+    }
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length; this cannot fail.
         match HmacSha256::new_from_slice(&self.secret) {
@@ -82,7 +94,7 @@ impl PassKeys {
             previous: None,
         }
     }
-    fn by_id(&self, kid: &str) -> Option<&PassKey> {
+    pub(crate) fn by_id(&self, kid: &str) -> Option<&PassKey> {
         std::iter::once(&self.current)
             .chain(self.previous.as_ref())
             .find(|k| k.id == kid)

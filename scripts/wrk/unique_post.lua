@@ -17,11 +17,13 @@ function request()
   local n = offset + counter * nthreads + tid
   counter = counter + 1
   local user = "w-" .. n
-  local headers = { ["Content-Type"] = "application/json" }
+  -- Every mode is the backend's call (service realm): a join names its user,
+  -- which a `signed` event only trusts from the service token.
+  local headers = { ["Content-Type"] = "application/json",
+                    ["Authorization"] = "Bearer " .. token }
   if mode == "join" then
     return wrk.format("POST", "/v1/events/bench/queue", headers, '{"user":"' .. user .. '"}')
   end
-  headers["Authorization"] = "Bearer " .. token
   if mode == "claim" then
     return wrk.format("POST", "/v1/coupons/bench/claims", headers, '{"user":"' .. user .. '"}')
   end

@@ -47,8 +47,10 @@ impl Auth {
 
     /// Checks the request's credentials for `realm`.
     pub fn check(&self, headers: &HeaderMap, realm: Realm) -> Result<(), AuthError> {
-        if realm == Realm::Public {
-            return Ok(());
+        match realm {
+            Realm::Public => return Ok(()),
+            Realm::PublicOrService => return self.public_or_service(headers).map(|_| ()),
+            Realm::Service | Realm::Admin => {}
         }
         let token = bearer(headers).ok_or(AuthError::Missing)?;
         let d = digest(token);
@@ -66,6 +68,18 @@ impl Auth {
             }),
             _ => Err(AuthError::Invalid),
         }
+    }
+
+    /// Which realm a [`Realm::PublicOrService`] request is in: public
+    /// without an `Authorization` header, service with the service token.
+    /// Any other header (a wrong or malformed token, the admin token) is
+    /// refused: a backend with a stale token must hear 401, not be served as
+    /// an anonymous browser.
+    pub fn public_or_service(&self, headers: &HeaderMap) -> Result<Realm, AuthError> {
+        if !headers.contains_key(header::AUTHORIZATION) {
+            return Ok(Realm::Public);
+        }
+        self.check(headers, Realm::Service).map(|()| Realm::Service)
     }
 }
 
@@ -110,6 +124,17 @@ mod tests {
         assert_eq!(code("Basic admin-token", Realm::Admin), Some(401));
         assert_eq!(code("Bearer ", Realm::Admin), Some(401));
         assert_eq!(code("", Realm::Public), None);
+        let either = Realm::PublicOrService;
+        assert_eq!(code("Bearer service-token", either), None);
+        assert_eq!(code("Bearer nope", either), Some(401));
+        assert_eq!(code("Basic service-token", either), Some(401));
+        assert_eq!(code("Bearer ", either), Some(401));
+        assert_eq!(code("Bearer admin-token", either), Some(403));
+        assert_eq!(a.public_or_service(&HeaderMap::new()), Ok(Realm::Public));
+        assert_eq!(
+            a.public_or_service(&headers("Bearer service-token")),
+            Ok(Realm::Service)
+        );
         let e = a
             .check(&headers("Bearer service-token"), Realm::Admin)
             .err();

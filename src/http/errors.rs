@@ -240,6 +240,10 @@ impl From<Rejection> for ApiError {
             Rejection::PassInvalid(p) => {
                 e(S::FORBIDDEN, "pass_invalid").with("reason", pass_reason(p))
             }
+            Rejection::UserTokenRequired => e(S::UNAUTHORIZED, "user_token_required"),
+            Rejection::UserTokenInvalid(t) => {
+                e(S::FORBIDDEN, "user_token_invalid").with("reason", t.reason())
+            }
         }
     }
 }

@@ -212,6 +212,16 @@ impl Cx {
         Ok(wire::from_body(&bytes)?)
     }
 
+    /// An optional body as a request document: none (or an empty one) is
+    /// `None`; when sent, it must be JSON within limits.
+    pub async fn json_if_any<T: DeserializeOwned>(&mut self) -> Result<Option<T>, ApiError> {
+        let bytes = self.body_bytes(false).await?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(wire::from_body(&bytes)?))
+    }
+
     /// Checks an optional body that carries nothing: when sent, it must
     /// still be JSON within limits.
     pub async fn json_opt(&mut self) -> Result<(), ApiError> {
@@ -321,9 +331,7 @@ pub async fn handle(
                 }
             };
             let mut resp = resp;
-            if endpoint.realm == router::Realm::Public
-                && !state.settings.limits.cors_origins.is_empty()
-            {
+            if endpoint.realm.is_public() && !state.settings.limits.cors_origins.is_empty() {
                 let h = resp.headers_mut();
                 // Caches must keep answers for different origins apart.
                 h.append(header::VARY, HeaderValue::from_static("origin"));
@@ -397,13 +405,13 @@ fn preflight(origin: &HeaderValue, req: &Request<Incoming>) -> Option<Response<B
     else {
         return None;
     };
-    if endpoint.realm != router::Realm::Public {
+    if !endpoint.realm.is_public() {
         return None;
     }
     let methods = route
         .endpoints
         .iter()
-        .filter(|e| e.realm == router::Realm::Public)
+        .filter(|e| e.realm.is_public())
         .map(|e| e.method)
         .collect::<Vec<_>>()
         .join(", ");

@@ -1,11 +1,12 @@
 //! The waiting room: join, status, leave (public) and complete (service).
 
 use super::errors::ApiError;
+use super::router::Realm;
 use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
 use crate::idempotency::Replay;
 use crate::wire::queue::{JoinRequest, StatusDoc};
-use boxoffice_engine::{Rejection, TicketView};
+use boxoffice_engine::{JoinAs, Rejection, TicketView, UserId};
 use http::StatusCode;
 use serde_json::Value;
 
@@ -16,34 +17,72 @@ pub fn status_doc(v: &TicketView) -> Value {
 
 pub async fn join(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    // Refuse floods before doing any work for them.
-    if let Err(e) = cx.state.joins.check(cx.client_ip()) {
-        cx.state.metrics.rate_limited(cx.route);
-        return Err(e.into());
+    // The router let the request in as public or service; which one decides
+    // whose word the user id is.
+    let service = cx.state.auth.public_or_service(&cx.parts.headers)? == Realm::Service;
+    // Refuse floods before doing any work for them. The backend joins all
+    // its users from its own address, so the per-address limit is for
+    // public joins only.
+    if !service {
+        if let Err(e) = cx.state.joins.check(cx.client_ip()) {
+            cx.state.metrics.rate_limited(cx.route);
+            return Err(e.into());
+        }
     }
     let key = cx.idempotency_key()?;
-    let user = cx.json::<JoinRequest>().await?.user.0;
+    let req = cx.json_if_any::<JoinRequest>().await?.unwrap_or_default();
+    let user = req.user.map(|u| u.0);
     let st = &cx.state;
     let now = st.now();
-    let replay = match &key {
-        Some(k) => st.join_replays.lookup(&id, k, &user, now),
+    let minted;
+    let who = if service {
+        JoinAs::Trusted(
+            user.as_ref()
+                .ok_or_else(|| ApiError::bad_request("user: required").with("field", "user"))?,
+        )
+    } else {
+        minted = anonymous_user()?;
+        JoinAs::Public {
+            user: user.as_ref(),
+            user_token: req.user_token.as_deref(),
+            minted: &minted,
+        }
+    };
+    // The engine decides who joins before it looks at the line: a refused
+    // join carries nothing of anyone's ticket, place or pass.
+    let joined = st.engine.join_as(&id, who, now)?;
+    let joined = st.commit(joined, Write::Join(&id)).await?;
+    // Keys are scoped per user (the one the engine accepted); an anonymous
+    // join is a new user every time, so its key has nothing to replay.
+    let scoped = key.filter(|_| user.is_some());
+    let user = &joined.view.status.user;
+    let replay = match &scoped {
+        Some(k) => st.join_replays.lookup(&id, k, user, now),
         None => Replay::Fresh,
     };
-    if replay == Replay::Conflict {
-        return Err(Rejection::IdempotencyKeyReused.into());
-    }
-    let joined = st.engine.join(&id, &user, now)?;
-    let joined = st.commit(joined, Write::Join(&id)).await?;
     let status = match replay {
         Replay::Same(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-        _ if joined.created => StatusCode::CREATED,
-        _ => StatusCode::OK,
+        Replay::Fresh if joined.created => StatusCode::CREATED,
+        Replay::Fresh => StatusCode::OK,
     };
-    if let (Some(k), Replay::Fresh) = (&key, replay) {
-        st.join_replays
-            .remember(&id, k, &user, status.as_u16(), now);
+    if let (Some(k), Replay::Fresh) = (&scoped, replay) {
+        st.join_replays.remember(&id, k, user, status.as_u16(), now);
     }
     Ok(json_response(status, &StatusDoc::new(&joined.view)))
+}
+
+/// A fresh user id for an anonymous join: 128 random bits, so nobody can
+/// guess another visitor's id (the ticket stays the only handle).
+fn anonymous_user() -> Result<UserId, ApiError> {
+    let mut bits = [0u8; 16];
+    getrandom::fill(&mut bits)
+        .map_err(|_| ApiError::unavailable("no randomness for a new user id", 1))?;
+    let mut id = String::with_capacity(5 + 32);
+    id.push_str("anon-");
+    for b in bits {
+        id.push_str(&format!("{b:02x}"));
+    }
+    UserId::new(&id).map_err(|_| ApiError::internal())
 }
 
 fn ticket(cx: &Cx) -> Result<&str, ApiError> {

@@ -14,6 +14,18 @@ pub enum Realm {
     Service,
     /// The operator's bearer token.
     Admin,
+    /// Public, or the service realm when an `Authorization` header is sent
+    /// (the join: browsers join publicly, the booking backend on its users'
+    /// behalf). A header that is not the service token is refused, never
+    /// taken as public.
+    PublicOrService,
+}
+
+impl Realm {
+    /// Whether a browser page may call it without credentials (CORS applies).
+    pub fn is_public(self) -> bool {
+        matches!(self, Realm::Public | Realm::PublicOrService)
+    }
 }
 
 impl std::fmt::Display for Realm {
@@ -28,6 +40,7 @@ impl Realm {
             Realm::Public => "public",
             Realm::Service => "service",
             Realm::Admin => "admin",
+            Realm::PublicOrService => "public_or_service",
         }
     }
 }
@@ -78,7 +91,7 @@ const fn ep(method: &'static str, id: RouteId, realm: Realm) -> Endpoint {
     Endpoint { method, id, realm }
 }
 
-use Realm::{Admin, Public, Service};
+use Realm::{Admin, Public, PublicOrService, Service};
 use RouteId::*;
 
 pub static ROUTES: &[Route] = &[
@@ -100,7 +113,7 @@ pub static ROUTES: &[Route] = &[
     },
     Route {
         pattern: "/v1/events/{event}/queue",
-        endpoints: &[ep("POST", QueueJoin, Public)],
+        endpoints: &[ep("POST", QueueJoin, PublicOrService)],
     },
     Route {
         pattern: "/v1/events/{event}/queue/{ticket}",

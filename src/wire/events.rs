@@ -6,7 +6,7 @@ use super::time::{rfc3339, rfc3339_opt};
 use crate::config::hex;
 use boxoffice_engine::seats::Counts;
 use boxoffice_engine::{
-    EventConfig, EventInfo, HoldPolicy, PrequeueOrder, QueueConfig, RowRange, Timestamp,
+    EventConfig, EventInfo, HoldPolicy, Identity, PrequeueOrder, QueueConfig, RowRange, Timestamp,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
@@ -33,6 +33,45 @@ struct QueueRequest {
     idle_timeout_s: Option<Positive>,
     max_waiting: Option<Positive>,
     prequeue: Option<Prequeue>,
+    identity: Option<IdentityMode>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum IdentityMode {
+    Signed,
+    Anonymous,
+}
+
+impl<'de> Deserialize<'de> for IdentityMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(StrVisitor {
+            expecting: r#""signed" or "anonymous""#,
+            convert: |s: &str| match s {
+                "signed" => Ok(IdentityMode::Signed),
+                "anonymous" => Ok(IdentityMode::Anonymous),
+                _ => Err(r#"expected "signed" or "anonymous""#),
+            },
+        })
+    }
+}
+
+impl From<IdentityMode> for Identity {
+    fn from(m: IdentityMode) -> Self {
+        match m {
+            IdentityMode::Signed => Identity::Signed,
+            IdentityMode::Anonymous => Identity::Anonymous,
+        }
+    }
+}
+
+impl From<Identity> for IdentityMode {
+    fn from(i: Identity) -> Self {
+        match i {
+            Identity::Signed => IdentityMode::Signed,
+            Identity::Anonymous => IdentityMode::Anonymous,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -99,6 +138,7 @@ impl From<QueueRequest> for QueueConfig {
             idle_timeout_s: q.idle_timeout_s.map_or(d.idle_timeout_s, |v| v.0),
             max_waiting: q.max_waiting.map_or(d.max_waiting, |v| v.0),
             prequeue: q.prequeue.map_or(d.prequeue, PrequeueOrder::from),
+            identity: q.identity.map_or(d.identity, Identity::from),
             ..d
         }
     }
@@ -188,6 +228,7 @@ struct QueueDoc {
     idle_timeout_s: u32,
     max_waiting: u32,
     prequeue: Prequeue,
+    identity: IdentityMode,
 }
 
 #[derive(Debug, Serialize)]
@@ -221,6 +262,7 @@ impl<'a> EventDoc<'a> {
                 idle_timeout_s: q.idle_timeout_s.get(),
                 max_waiting: q.max_waiting.get(),
                 prequeue: q.prequeue.into(),
+                identity: q.identity.into(),
             }),
             seats: c
                 .seats
@@ -270,7 +312,15 @@ mod tests {
         let q = c.queue.expect("queue");
         assert_eq!(q.session_ttl_s, QueueConfig::DEFAULT_SESSION_TTL_S);
         assert_eq!(q.prequeue, PrequeueOrder::Fifo);
+        assert_eq!(q.identity, Identity::Signed);
         assert_eq!(c.holds.max_ttl_s.get(), 3600);
+        let c = config(r#"{"name": "n", "seats": [], "queue": {"capacity": 5, "admit_per_s": 2, "identity": "anonymous"}}"#)
+            .expect("valid");
+        assert_eq!(c.queue.map(|q| q.identity), Some(Identity::Anonymous));
+        assert_eq!(
+            config(r#"{"name": "n", "seats": [], "queue": {"capacity": 5, "admit_per_s": 2, "identity": "open"}}"#).err().as_deref(),
+            Some(r#"queue.identity: expected "signed" or "anonymous""#)
+        );
         let c = config(r#"{"name": "n", "seats": [], "queue": null, "opens_at": null}"#)
             .expect("valid");
         assert_eq!(

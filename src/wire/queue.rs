@@ -5,11 +5,14 @@ use super::time::rfc3339_opt;
 use boxoffice_engine::{TicketView, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// `POST /v1/events/{event}/queue`.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/events/{event}/queue`: `{"user", "user_token"}` for a signed
+/// event, `{"user"}` from the service realm, `{}` (or no body) for an
+/// anonymous one; which applies is the handler's call.
+#[derive(Debug, Default, Deserialize)]
 #[serde(expecting = "an object")]
 pub struct JoinRequest {
-    pub user: User,
+    pub user: Option<User>,
+    pub user_token: Option<String>,
 }
 
 /// The status document, serialised straight from the engine's view (the

@@ -2,7 +2,7 @@
 //! a small HTTP client (hyper-util's legacy client, no TLS).
 
 use boxoffice::{Handle, ManualClock, Server, Settings};
-use boxoffice_engine::Timestamp;
+use boxoffice_engine::{EventId, PassKey, Timestamp, UserId, UserToken};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Full};
@@ -282,10 +282,30 @@ pub async fn create_event(srv: &TestServer, id: &str, body: &Value) -> Value {
     r.json()
 }
 
-/// Joins a user, returning the status document.
+/// A user token for `user` in `event`, as the booking backend would mint it
+/// with the server's secret (valid for 30 days of the test clock).
+pub fn user_token(event: &str, user: &str) -> String {
+    let key = PassKey::new("k1", SECRET).expect("test key");
+    let exp = start_time().as_millis() / 1000 + 30 * 86_400;
+    let (Ok(e), Ok(u)) = (EventId::new(event), UserId::new(user)) else {
+        panic!("test ids: {event} {user}");
+    };
+    UserToken::new(&e, &u, exp).mint(&key)
+}
+
+/// The body of a public join of a `signed` event: the user and its token.
+pub fn join_body(event: &str, user: &str) -> Value {
+    json!({"user": user, "user_token": user_token(event, user)})
+}
+
+/// Joins a user publicly with a valid user token, returning the status
+/// document.
 pub async fn join(srv: &TestServer, event: &str, user: &str) -> Value {
     let r = srv
-        .public_post(&format!("/v1/events/{event}/queue"), &json!({"user": user}))
+        .public_post(
+            &format!("/v1/events/{event}/queue"),
+            &join_body(event, user),
+        )
         .await;
     assert!(
         r.status == 201 || r.status == 200,

@@ -117,6 +117,8 @@ fn every_error_code_is_documented() {
         "limit_exceeded",
         "pass_required",
         "pass_invalid",
+        "user_token_required",
+        "user_token_invalid",
         "section_not_found",
         "hold_not_found",
         "hold_expired",

@@ -4,7 +4,6 @@
 use crate::common::*;
 use crate::sse::Events;
 use http::Method;
-use serde_json::json;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -56,7 +55,7 @@ async fn joins_are_rate_limited_per_ip() {
     join(&srv, "q", "a").await;
     join(&srv, "q", "b").await;
     let r = srv
-        .public_post("/v1/events/q/queue", &json!({"user": "c"}))
+        .public_post("/v1/events/q/queue", &join_body("q", "c"))
         .await;
     r.expect(429, Some("too_many_requests"));
     let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();

@@ -10,6 +10,7 @@ mod docs;
 mod edge;
 mod gaps;
 mod holds;
+mod identity;
 mod limits;
 mod logs;
 mod metrics;

@@ -18,7 +18,7 @@ async fn join_rejoin_status_leave() {
     );
 
     let r = srv
-        .public_post("/v1/events/q/queue", &json!({"user": "u-1"}))
+        .public_post("/v1/events/q/queue", &join_body("q", "u-1"))
         .await;
     r.expect(201, None);
     let t = r.json();
@@ -44,7 +44,7 @@ async fn join_rejoin_status_leave() {
     // A rejoin keeps the ticket and place: 200, never a new place at the back.
     join(&srv, "q", "u-2").await;
     let r = srv
-        .public_post("/v1/events/q/queue", &json!({"user": "u-1"}))
+        .public_post("/v1/events/q/queue", &join_body("q", "u-1"))
         .await;
     r.expect(200, None);
     assert_eq!(r.json()["ticket"], ticket.as_str());
@@ -73,11 +73,11 @@ async fn join_rejoin_status_leave() {
 #[tokio::test]
 async fn queue_error_codes() {
     let srv = TestServer::start().await;
-    srv.public_post("/v1/events/nope/queue", &json!({"user": "u"}))
+    srv.public_post("/v1/events/nope/queue", &join_body("nope", "u"))
         .await
         .expect(404, Some("event_not_found"));
     create_event(&srv, "plain", &small_event(None)).await;
-    srv.public_post("/v1/events/plain/queue", &json!({"user": "u"}))
+    srv.public_post("/v1/events/plain/queue", &join_body("plain", "u"))
         .await
         .expect(404, Some("no_queue"));
 
@@ -94,7 +94,7 @@ async fn queue_error_codes() {
     join(&srv, "tiny", "a").await;
     join(&srv, "tiny", "b").await;
     let r = srv
-        .public_post("/v1/events/tiny/queue", &json!({"user": "c"}))
+        .public_post("/v1/events/tiny/queue", &join_body("tiny", "c"))
         .await;
     r.expect(503, Some("queue_full"));
     assert!(r.header("retry-after").is_some());
@@ -136,7 +136,7 @@ async fn queue_error_codes() {
     .await
     .expect(200, None);
     assert_eq!(srv.get("/v1/events/one").await.json()["phase"], "closed");
-    srv.public_post("/v1/events/one/queue", &json!({"user": "late"}))
+    srv.public_post("/v1/events/one/queue", &join_body("one", "late"))
         .await
         .expect(410, Some("event_closed"));
 }
@@ -148,7 +148,7 @@ async fn join_idempotency_key() {
     let send = |user: &'static str| {
         srv.call(Method::POST, "/v1/events/q/queue")
             .header("idempotency-key", "join-1")
-            .json(&json!({"user": user}))
+            .json(&join_body("q", user))
             .send()
     };
     let a = send("u1").await;
@@ -156,11 +156,17 @@ async fn join_idempotency_key() {
     let b = send("u1").await;
     b.expect(201, None);
     assert_eq!(a.json()["ticket"], b.json()["ticket"]);
-    send("u2").await.expect(422, Some("idempotency_key_reused"));
-    // One read: the driver may admit the user between two.
+    // Keys are scoped per user: another user's join with the same key is
+    // its own request (its own ticket), never a conflict, and never the
+    // first user's answer.
+    let c = send("u2").await;
+    c.expect(201, None);
+    assert_ne!(c.json()["ticket"], a.json()["ticket"]);
+    assert_eq!(c.json()["user"], "u2");
+    // One read: the driver may admit a user between two.
     let doc = srv.get("/v1/events/q").await.json();
     let in_line = doc["waiting"].as_u64().unwrap() + doc["admitted"].as_u64().unwrap();
-    assert_eq!(in_line, 1, "one user, one place");
+    assert_eq!(in_line, 2, "two users, one place each");
 }
 
 /// 1,000 users join; they are admitted in join order, never more than

@@ -201,6 +201,7 @@ impl System for EngineSide {
             session_ttl_s: nz(86_400),
             idle_timeout_s: nz(86_400),
             max_waiting: nz(100_000_000),
+            identity: boxoffice_engine::Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         };
         let e = &self.parts.queue_engine;

@@ -422,14 +422,19 @@ impl System for HttpSide<'_> {
 impl Client for HttpClient {
     type Hold = String;
 
+    /// Joins as a booking backend does: service realm, on the user's behalf
+    /// (the event is `signed`; a public join would need a user token).
     fn join(&mut self, user: usize) -> Result<JoinReply> {
         self.body.clear();
         self.body.push_str(r#"{"user":""#);
         self.body.push_str(&self.plan.users[user]);
         self.body.push_str(r#""}"#);
-        let (status, body) =
-            self.conn
-                .send("POST", "/v1/events/q/queue", None, Some(&self.body))?;
+        let (status, body) = self.conn.send(
+            "POST",
+            "/v1/events/q/queue",
+            Some(SERVICE),
+            Some(&self.body),
+        )?;
         ensure!(
             status == 201 || status == 200,
             "{}",

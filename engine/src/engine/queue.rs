@@ -8,12 +8,14 @@
 
 use super::events::{event_phase, Phase};
 use super::{Engine, PassInvalid, Receipt, Rejection};
+use crate::config::Identity;
 use crate::ids::{EventId, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
 use crate::queue::{QueueStatus, TicketState};
 use crate::shard::EventState;
 use crate::time::Timestamp;
+use crate::user_token::UserToken;
 
 /// A ticket's status plus, when admitted, its signed pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +24,58 @@ pub struct TicketView {
     pub status: QueueStatus,
     pub pass: Option<String>,
     pub pass_expires_at: Option<Timestamp>,
+}
+
+/// Who a join is for, as far as the caller proved it (`queue.identity`).
+#[derive(Clone, Copy, Debug)]
+pub enum JoinAs<'a> {
+    /// The service realm (the booking backend): the user as given, for any
+    /// identity mode.
+    Trusted(&'a UserId),
+    /// A public join: the user and user token it sent, if any, and a fresh
+    /// unguessable id the caller drew, taken only by an anonymous event.
+    Public {
+        user: Option<&'a UserId>,
+        user_token: Option<&'a str>,
+        minted: &'a UserId,
+    },
+}
+
+/// Decides who a join is for from the event's identity mode alone, before
+/// anything looks up a ticket: a refused join learns nothing of anyone's
+/// place.
+fn joining_user<'a>(
+    keys: &crate::passes::PassKeys,
+    event: &EventId,
+    identity: Identity,
+    who: JoinAs<'a>,
+    now: Timestamp,
+) -> Result<&'a UserId, Rejection> {
+    let (user, user_token, minted) = match who {
+        JoinAs::Trusted(user) => return Ok(user),
+        JoinAs::Public {
+            user,
+            user_token,
+            minted,
+        } => (user, user_token, minted),
+    };
+    match identity {
+        Identity::Anonymous => match (user, user_token) {
+            (None, None) => Ok(minted),
+            _ => Err(Rejection::InvalidRequest(
+                "this event's waiting room is anonymous: send no user or user_token, the server names the user".into(),
+            )),
+        },
+        Identity::Signed => {
+            let user = user.ok_or_else(|| {
+                Rejection::InvalidRequest("user: required (with its user_token)".into())
+            })?;
+            let token = user_token.ok_or(Rejection::UserTokenRequired)?;
+            UserToken::verify(token, keys, event, user, now)
+                .map_err(Rejection::UserTokenInvalid)?;
+            Ok(user)
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,18 +129,33 @@ impl Engine {
         }
     }
 
+    /// A trusted join (the service realm): [`Engine::join_as`] with
+    /// [`JoinAs::Trusted`].
     pub fn join(
         &self,
         id: &EventId,
         user: &UserId,
         now: Timestamp,
     ) -> Result<Receipt<Joined>, Rejection> {
+        self.join_as(id, JoinAs::Trusted(user), now)
+    }
+
+    /// Joins the line (a rejoin keeps the ticket and place). Who joins is
+    /// decided from `who` and the event's `queue.identity` before the line
+    /// is looked at, under the same lock, so a refusal reveals nothing.
+    pub fn join_as(
+        &self,
+        id: &EventId,
+        who: JoinAs<'_>,
+        now: Timestamp,
+    ) -> Result<Receipt<Joined>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
-        if e.room.is_none() {
+        let Some(q) = &e.config.queue else {
             return Err(Rejection::NoQueue);
-        }
+        };
+        let user = joining_user(&self.cfg.pass_keys, id, q.identity, who, now)?;
         if event_phase(e, now) == Phase::Closed {
             return Err(Rejection::EventClosed);
         }

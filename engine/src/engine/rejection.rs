@@ -9,6 +9,7 @@ use crate::passes::PassError;
 use crate::queue::QueueRejection;
 use crate::seats::SeatRefusal;
 use crate::time::Timestamp;
+use crate::user_token::UserTokenError;
 
 /// Why a request was turned down. Each maps to one error code of the HTTP contract.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -73,6 +74,10 @@ pub enum Rejection {
     PassRequired,
     #[error("invalid pass: {0}")]
     PassInvalid(PassInvalid),
+    #[error("joining this event as a named user needs a user_token minted by the booking backend")]
+    UserTokenRequired,
+    #[error("invalid user token: {0}")]
+    UserTokenInvalid(UserTokenError),
 }
 
 /// Why a pass was refused.

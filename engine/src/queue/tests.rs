@@ -24,6 +24,7 @@ fn cfg(capacity: u32, rate: u32) -> QueueConfig {
         session_ttl_s: nz(600),
         idle_timeout_s: nz(120),
         max_waiting: nz(1_000_000),
+        identity: crate::config::Identity::Signed,
         prequeue: PrequeueOrder::Random,
     }
 }
@@ -943,6 +944,7 @@ fn room_cfg() -> impl Strategy<Value = (QueueConfig, Option<u64>)> {
                 session_ttl_s: nz(ttl),
                 idle_timeout_s: nz(idle),
                 max_waiting: nz(max),
+                identity: crate::config::Identity::Signed,
                 prequeue: if fifo {
                     PrequeueOrder::Fifo
                 } else {

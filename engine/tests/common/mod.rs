@@ -50,6 +50,7 @@ pub fn queue(capacity: u32, admit_per_s: u32, session_ttl_s: u32, idle_s: u32) -
         session_ttl_s: nz(session_ttl_s),
         idle_timeout_s: nz(idle_s),
         max_waiting: nz(1_000_000),
+        identity: boxoffice_engine::Identity::Signed,
         prequeue: PrequeueOrder::Fifo,
     }
 }
