@@ -85,7 +85,7 @@ pub const USER_TOKEN_TTL_S: u64 = 24 * 3600;
 /// [`USER_TOKEN_TTL_S`] from `now`.
 pub fn user_token(secret: &[u8], now: Timestamp) -> Result<String, Rejection> {
     let bad = |e: &dyn std::fmt::Display| Rejection::InvalidRequest(e.to_string());
-    let key = PassKey::new("k1", secret).map_err(|e| bad(&e))?;
+    let key = PassKey::new(&crate::config::kid(secret), secret).map_err(|e| bad(&e))?;
     let event = EventId::new(EVENT).map_err(|e| bad(&e))?;
     let user = UserId::new(USER).map_err(|e| bad(&e))?;
     let exp = now.as_millis() / 1000 + USER_TOKEN_TTL_S;

@@ -285,7 +285,7 @@ pub async fn create_event(srv: &TestServer, id: &str, body: &Value) -> Value {
 /// A user token for `user` in `event`, as the booking backend would mint it
 /// with the server's secret (valid for 30 days of the test clock).
 pub fn user_token(event: &str, user: &str) -> String {
-    let key = PassKey::new("k1", SECRET).expect("test key");
+    let key = PassKey::new(&boxoffice::config::kid(SECRET), SECRET).expect("test key");
     let exp = start_time().as_millis() / 1000 + 30 * 86_400;
     let (Ok(e), Ok(u)) = (EventId::new(event), UserId::new(user)) else {
         panic!("test ids: {event} {user}");

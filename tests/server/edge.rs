@@ -279,7 +279,7 @@ async fn polling_one_ticket_far_too_fast_is_429_with_retry_after() {
 async fn join_via(srv: &TestServer, user: &str, xff: &str) -> u16 {
     srv.call(http::Method::POST, "/v1/events/f/queue")
         .header("x-forwarded-for", xff)
-        .json(&serde_json::json!({"user": user}))
+        .json(&join_body("f", user))
         .send()
         .await
         .status
