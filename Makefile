@@ -12,6 +12,7 @@ run:
 test:
 	./scripts/ensure-test-deps.sh
 	$(CARGO) test --workspace
+	./scripts/demo-check.sh target/debug/boxoffice
 
 ## Formatting and clippy, warnings are errors; no dependency may need a newer
 ## Rust than Cargo.toml's rust-version (scripts/check-msrv.sh).

@@ -5,6 +5,7 @@
 #
 #   scripts/http-bench.sh [connections=64] [seconds=10]
 #   BASELINE=/path/to/old/boxoffice scripts/http-bench.sh 64 10
+#   BOX_BIN=/path/to/boxoffice ...   (measure that build instead of this tree's)
 #
 # With BASELINE set, an older build of the server runs beside this one (same
 # set-up, its own port) and every boxoffice workload is measured on both,
@@ -31,7 +32,13 @@ cleanup() {
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --bin boxoffice --example bare_hyper >&2
+BOX_BIN=${BOX_BIN:-}
+if [ -n "$BOX_BIN" ]; then
+  cargo build --release --example bare_hyper >&2
+else
+  cargo build --release --bin boxoffice --example bare_hyper >&2
+  BOX_BIN=./target/release/boxoffice
+fi
 
 ./target/release/examples/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
 PIDS+=($!)
@@ -49,7 +56,7 @@ start_box() { # binary port
   echo "server $1 did not become ready on port $2" >&2
   exit 1
 }
-start_box ./target/release/boxoffice $BOX_PORT
+start_box "$BOX_BIN" $BOX_PORT
 [ -n "$BASELINE" ] && start_box "$BASELINE" $BASE_PORT
 for _ in $(seq 50); do
   curl -sf http://127.0.0.1:$BARE_PORT/ >/dev/null && break

@@ -388,6 +388,11 @@ pub struct ServeArgs {
     /// Log lines on stderr as text or JSON; filter with RUST_LOG (default info).
     #[arg(long, env = "BOXOFFICE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Log one line per request (target `boxoffice::access`). Off by default:
+    /// measured at ~15% of status-poll throughput on a 2-core machine
+    /// (docs/benchmarks.md); `RUST_LOG=boxoffice::access=info` also turns it on.
+    #[arg(long, env = "BOXOFFICE_ACCESS_LOG")]
+    pub access_log: bool,
     /// Bearer token `/metrics` then needs (at least 16 bytes; absent: open).
     #[arg(long, env = "BOXOFFICE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -530,6 +535,8 @@ mod tests {
     fn log_format_is_read() {
         assert_eq!(args(&[]).log_format, LogFormat::Text);
         assert_eq!(args(&["--log-format", "json"]).log_format, LogFormat::Json);
+        assert!(!args(&[]).access_log, "the access log is opt-in");
+        assert!(args(&["--access-log"]).access_log);
     }
 
     fn refusal(extra: &[&str]) -> String {

@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Command::Serve(args) = cli.command;
-    let logs = match init_logs(args.log_format) {
+    let logs = match init_logs(args.log_format, args.access_log) {
         Ok(l) => l,
         Err(e) => {
             // No logger yet: this one line has nowhere else to go.
@@ -64,13 +64,19 @@ struct Logs {
 /// 128,000 queued lines rather than ever blocking a request on a slow
 /// stderr); the writer thread batches lines through a buffer, so a busy
 /// server makes one write per batch rather than one per request.
-fn init_logs(format: LogFormat) -> anyhow::Result<Logs> {
-    // `info` first, so `RUST_LOG=boxoffice::access=off` silences only the
+fn init_logs(format: LogFormat, access_log: bool) -> anyhow::Result<Logs> {
+    // `info` first, so `RUST_LOG=boxoffice::access=info` changes only the
     // access log (a directive list without a bare level would turn off every
-    // target it does not name).
+    // target it does not name). The access log is off unless asked for: it
+    // costs a measurable share of a poll (docs/benchmarks.md).
+    let base = if access_log {
+        "info"
+    } else {
+        "info,boxoffice::access=off"
+    };
     let directives = match std::env::var(EnvFilter::DEFAULT_ENV) {
-        Ok(v) => format!("info,{v}"),
-        Err(std::env::VarError::NotPresent) => "info".to_string(),
+        Ok(v) => format!("{base},{v}"),
+        Err(std::env::VarError::NotPresent) => base.to_string(),
         Err(e) => return Err(e).context("reading RUST_LOG"),
     };
     let filter = EnvFilter::builder()
