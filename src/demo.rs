@@ -11,8 +11,13 @@ use std::num::NonZeroU32;
 pub const EVENT: &str = "demo";
 pub const COUPON: &str = "demo-coupon";
 
-fn nz(v: u32) -> NonZeroU32 {
-    NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN)
+/// A positive demo constant; used in `const` blocks, so a zero is a
+/// compile error rather than a silent fallback.
+const fn nz(v: u32) -> NonZeroU32 {
+    match NonZeroU32::new(v) {
+        Some(n) => n,
+        None => panic!("demo constants are positive"),
+    }
 }
 
 /// The demo event's configuration.
@@ -36,11 +41,11 @@ pub fn event_config() -> EventConfig {
         name: "boxoffice demo night".into(),
         opens_at: None,
         queue: Some(QueueConfig {
-            capacity: nz(50),
-            admit_per_s: nz(5),
-            session_ttl_s: nz(600),
-            idle_timeout_s: nz(120),
-            max_waiting: nz(1_000_000),
+            capacity: const { nz(50) },
+            admit_per_s: const { nz(5) },
+            session_ttl_s: const { nz(600) },
+            idle_timeout_s: const { nz(120) },
+            max_waiting: const { nz(1_000_000) },
             identity: Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         }),
@@ -66,7 +71,7 @@ pub fn ensure(engine: &Engine, now: Timestamp) -> Result<(), Rejection> {
     let coupon = CouponId::new(COUPON).map_err(bad)?;
     let cfg = CouponConfig {
         stock: 100,
-        per_user: nz(1),
+        per_user: const { nz(1) },
         opens_at: None,
         closes_at: None,
     };
