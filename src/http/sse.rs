@@ -99,7 +99,7 @@ impl Live {
             let st = &open.state;
             // The ticket or event is gone (deleted): nothing more to say.
             let view = st.engine.status(&open.event, &open.ticket, st.now()).ok()?;
-            let doc = status_doc(&view);
+            let doc = status_doc(&view)?;
             if beat || doc != self.last {
                 self.done = terminal(&doc);
                 let f = frame(&doc);
@@ -117,7 +117,7 @@ pub async fn stream(cx: Cx) -> Reply {
     // Subscribe before reading the status, so no movement falls in between.
     let line = st.lines.subscribe(&id);
     let view = st.engine.status(&id, &ticket, st.now())?;
-    let doc = status_doc(&view);
+    let doc = status_doc(&view).ok_or_else(ApiError::internal)?;
     let opened = match st.streams.open(&id, &ticket) {
         Ok(p) => p,
         Err(full) => {
