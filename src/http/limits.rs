@@ -114,7 +114,12 @@ impl JoinLimiter {
 /// and the driver forgets fresh ones (`retain_recent`), so memory is bounded
 /// by the line.
 pub struct PollLimiter {
-    limiter: Option<Keyed<Box<str>>>,
+    /// Keyed by a hash of the ticket, not the ticket: no allocation per poll
+    /// (the hottest path). The hasher is seeded per process, so a client
+    /// cannot aim a collision at someone's ticket; a collision would only
+    /// make two tickets share one budget.
+    limiter: Option<Keyed<u64>>,
+    hasher: std::collections::hash_map::RandomState,
     clock: GovernorClock,
 }
 
@@ -139,7 +144,11 @@ impl PollLimiter {
                 clock.clone(),
             )
         });
-        PollLimiter { limiter, clock }
+        PollLimiter {
+            limiter,
+            hasher: std::collections::hash_map::RandomState::new(),
+            clock,
+        }
     }
 
     /// Ok, or refused with the seconds until the next poll would be allowed.
@@ -148,7 +157,7 @@ impl PollLimiter {
             return Ok(());
         };
         limiter
-            .check_key(&Box::from(ticket))
+            .check_key(&std::hash::BuildHasher::hash_one(&self.hasher, ticket))
             .map_err(|not_until| RateLimited {
                 retry_after_s: retry_after(&not_until, &self.clock),
             })
