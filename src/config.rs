@@ -110,6 +110,9 @@ pub struct Settings {
     pub redis: Option<String>,
     /// With `redis`: when a state-changing request is answered.
     pub durability: DurabilityMode,
+    /// With `--durability async`: writes are refused (503) while the oldest
+    /// change not yet in Redis is older than this (bounds what a crash loses).
+    pub async_max_lag: Duration,
     /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
     pub metrics_token: Option<String>,
 }
@@ -188,6 +191,7 @@ impl Settings {
             shards: 16,
             redis: None,
             durability: DurabilityMode::Sync,
+            async_max_lag: Duration::from_millis(1000),
             metrics_token: None,
         }
     }
@@ -338,6 +342,12 @@ pub struct ServeArgs {
     /// With --redis: reply after Redis stored the change (sync) or at once (async).
     #[arg(long, env = "BOXOFFICE_DURABILITY", value_enum, default_value_t = DurabilityMode::Sync)]
     pub durability: DurabilityMode,
+    /// With --durability async: refuse writes (503) while the oldest change not
+    /// yet stored in Redis is older than this many milliseconds. This bounds
+    /// what a crash can lose to about this much time of writes.
+    #[arg(long, env = "BOXOFFICE_ASYNC_MAX_LAG_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub async_max_lag_ms: u64,
     /// Create a ready demo event (seats, queue) and coupon.
     #[arg(long, env = "BOXOFFICE_DEMO")]
     pub demo: bool,
@@ -470,6 +480,7 @@ impl ServeArgs {
         settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;
+        settings.async_max_lag = Duration::from_millis(self.async_max_lag_ms);
         settings.metrics_token = self.metrics_token;
         settings.validate()?;
         Ok(Resolved {

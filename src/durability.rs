@@ -27,12 +27,15 @@ pub enum Durability {
 #[error("the change could not be stored durably; retry in {retry_after_s} s")]
 pub struct NotDurable {
     pub retry_after_s: u64,
+    /// Why, when Redis replication refused (for `/readyz/writes`).
+    pub reason: Option<crate::replicate::Unavailable>,
 }
 
 impl From<crate::replicate::Unavailable> for NotDurable {
     fn from(e: crate::replicate::Unavailable) -> Self {
         NotDurable {
             retry_after_s: e.retry_after_s(),
+            reason: Some(e),
         }
     }
 }

@@ -97,6 +97,7 @@ async fn run_replicated(
     };
     let opts = replicate::Options {
         mode,
+        max_lag: settings.async_max_lag,
         ..replicate::Options::default()
     };
     let rep = replicate::Replicator::new(url, opts)?;

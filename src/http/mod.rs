@@ -474,6 +474,7 @@ async fn dispatch(id: RouteId, cx: Cx) -> Reply {
         Metrics => ops::metrics(cx).await,
         Healthz => ops::healthz(cx).await,
         Readyz => ops::readyz(cx).await,
+        ReadyzWrites => ops::readyz_writes(cx).await,
     }
 }
 

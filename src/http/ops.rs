@@ -2,7 +2,7 @@
 
 use super::errors::ApiError;
 use super::{full, json_response, Cx, Reply};
-use crate::wire::ops::{HEALTHY, READY};
+use crate::wire::ops::{HEALTHY, READY, WRITABLE};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -58,5 +58,27 @@ pub async fn readyz(cx: Cx) -> Reply {
             "not serving yet (or shutting down)",
             1,
         ))
+    }
+}
+
+/// Whether state-changing requests are admitted right now: `/readyz` stays
+/// 200 while Redis is away (reads are served from memory), so a load balancer
+/// that routes writes checks this one. 503 names the reason.
+pub async fn readyz_writes(cx: Cx) -> Reply {
+    if !cx.state.is_ready() {
+        return Err(ApiError::unavailable(
+            "not serving yet (or shutting down)",
+            1,
+        ));
+    }
+    match cx.state.admit() {
+        Ok(()) => Ok(json_response(StatusCode::OK, &WRITABLE)),
+        Err(e) => Err(ApiError::unavailable(
+            match e.reason {
+                Some(why) => format!("writes are refused now: {why}"),
+                None => e.to_string(),
+            },
+            e.retry_after_s,
+        )),
     }
 }

@@ -71,6 +71,7 @@ pub enum RouteId {
     Metrics,
     Healthz,
     Readyz,
+    ReadyzWrites,
 }
 
 #[derive(Debug)]
@@ -176,6 +177,10 @@ pub static ROUTES: &[Route] = &[
     Route {
         pattern: "/readyz",
         endpoints: &[ep("GET", Readyz, Public)],
+    },
+    Route {
+        pattern: "/readyz/writes",
+        endpoints: &[ep("GET", ReadyzWrites, Public)],
     },
 ];
 

@@ -70,6 +70,11 @@ pub struct Options {
     /// Most entries applied but not yet in Redis; above it writes are refused
     /// (503) instead of growing memory without bound.
     pub max_backlog: u64,
+    /// Async mode: while the oldest change not yet in Redis is older than
+    /// this, writes are refused (503). With `max_backlog` it bounds what a
+    /// crash can lose: the changes acknowledged within about this long
+    /// before Redis stopped taking them.
+    pub max_lag: Duration,
     /// The shipper drains the journals at least this often (entries no request
     /// waits for: async writes, admissions and expiries made by ticks).
     pub flush_interval: Duration,
@@ -105,6 +110,7 @@ impl Default for Options {
             mode: Mode::Sync,
             commit_timeout: Duration::from_secs(2),
             max_backlog: 200_000,
+            max_lag: Duration::from_secs(1),
             flush_interval: Duration::from_millis(5),
             max_batch_entries: 10_000,
             max_batch_bytes: 4 << 20,
@@ -150,6 +156,8 @@ pub enum Unavailable {
     Down,
     #[error("too many changes are waiting to be stored in Redis")]
     Backlog,
+    #[error("changes are not reaching Redis in time (async lag limit)")]
+    Lagging,
     #[error("this server is no longer the writer")]
     Deposed,
     #[error("state is not recovered yet")]
@@ -162,7 +170,10 @@ impl Unavailable {
     /// The `Retry-After` to send, in seconds.
     pub fn retry_after_s(self) -> u64 {
         match self {
-            Unavailable::Timeout | Unavailable::Down | Unavailable::Backlog => 1,
+            Unavailable::Timeout
+            | Unavailable::Down
+            | Unavailable::Backlog
+            | Unavailable::Lagging => 1,
             Unavailable::NotReady | Unavailable::Deposed | Unavailable::Closed => 5,
         }
     }
@@ -234,6 +245,15 @@ struct Shared {
     /// Entries drained from the engine and not yet acknowledged by Redis
     /// (the shipper's count, for metrics).
     backlog: AtomicU64,
+    /// The instant the replicator was built: the origin of `oldest_pending_ms`.
+    born: Instant,
+    /// When the oldest entry not yet acknowledged by Redis was drained from
+    /// the engine, in ms after `born`, plus one; 0 when none is pending. Set
+    /// by the shipper; read by `admit_write` for the async lag limit.
+    oldest_pending_ms: AtomicU64,
+    /// When the shipper last drained the engine's journals (ms after `born`):
+    /// changes still in the journals are at most this old.
+    last_drain_ms: AtomicU64,
     /// The engine, for the exact backlog in `admit_write`. Weak: the server
     /// state that owns this replicator is usually the host.
     host: OnceLock<Weak<dyn EngineHost>>,
@@ -309,6 +329,37 @@ impl Shared {
         }
     }
 
+    fn ms_since_born(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.born).as_millis() as u64
+    }
+
+    /// Records when the oldest entry not yet acknowledged was drained (None:
+    /// nothing pending).
+    fn note_oldest_pending(&self, at: Option<Instant>) {
+        let v = at.map_or(0, |t| self.ms_since_born(t) + 1);
+        self.oldest_pending_ms.store(v, Ordering::Release);
+    }
+
+    fn note_drained(&self) {
+        let now = self.ms_since_born(Instant::now());
+        self.last_drain_ms.store(now, Ordering::Release);
+    }
+
+    /// How long the oldest change not yet acknowledged by Redis has waited
+    /// (at least), given that `backlog` changes are not acknowledged: the
+    /// shipper's oldest pending entry, or, when it holds none (it may be
+    /// stuck connecting), the time since it last drained the journals.
+    fn unacked_age(&self, backlog: u64) -> Option<Duration> {
+        let now = self.born.elapsed();
+        match self.oldest_pending_ms.load(Ordering::Acquire) {
+            0 if backlog == 0 => None,
+            0 => Some(now.saturating_sub(Duration::from_millis(
+                self.last_drain_ms.load(Ordering::Acquire),
+            ))),
+            v => Some(now.saturating_sub(Duration::from_millis(v - 1))),
+        }
+    }
+
     fn refusal(&self) -> Option<Unavailable> {
         match self.status() {
             Status::Active => None,
@@ -356,6 +407,9 @@ impl Replicator {
                 wake: Notify::new(),
                 link_up: AtomicBool::new(true),
                 backlog: AtomicU64::new(0),
+                born: Instant::now(),
+                oldest_pending_ms: AtomicU64::new(0),
+                last_drain_ms: AtomicU64::new(0),
                 host: OnceLock::new(),
                 reconnects: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
@@ -505,8 +559,15 @@ impl Replicator {
         if s.opts.mode == Mode::Sync && !s.link_up.load(Ordering::Acquire) {
             return Err(Unavailable::Down);
         }
-        if self.backlog() >= s.opts.max_backlog {
+        let backlog = self.backlog();
+        if backlog >= s.opts.max_backlog {
             return Err(Unavailable::Backlog);
+        }
+        if s.opts.mode == Mode::Async
+            && s.unacked_age(backlog)
+                .is_some_and(|age| age > s.opts.max_lag)
+        {
+            return Err(Unavailable::Lagging);
         }
         Ok(())
     }

@@ -183,6 +183,8 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
         shared
             .backlog
             .store(pending.count as u64, Ordering::Release);
+        shared.note_oldest_pending(pending.oldest());
+        shared.note_drained();
         if gauges_at.elapsed() >= Duration::from_millis(100) {
             gauges_at = Instant::now();
             let lag = pending.oldest().map_or(0.0, |t| t.elapsed().as_secs_f64());
@@ -237,6 +239,7 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                 shared
                     .backlog
                     .store(pending.count as u64, Ordering::Release);
+                shared.note_oldest_pending(pending.oldest());
                 up_again(&shared, &mut down_since, &mut backoff, &mut retry_at);
             }
             Ok(Appended::Fenced { epoch }) => {

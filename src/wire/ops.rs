@@ -12,3 +12,5 @@ pub struct ProbeDoc {
 pub const HEALTHY: ProbeDoc = ProbeDoc { status: "ok" };
 /// The process serves requests.
 pub const READY: ProbeDoc = ProbeDoc { status: "ready" };
+/// State-changing requests are admitted now.
+pub const WRITABLE: ProbeDoc = ProbeDoc { status: "writable" };

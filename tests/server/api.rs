@@ -327,6 +327,9 @@ async fn operations_endpoints() {
     let h = srv.get("/healthz").await;
     h.expect(200, None);
     srv.get("/readyz").await.expect(200, None);
+    let w = srv.get("/readyz/writes").await;
+    w.expect(200, None);
+    assert_eq!(w.json()["status"], "writable");
     assert!(srv.handle.is_ready());
     create_event(&srv, "m1", &small_event(Some(queue_cfg(5, 5)))).await;
     join(&srv, "m1", "u1").await;
