@@ -108,7 +108,7 @@ async fn run_replicated(
             () = &mut shutdown => None,
         }
     };
-    let Some(engine) = replicate::warmup::answer_until(&listener, recovering).await else {
+    let Some(engine) = replicate::warmup::answer_until(&listener, &rep, recovering).await else {
         rep.abort();
         return Ok(());
     };
