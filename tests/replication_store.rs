@@ -233,6 +233,13 @@ async fn wiped_redis_under_a_writer_and_a_standby_fails_closed_until_a_new_store
     for t in tasks {
         t.await.expect("writer");
     }
+    eprintln!("A unready {a_unready_at:?} after the wipe");
+    for (name, log) in [("A", &log_a), ("B", &log_b)] {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        for l in text.lines().filter(|l| l.contains("ERROR")) {
+            eprintln!("{name}: {l}");
+        }
+    }
     let late = acks.lock().iter().filter(|&&t| t >= wiped).count();
     assert_eq!(late, 0, "writes acknowledged after Redis came back empty");
     assert_eq!(ha.metric(STORE_LOST).await, Some(1.0), "A's metric");
