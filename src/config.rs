@@ -308,6 +308,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start and moved out at once: the size difference is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the v1 HTTP API.
     Serve(ServeArgs),
@@ -530,6 +532,33 @@ mod tests {
             Ok(other) => panic!("not serve: {other:?}"),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn store_new_parses_and_needs_a_redis_url() {
+        let cli = Cli::try_parse_from([
+            "boxoffice",
+            "store",
+            "new",
+            "--redis",
+            "redis://x/",
+            "--yes",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Store(StoreCommand::New(a)) => {
+                assert_eq!(a.redis, "redis://x/");
+                assert_eq!(a.prefix, "boxoffice");
+                assert!(a.yes);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bare = Cli::try_parse_from(["boxoffice", "store", "new", "--redis", "redis://x/"])
+            .expect("parses");
+        assert!(matches!(
+            bare.command,
+            Command::Store(StoreCommand::New(StoreNewArgs { yes: false, .. }))
+        ));
     }
 
     #[test]

@@ -390,7 +390,7 @@ async fn flushed_keyspace_the_old_writer_cannot_append_though_a_new_one_acquires
         closes_at: None,
     };
     let shard = engine_a.shard_of_coupon(&c);
-    let _ = engine_a.put_coupon(&c, cfg.clone(), T0).expect("coupon");
+    let _ = engine_a.put_coupon(&c, cfg, T0).expect("coupon");
     for i in 0..20 {
         let u = UserId::new(&format!("a{i}")).expect("user");
         let _ = engine_a.claim(&c, &u, None, T0).expect("claims");

@@ -297,8 +297,8 @@ impl Shared {
 
     /// Moves to `to` unless the current status is final: `Closed` stays;
     /// `StoreLost` only closes; `Deposed` only closes or learns the store
-    /// was lost.
-    fn set_status(&self, to: Status) {
+    /// was lost. Returns whether the status changed.
+    fn set_status(&self, to: Status) -> bool {
         self.status.send_if_modified(|s| {
             let allowed = match *s {
                 Status::Closed => false,
@@ -311,7 +311,7 @@ impl Shared {
             }
             *s = to;
             true
-        });
+        })
     }
 
     /// The store id to send with a script (`''` before one was seen).
@@ -331,44 +331,57 @@ impl Shared {
 
     /// Fails closed for good: a script found the keyspace lost acknowledged
     /// state (and quarantined it) or holds another store. Says so once, with
-    /// what was seen, what was found and what to do; sets the metric.
+    /// what was seen, what was found and what to do; sets the metric. A
+    /// `Fenced` refusal is no loss (a newer writer): that deposes.
     fn lose_store(&self, found: &scripts::Refused) {
-        if matches!(self.status(), Status::StoreLost | Status::Closed) {
+        let (changed, what) = match found {
+            scripts::Refused::Fenced(epoch) => {
+                self.depose(&format!(
+                    "the fencing epoch in Redis is {epoch}, ours is {}: another server took the lease",
+                    self.epoch.load(Ordering::Acquire)
+                ));
+                return;
+            }
+            scripts::Refused::Changed(id) => (true, id),
+            scripts::Refused::Lost(marker) => (false, marker),
+        };
+        // Only the caller that makes the transition logs: the shipper and
+        // the lease renewal may find it at the same moment.
+        if !self.set_status(Status::StoreLost) {
             return;
-        }
-        if let scripts::Refused::Fenced(epoch) = found {
-            // Not a loss: a newer writer.
-            return self.depose(&format!(
-                "the fencing epoch in Redis is {epoch}, ours is {}: another server took the lease",
-                self.epoch.load(Ordering::Acquire)
-            ));
         }
         let seen = self.store_arg();
         let seen_epoch = self.seen_epoch.load(Ordering::Acquire);
-        match found {
-            scripts::Refused::Changed(other) => tracing::error!(
+        if changed {
+            tracing::error!(
                 seen_store = %seen,
                 seen_epoch,
-                found_store = %other,
+                found_store = %what,
                 "replication: STORE CHANGED: Redis now holds another store than the one this \
                  server saw (an operator ran `boxoffice store new`?); refusing it: writes answer \
                  503, /readyz is 503. Restart this server to adopt the new store"
-            ),
-            scripts::Refused::Lost(marker) | scripts::Refused::Fenced(marker) => {
-                tracing::error!(
-                    seen_store = %seen,
-                    seen_epoch,
-                    found = %marker,
-                    "replication: STORE LOST: Redis no longer holds the acknowledged state this \
-                     server saw (restarted without persistence, flushed, or failed over to a \
-                     replica that missed writes); the keyspace is quarantined. Writes answer \
-                     503 and /readyz is 503 on every server until an operator acts: recover \
-                     the data if possible, run `boxoffice store new --redis URL --yes`, then \
-                     restart the servers (docs/operations.md, \"Store identity\")"
-                )
-            }
+            );
+        } else if seen.is_empty() {
+            tracing::error!(
+                found = %what,
+                "replication: STORE QUARANTINED: a server found this Redis keyspace lost \
+                 acknowledged state; refusing it: /readyz is 503, writes answer 503. Recover \
+                 the data if possible, run `boxoffice store new --redis URL --yes`, then \
+                 restart the servers (docs/operations.md, \"Store identity\")"
+            );
+        } else {
+            tracing::error!(
+                seen_store = %seen,
+                seen_epoch,
+                found = %what,
+                "replication: STORE LOST: Redis no longer holds the acknowledged state this \
+                 server saw (restarted without persistence, flushed, or failed over to a \
+                 replica that missed writes); the keyspace is quarantined. Writes answer \
+                 503 and /readyz is 503 on every server until an operator acts: recover \
+                 the data if possible, run `boxoffice store new --redis URL --yes`, then \
+                 restart the servers (docs/operations.md, \"Store identity\")"
+            );
         }
-        self.set_status(Status::StoreLost);
         if let Some(host) = self.host.get().and_then(Weak::upgrade) {
             host.with_metrics(&mut || metrics::store_lost(true));
         }
