@@ -312,9 +312,47 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once at start and moved out at once: the size difference is moot.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve the v1 HTTP API.
     Serve(ServeArgs),
+    /// Inspect or reset the identity of a Redis store (docs/operations.md,
+    /// "Store identity").
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `boxoffice store …`.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Start a new store on purpose after a server quarantined the keyspace
+    /// (Redis lost acknowledged state) or to adopt a keyspace deliberately.
+    ///
+    /// Prints what the keyspace holds (store id or quarantine reason, epoch,
+    /// journal heads per shard, lease holder). With --yes it then clears the
+    /// quarantine, writes a new store id and sets the epoch to at least now
+    /// (unix ms). It KEEPS whatever data is there: the next writer recovers
+    /// it as the new store's state. To start empty instead, delete the
+    /// prefix's keys first (e.g. `redis-cli --scan --pattern 'boxoffice:*' |
+    /// xargs redis-cli del`). Servers that saw the old store keep refusing
+    /// until restarted. Without --yes nothing is changed and the exit code
+    /// is 2.
+    New(StoreNewArgs),
+}
+
+/// Flags of `boxoffice store new`.
+#[derive(Debug, Args)]
+pub struct StoreNewArgs {
+    /// Redis URL of the keyspace.
+    #[arg(long, env = "BOXOFFICE_REDIS")]
+    pub redis: String,
+    /// Key prefix of the keyspace.
+    #[arg(long, default_value = "boxoffice")]
+    pub prefix: String,
+    /// Really do it (otherwise only print what would be done).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// Flags of `boxoffice serve`; each also reads `BOXOFFICE_<NAME>`.
@@ -502,8 +540,36 @@ mod tests {
             Ok(Cli {
                 command: Command::Serve(a),
             }) => a,
+            Ok(other) => panic!("not serve: {other:?}"),
             Err(e) => panic!("{e}"),
         }
+    }
+
+    #[test]
+    fn store_new_parses_and_needs_a_redis_url() {
+        let cli = Cli::try_parse_from([
+            "boxoffice",
+            "store",
+            "new",
+            "--redis",
+            "redis://x/",
+            "--yes",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Store(StoreCommand::New(a)) => {
+                assert_eq!(a.redis, "redis://x/");
+                assert_eq!(a.prefix, "boxoffice");
+                assert!(a.yes);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bare = Cli::try_parse_from(["boxoffice", "store", "new", "--redis", "redis://x/"])
+            .expect("parses");
+        assert!(matches!(
+            bare.command,
+            Command::Store(StoreCommand::New(StoreNewArgs { yes: false, .. }))
+        ));
     }
 
     #[test]

@@ -101,6 +101,7 @@ async fn run_replicated(
         ..replicate::Options::default()
     };
     let rep = replicate::Replicator::new(url, opts)?;
+    let metrics_token = settings.metrics_token.clone();
     tokio::pin!(shutdown);
     let recovering = async {
         let c = clock.clone();
@@ -109,7 +110,10 @@ async fn run_replicated(
             () = &mut shutdown => None,
         }
     };
-    let Some(engine) = replicate::warmup::answer_until(&listener, recovering).await else {
+    let Some(engine) =
+        replicate::warmup::answer_until(&listener, &rep, metrics_token.as_deref(), recovering)
+            .await
+    else {
         rep.abort();
         return Ok(());
     };

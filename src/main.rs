@@ -8,7 +8,7 @@
 //! tests can run many servers in one process.
 
 use anyhow::Context;
-use boxoffice::config::{Cli, Command, DurabilityMode, LogFormat};
+use boxoffice::config::{Cli, Command, DurabilityMode, LogFormat, StoreCommand, StoreNewArgs};
 use clap::Parser;
 use std::process::ExitCode;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
@@ -16,7 +16,10 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    let args = match cli.command {
+        Command::Serve(args) => args,
+        Command::Store(StoreCommand::New(args)) => return store_new(&args),
+    };
     let logs = match init_logs(args.log_format, args.access_log) {
         Ok(l) => l,
         Err(e) => {
@@ -167,6 +170,55 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
     boxoffice::run(resolved.settings, listener, shutdown_signal()).await?;
     tracing::info!("boxoffice stopped");
     Ok(())
+}
+
+/// `boxoffice store new`: prints what the keyspace holds, and with `--yes`
+/// starts a new store over it (exit 0); without `--yes` exits 2. Output is
+/// for the operator at the terminal, so plain stdout/stderr, no log.
+fn store_new(args: &StoreNewArgs) -> ExitCode {
+    use boxoffice::replicate::store;
+    let run = async {
+        let found = store::inspect(&args.redis, &args.prefix)
+            .await
+            .context("reading the keyspace")?;
+        println!("keyspace {}:* holds:\n{found}", args.prefix);
+        if !args.yes {
+            println!(
+                "would: clear any quarantine, write a new store id, set the epoch to at least \
+                 now; the data above is kept (delete the keys first to start empty). \
+                 Nothing changed: run again with --yes to do it."
+            );
+            return Ok(false);
+        }
+        if found.lease.is_some() {
+            println!(
+                "note: a writer holds the lease; it saw the old store and will stop \
+                 writing (restart it to adopt the new store)"
+            );
+        }
+        let started = store::start_new(&args.redis, &args.prefix)
+            .await
+            .context("starting the new store")?;
+        println!(
+            "started store {} at epoch {} (was: {}). Restart every boxoffice server on this \
+             keyspace: servers that saw the old store refuse the new one until restarted.",
+            started.id, started.epoch, started.previous
+        );
+        anyhow::Ok(true)
+    };
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| rt.block_on(run));
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("boxoffice store new: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -128,6 +128,7 @@ impl Metrics {
                 counter!(*name).absolute(0);
             }
             gauge!("boxoffice_http_sse_open_streams").set(0.0);
+            gauge!(repl::STORE_LOST).set(0.0);
         });
         m
     }

@@ -11,6 +11,7 @@ pub mod errors;
 mod events;
 pub mod limits;
 mod ops;
+pub(crate) use ops::metrics_allowed;
 mod queue;
 pub mod router;
 mod seats;

@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 /// With `--metrics-token`: the request's bearer token is that token
 /// (compared as SHA-256 digests in constant time, so neither content nor
 /// length leaks through timing). `/metrics` lists every event and coupon id.
-fn metrics_allowed(headers: &HeaderMap, want: &str) -> bool {
+pub(crate) fn metrics_allowed(headers: &HeaderMap, want: &str) -> bool {
     let Some(v) = headers
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes)

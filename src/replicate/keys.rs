@@ -14,7 +14,15 @@ impl Keys {
         }
     }
 
-    /// Fencing epoch: `INCR`ed by every lease acquisition, checked by every write.
+    /// Store identity: a random id made on first use (or
+    /// `quarantined:<id>:<reason>` once a server found the keyspace lost
+    /// acknowledged state). Checked by every write, with the epoch.
+    pub fn store(&self) -> String {
+        format!("{}:store", self.prefix)
+    }
+
+    /// Fencing epoch: raised by every lease acquisition (never lowered),
+    /// checked by every write.
     pub fn epoch(&self) -> String {
         format!("{}:epoch", self.prefix)
     }

@@ -4,10 +4,16 @@
 //! The lease (`<prefix>:lease`, `SET … PX`, renewed every third of its TTL)
 //! keeps a standby from taking over a live writer. Safety does not rest on it
 //! (clocks, pauses and partitions can make two servers believe they hold it);
-//! it rests on the epoch: taking the lease `INCR`s `<prefix>:epoch`, and every
-//! write script first checks that the epoch is still the writer's own. So once
-//! a new writer has its epoch, nothing the old one sends lands, and the new
-//! writer reads state only after taking it.
+//! it rests on the epoch: taking the lease raises `<prefix>:epoch`, and every
+//! write script first checks that the store id and the epoch are still the
+//! writer's own. So once a new writer has its epoch, nothing the old one
+//! sends lands, and the new writer reads state only after taking it.
+//!
+//! Epochs never go back: a new one is `max(stored + 1, highest seen + 1,
+//! unix ms now)`. The clock term keeps a keyspace that lost its counter from
+//! handing out an epoch an old writer still holds; the store id catches the
+//! rest (a wiped keyspace has no store id, and a server that saw one refuses
+//! to go on without it).
 
 use super::link::{Backoff, Link};
 use super::scripts::{self, int, tagged, text, uint};
@@ -20,9 +26,20 @@ fn ttl_ms(s: &Shared) -> u64 {
     (s.opts.lease_ttl.as_millis() as u64).max(100)
 }
 
+/// This machine's clock in unix milliseconds: the floor of a new epoch, so
+/// epochs grow even across a keyspace that lost its epoch counter. The
+/// assumption (docs/operations.md): a new writer's clock is not behind the
+/// old writer's by more than the failover time.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Takes the lease, waiting (as a standby) while another server holds it.
-/// Returns our fencing epoch.
-pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, ReplicateError> {
+/// Returns our fencing epoch, or None once the keyspace turned out lost or
+/// changed (the status is then [`Status::StoreLost`], already logged).
+pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<Option<u64>, ReplicateError> {
     let poll = (shared.opts.lease_ttl / 5).max(Duration::from_millis(20));
     let mut link = Link::new(
         shared.clone(),
@@ -39,10 +56,15 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
         let reply: Result<redis::Value, _> = match link.get().await {
             Ok(conn) => {
                 scripts::ACQUIRE
-                    .key(shared.keys.lease())
+                    .key(shared.keys.store())
                     .key(shared.keys.epoch())
+                    .key(shared.keys.lease())
+                    .arg(shared.store_arg())
+                    .arg(shared.seen_epoch.load(Ordering::Acquire))
                     .arg(&shared.owner)
                     .arg(ttl_ms(shared))
+                    .arg(unix_ms())
+                    .arg(&shared.fresh_store)
                     .invoke_async(conn)
                     .await
             }
@@ -53,21 +75,29 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
                 backoff.reset();
                 said_down = false;
                 match tagged(&v) {
-                    Some(("OK", [epoch, ..])) => {
+                    Some(("OK", [epoch, store, ..])) => {
                         let epoch = uint(epoch).ok_or(ReplicateError::Reply("lease acquire"))?;
+                        let store = text(store).ok_or(ReplicateError::Reply("lease acquire"))?;
+                        shared.saw(store, epoch);
                         tracing::info!(
                             owner = %shared.owner,
                             epoch,
+                            store,
                             "replication: took the writer lease"
                         );
-                        return Ok(epoch);
+                        return Ok(Some(epoch));
                     }
-                    Some(("HELD", [owner, pttl, ..])) => {
+                    Some(("HELD", [owner, pttl, store, epoch, ..])) => {
+                        let epoch = uint(epoch).ok_or(ReplicateError::Reply("lease acquire"))?;
+                        let store = text(store).ok_or(ReplicateError::Reply("lease acquire"))?;
+                        shared.saw(store, epoch);
                         shared.set_status(Status::Standby);
                         if !said_waiting {
                             tracing::info!(
                                 holder = text(owner).unwrap_or("?"),
                                 lease_left_ms = int(pttl).unwrap_or(-1),
+                                store,
+                                epoch,
                                 "replication: standby; another server holds the writer lease, \
                                  waiting for it"
                             );
@@ -78,7 +108,14 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
                         let left = Duration::from_millis(int(pttl).unwrap_or(0).max(0) as u64);
                         tokio::time::sleep(poll.min(left + Duration::from_millis(10))).await;
                     }
-                    _ => return Err(ReplicateError::Reply("lease acquire")),
+                    Some((tag, rest)) => match scripts::refused(tag, rest) {
+                        Some(found) => {
+                            shared.lose_store(&found);
+                            return Ok(None);
+                        }
+                        None => return Err(ReplicateError::Reply("lease acquire")),
+                    },
+                    None => return Err(ReplicateError::Reply("lease acquire")),
                 }
             }
             Err(e) => {
@@ -96,7 +133,9 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<u64, Replica
     }
 }
 
-/// Renews the lease until shutdown; deposes this server if the epoch moved on.
+/// Renews the lease until shutdown; deposes this server if the epoch moved
+/// on, and fails closed if the keyspace lost its store (this is how a writer
+/// with no writes notices a wiped Redis: within a third of the lease TTL).
 pub(crate) async fn renew_loop(shared: Arc<Shared>) {
     let every = (shared.opts.lease_ttl / 3).max(Duration::from_millis(10));
     let mut link = Link::new(shared.clone(), "lease", every);
@@ -112,25 +151,30 @@ pub(crate) async fn renew_loop(shared: Arc<Shared>) {
         let reply: Result<redis::Value, _> = match link.get().await {
             Ok(conn) => {
                 scripts::RENEW
-                    .key(shared.keys.lease())
+                    .key(shared.keys.store())
                     .key(shared.keys.epoch())
+                    .key(shared.keys.lease())
+                    .arg(shared.store_arg())
+                    .arg(epoch)
                     .arg(&shared.owner)
                     .arg(ttl_ms(&shared))
-                    .arg(epoch)
                     .invoke_async(conn)
                     .await
             }
             Err(e) => Err(e),
         };
-        match reply.as_ref().map(uint) {
-            Ok(Some(1)) => {
+        let outcome = reply
+            .as_ref()
+            .map(|v| tagged(v).map(|(tag, rest)| (tag == "OK", scripts::refused(tag, rest))));
+        match outcome {
+            Ok(Some((true, _))) => {
                 if said_down {
                     tracing::info!(epoch, "replication: writer lease renewed again");
                 }
                 said_down = false;
             }
-            Ok(Some(0)) => {
-                shared.depose("the fencing epoch in Redis is no longer ours: another server took the lease, or Redis lost its data");
+            Ok(Some((false, Some(found)))) => {
+                shared.lose_store(&found);
                 return;
             }
             Ok(_) => {
@@ -164,13 +208,15 @@ pub(crate) async fn release(shared: &Arc<Shared>) {
     let epoch = shared.epoch.load(Ordering::Acquire);
     if let Ok(conn) = link.get().await {
         let r: Result<redis::Value, _> = scripts::RELEASE
-            .key(shared.keys.lease())
+            .key(shared.keys.store())
             .key(shared.keys.epoch())
-            .arg(&shared.owner)
+            .key(shared.keys.lease())
+            .arg(shared.store_arg())
             .arg(epoch)
+            .arg(&shared.owner)
             .invoke_async(conn)
             .await;
-        if r.is_ok() {
+        if let Ok(Some(("OK", _))) = r.as_ref().map(tagged) {
             tracing::info!(epoch, "replication: writer lease released");
         }
     }

@@ -12,6 +12,9 @@ pub const RECONNECTS: &str = "boxoffice_replication_reconnects_total";
 pub const SNAPSHOT_SECONDS: &str = "boxoffice_replication_snapshot_seconds";
 pub const SNAPSHOT_BYTES: &str = "boxoffice_replication_snapshot_bytes";
 pub const RECOVERY_SECONDS: &str = "boxoffice_replication_recovery_seconds";
+/// 1 once this server found its Redis keyspace lost acknowledged state or
+/// holds another store (it then refuses writes and is unready), else 0.
+pub const STORE_LOST: &str = "boxoffice_replication_store_lost";
 
 /// Buckets for [`COMMIT_SECONDS`]: one Redis round trip, 100 µs to 2.5 s
 /// (the commit timeout is 2 s).
@@ -49,6 +52,10 @@ pub fn describe() {
         RECOVERY_SECONDS,
         "Duration of the last recovery from Redis (from taking the lease to a restored engine)"
     );
+    describe_gauge!(
+        STORE_LOST,
+        "1 if this server found the Redis keyspace lost acknowledged state or changed store (it refuses writes until restarted after `boxoffice store new`), else 0"
+    );
 }
 
 pub(crate) fn lag(seconds: f64, events: u64, reconnects: u64) {
@@ -72,4 +79,8 @@ pub(crate) fn snapshot_total_bytes(bytes: usize) {
 
 pub(crate) fn recovered(seconds: f64) {
     gauge!(RECOVERY_SECONDS).set(seconds);
+}
+
+pub(crate) fn store_lost(lost: bool) {
+    gauge!(STORE_LOST).set(if lost { 1.0 } else { 0.0 });
 }

@@ -17,9 +17,15 @@
 //! - **Recovery** ([`recover`]): the latest snapshot of each shard plus the
 //!   entries after it, through `Engine::restore`.
 //! - **One writer** ([`lease`]): a lease (`SET NX PX`, renewed) and a fencing
-//!   epoch (`INCR` on every acquisition) that every write script checks. A
-//!   standby waits for the lease; a writer whose epoch is gone is deposed and
-//!   refuses writes.
+//!   epoch (raised on every acquisition, never lowered) that every write
+//!   script checks. A standby waits for the lease; a writer whose epoch is
+//!   gone is deposed and refuses writes.
+//! - **One store** ([`store`]): the keyspace carries a random store id. A
+//!   server that has seen one never writes to, or recovers from, a keyspace
+//!   that lost it (missing id, epoch gone back, log shorter than what Redis
+//!   acknowledged): the script that finds it quarantines the keyspace and
+//!   every server fails closed ([`Status::StoreLost`]) until an operator runs
+//!   `boxoffice store new` (I8: a wiped or failed-over Redis fails closed).
 //!
 //! Durability modes ([`Mode`]): `sync` answers a write only once Redis has
 //! its entries; `async` answers at once and ships within a bounded lag, with a
@@ -34,6 +40,7 @@ mod recover;
 mod scripts;
 mod shipper;
 mod snapshots;
+pub mod store;
 pub mod warmup;
 
 use boxoffice_engine::journal::CodecError;
@@ -139,9 +146,13 @@ pub enum Status {
     Recovered,
     /// The writer: ships, snapshots, renews its lease.
     Active,
-    /// Another server took the lease (or Redis lost its data): this one no
-    /// longer writes. Restart it to make it a standby.
+    /// Another server took the lease: this one no longer writes. Restart it
+    /// to make it a standby.
     Deposed,
+    /// The keyspace lost acknowledged state (quarantined), or holds another
+    /// store than the one this server saw: it neither writes nor serves as
+    /// recovered. Final, like `Deposed`; docs/operations.md says what to do.
+    StoreLost,
     /// Shut down or aborted.
     Closed,
 }
@@ -160,6 +171,8 @@ pub enum Unavailable {
     Lagging,
     #[error("this server is no longer the writer")]
     Deposed,
+    #[error("Redis lost acknowledged state (or holds another store); writes are refused until an operator acts")]
+    StoreLost,
     #[error("state is not recovered yet")]
     NotReady,
     #[error("the server is shutting down")]
@@ -174,7 +187,10 @@ impl Unavailable {
             | Unavailable::Down
             | Unavailable::Backlog
             | Unavailable::Lagging => 1,
-            Unavailable::NotReady | Unavailable::Deposed | Unavailable::Closed => 5,
+            Unavailable::NotReady
+            | Unavailable::Deposed
+            | Unavailable::StoreLost
+            | Unavailable::Closed => 5,
         }
     }
 }
@@ -208,6 +224,12 @@ pub enum ReplicateError {
     State(Status),
     #[error("spawn needs a running tokio runtime")]
     NoRuntime,
+    #[error("no OS randomness for a store id: {0}")]
+    Random(String),
+    #[error("the Redis keyspace lost acknowledged state and is quarantined: {0}")]
+    StoreLost(String),
+    #[error("the Redis keyspace holds another store ({0}) than the one this server saw")]
+    StoreChanged(String),
 }
 
 /// What the replicator tasks need from the server: the engine, and the
@@ -235,6 +257,14 @@ struct Shared {
     owner: String,
     /// Our fencing epoch (0 before the lease is taken).
     epoch: AtomicU64,
+    /// The store id this server has seen (learned from its first lease
+    /// reply, HELD or OK); from then on it only accepts that store.
+    seen_store: Mutex<Option<String>>,
+    /// The highest epoch this server has seen in Redis; a lower one later
+    /// means the keyspace went back.
+    seen_epoch: AtomicU64,
+    /// The id to create if the keyspace has none (first use).
+    fresh_store: String,
     status: watch::Sender<Status>,
     /// Per shard: the highest `seq` Redis has acknowledged.
     durable: OnceLock<Box<[watch::Sender<u64>]>>,
@@ -285,16 +315,104 @@ impl Shared {
         *self.status.borrow()
     }
 
-    /// Moves to `to` unless already closed or deposed (those are final).
-    fn set_status(&self, to: Status) {
+    /// Moves to `to` unless the current status is final: `Closed` stays;
+    /// `StoreLost` only closes; `Deposed` only closes or learns the store
+    /// was lost. Returns whether the status changed.
+    fn set_status(&self, to: Status) -> bool {
         self.status.send_if_modified(|s| {
-            let final_state = matches!(*s, Status::Closed | Status::Deposed);
-            if *s == to || (final_state && to != Status::Closed) {
+            let allowed = match *s {
+                Status::Closed => false,
+                Status::StoreLost => to == Status::Closed,
+                Status::Deposed => matches!(to, Status::Closed | Status::StoreLost),
+                _ => true,
+            };
+            if *s == to || !allowed {
                 return false;
             }
             *s = to;
             true
-        });
+        })
+    }
+
+    /// The store id to send with a script (`''` before one was seen).
+    fn store_arg(&self) -> String {
+        self.seen_store.lock().clone().unwrap_or_default()
+    }
+
+    /// Remembers the store id and epoch a lease reply showed.
+    fn saw(&self, store: &str, epoch: u64) {
+        let mut seen = self.seen_store.lock();
+        if seen.is_none() {
+            *seen = Some(store.to_string());
+        }
+        drop(seen);
+        self.seen_epoch.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// Fails closed for good: a script found the keyspace lost acknowledged
+    /// state (and quarantined it) or holds another store. Says so once, with
+    /// what was seen, what was found and what to do; sets the metric. A
+    /// `Fenced` refusal is no loss (a newer writer): that deposes.
+    fn lose_store(&self, found: &scripts::Refused) {
+        let (changed, what) = match found {
+            scripts::Refused::Fenced(epoch) => {
+                self.depose(&format!(
+                    "the fencing epoch in Redis is {epoch}, ours is {}: another server took the lease",
+                    self.epoch.load(Ordering::Acquire)
+                ));
+                return;
+            }
+            scripts::Refused::Changed(id) => (true, id),
+            scripts::Refused::Lost(marker) => (false, marker),
+        };
+        // Only the caller that makes the transition logs: the shipper and
+        // the lease renewal may find it at the same moment.
+        if !self.set_status(Status::StoreLost) {
+            return;
+        }
+        let seen = self.store_arg();
+        let seen_epoch = self.seen_epoch.load(Ordering::Acquire);
+        if changed {
+            tracing::error!(
+                seen_store = %seen,
+                seen_epoch,
+                found_store = %what,
+                "replication: STORE CHANGED: Redis now holds another store than the one this \
+                 server saw (an operator ran `boxoffice store new`?); refusing it: writes answer \
+                 503, /readyz is 503. Restart this server to adopt the new store"
+            );
+        } else if seen.is_empty() {
+            tracing::error!(
+                found = %what,
+                "replication: STORE QUARANTINED: a server found this Redis keyspace lost \
+                 acknowledged state; refusing it: /readyz is 503, writes answer 503. Recover \
+                 the data if possible, run `boxoffice store new --redis URL --yes`, then \
+                 restart the servers (docs/operations.md, \"Store identity\")"
+            );
+        } else {
+            tracing::error!(
+                seen_store = %seen,
+                seen_epoch,
+                found = %what,
+                "replication: STORE LOST: Redis no longer holds the acknowledged state this \
+                 server saw (restarted without persistence, flushed, or failed over to a \
+                 replica that missed writes); the keyspace is quarantined. Writes answer \
+                 503 and /readyz is 503 on every server until an operator acts: recover \
+                 the data if possible, run `boxoffice store new --redis URL --yes`, then \
+                 restart the servers (docs/operations.md, \"Store identity\")"
+            );
+        }
+        if let Some(host) = self.host.get().and_then(Weak::upgrade) {
+            host.with_metrics(&mut || metrics::store_lost(true));
+        }
+    }
+
+    /// After a loss found before serving: stay as we are (unready, the
+    /// placeholder listener answers 503) until shut down.
+    async fn park_lost(&self) -> ReplicateError {
+        let mut rx = self.status.subscribe();
+        let _ = rx.wait_for(|st| *st == Status::Closed).await;
+        ReplicateError::State(Status::Closed)
     }
 
     fn depose(&self, why: &str) {
@@ -364,6 +482,7 @@ impl Shared {
         match self.status() {
             Status::Active => None,
             Status::Deposed => Some(Unavailable::Deposed),
+            Status::StoreLost => Some(Unavailable::StoreLost),
             Status::Closed => Some(Unavailable::Closed),
             Status::Idle | Status::Standby | Status::Recovering | Status::Recovered => {
                 Some(Unavailable::NotReady)
@@ -395,6 +514,7 @@ impl Replicator {
     pub fn new(url: &str, opts: Options) -> Result<Self, ReplicateError> {
         let client = redis::Client::open(url).map_err(|e| ReplicateError::Url(e.to_string()))?;
         let owner = opts.owner.clone().unwrap_or_else(default_owner);
+        let fresh_store = store::new_id()?;
         Ok(Replicator {
             shared: Arc::new(Shared {
                 keys: Keys::new(&opts.prefix),
@@ -402,6 +522,9 @@ impl Replicator {
                 client,
                 owner,
                 epoch: AtomicU64::new(0),
+                seen_store: Mutex::new(None),
+                seen_epoch: AtomicU64::new(0),
+                fresh_store,
                 status: watch::Sender::new(Status::Idle),
                 durable: OnceLock::new(),
                 wake: Notify::new(),
@@ -449,12 +572,25 @@ impl Replicator {
         }
         cfg.journal = true;
         let shards = cfg.shards.get();
-        let epoch = lease::acquire_or_wait(s).await?;
+        let epoch = match lease::acquire_or_wait(s).await? {
+            Some(epoch) => epoch,
+            None => return Err(s.park_lost().await),
+        };
         // Recovery time proper: from the lease to a restored engine.
         let started = Instant::now();
         s.epoch.store(epoch, Ordering::Release);
         s.set_status(Status::Recovering);
-        let loaded = recover::load(s, shards).await?;
+        let loaded = match recover::load(s, shards).await {
+            Err(ReplicateError::StoreLost(m)) => {
+                s.lose_store(&scripts::Refused::Lost(m));
+                return Err(s.park_lost().await);
+            }
+            Err(ReplicateError::StoreChanged(id)) => {
+                s.lose_store(&scripts::Refused::Changed(id));
+                return Err(s.park_lost().await);
+            }
+            other => other?,
+        };
         let replayed = loaded.entries.len();
         let engine = Engine::restore(cfg, loaded.snapshot, loaded.entries, now())?;
         tracing::info!(
@@ -535,7 +671,11 @@ impl Replicator {
                 },
                 r = status.wait_for(|st| *st != Status::Active) => {
                     let st = r.map(|st| *st).unwrap_or(Status::Closed);
-                    Err(if st == Status::Deposed { Unavailable::Deposed } else { Unavailable::Closed })
+                    Err(match st {
+                        Status::Deposed => Unavailable::Deposed,
+                        Status::StoreLost => Unavailable::StoreLost,
+                        _ => Unavailable::Closed,
+                    })
                 }
             }
         };
@@ -598,6 +738,22 @@ impl Replicator {
     /// Our fencing epoch (0 before the lease is taken).
     pub fn epoch(&self) -> u64 {
         self.shared.epoch.load(Ordering::Acquire)
+    }
+
+    /// The store id this server has seen (None before its first lease reply).
+    pub fn store_id(&self) -> Option<String> {
+        self.shared.seen_store.lock().clone()
+    }
+
+    /// The highest fencing epoch this server has seen in Redis.
+    pub fn seen_epoch(&self) -> u64 {
+        self.shared.seen_epoch.load(Ordering::Acquire)
+    }
+
+    /// True once this server found its store lost or changed
+    /// ([`Status::StoreLost`]; the `boxoffice_replication_store_lost` gauge).
+    pub fn store_lost(&self) -> bool {
+        self.shared.status() == Status::StoreLost
     }
 
     /// Whether the last Redis call succeeded.

@@ -63,8 +63,10 @@ async fn load_once(
     let epoch = shared.epoch.load(std::sync::atomic::Ordering::Acquire);
     let conn = link.get().await?;
     let meta: Value = scripts::META
+        .key(keys.store())
         .key(keys.epoch())
         .key(keys.meta())
+        .arg(shared.store_arg())
         .arg(epoch)
         .arg(FORMAT_VERSION.to_string())
         .arg(shards)
@@ -87,8 +89,15 @@ async fn load_once(
                 });
             }
         }
-        Some(("FENCED", _)) => return Err(ReplicateError::Fenced),
-        _ => return Err(ReplicateError::Reply("meta")),
+        Some((tag, rest)) => {
+            return Err(match scripts::refused(tag, rest) {
+                Some(scripts::Refused::Fenced(_)) => ReplicateError::Fenced,
+                Some(scripts::Refused::Lost(m)) => ReplicateError::StoreLost(m),
+                Some(scripts::Refused::Changed(id)) => ReplicateError::StoreChanged(id),
+                None => ReplicateError::Reply("meta"),
+            })
+        }
+        None => return Err(ReplicateError::Reply("meta")),
     }
 
     let heads_reply: Value = redis::cmd("HGETALL")
@@ -208,7 +217,7 @@ async fn load_once(
 }
 
 /// Field/value pairs of a hash reply (RESP2 flat array or RESP3 map).
-fn pairs(v: &Value) -> Option<Vec<(&Value, &Value)>> {
+pub(crate) fn pairs(v: &Value) -> Option<Vec<(&Value, &Value)>> {
     match v {
         Value::Map(m) => Some(m.iter().map(|(k, v)| (k, v)).collect()),
         Value::Array(a) if a.len() % 2 == 0 => {

@@ -117,13 +117,15 @@ impl Pending {
         self.rotate = (self.rotate + 1) % n.max(1);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::APPEND.get_hash())
-            .arg(2 + takes.len())
+            .arg(3 + takes.len())
+            .arg(shared.keys.store())
             .arg(shared.keys.epoch())
             .arg(shared.keys.heads());
         for &(shard, _) in &takes {
             cmd.arg(shared.keys.log(shard));
         }
-        cmd.arg(shared.epoch.load(Ordering::Acquire));
+        cmd.arg(shared.store_arg())
+            .arg(shared.epoch.load(Ordering::Acquire));
         for &(shard, take) in &takes {
             cmd.arg(shard).arg(take);
             for it in self.shards[shard].iter().take(take) {
@@ -162,7 +164,7 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
     loop {
         match shared.status() {
             Status::Closed => return,
-            Status::Deposed => return discard(&shared, host.as_ref()).await,
+            Status::Deposed | Status::StoreLost => return discard(&shared, host.as_ref()).await,
             _ => {}
         }
         let closing = shared.closing.load(Ordering::Acquire);
@@ -242,19 +244,17 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                 shared.note_oldest_pending(pending.oldest());
                 up_again(&shared, &mut down_since, &mut backoff, &mut retry_at);
             }
-            Ok(Appended::Fenced { epoch }) => {
-                shared.depose(&format!(
-                    "the fencing epoch in Redis is {epoch:?}, ours is {}: another server took \
-                     the lease, or Redis lost its data",
-                    shared.epoch.load(Ordering::Acquire)
-                ));
+            Ok(Appended::Refused(found)) => {
+                // A newer writer (deposed), or a keyspace that lost or
+                // changed its store (quarantined by the script if lost).
+                shared.lose_store(&found);
                 // The loop's top turns to discarding.
                 continue;
             }
             Ok(Appended::Gap { shard, head, first }) => {
                 shared.depose(&format!(
-                    "Redis has shard {shard} only up to seq {head} but the next entry is {first}: \
-                     Redis lost acknowledged data (restarted without persistence?)"
+                    "a batch for shard {shard} starting at {first} was not consecutive \
+                     (Redis head {head}): a bug; nothing of it was written"
                 ));
                 // The loop's top turns to discarding.
                 continue;
@@ -280,7 +280,7 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
 /// holds and admit users in memory. Nothing of that may reach Redis, but the
 /// journal must not grow without bound either: drop it until shutdown.
 async fn discard(shared: &Shared, host: &dyn EngineHost) {
-    while shared.status() == Status::Deposed {
+    while matches!(shared.status(), Status::Deposed | Status::StoreLost) {
         for i in 0..host.engine().shard_count() {
             drop(host.engine().drain_journal(i));
         }

@@ -21,7 +21,7 @@ enum Outcome {
     },
     /// Not now (the log is not there yet, or a newer snapshot exists).
     Skipped,
-    Fenced,
+    Refused(scripts::Refused),
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
@@ -64,8 +64,8 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                     said_failing = false;
                 }
                 Ok(Outcome::Skipped) => {}
-                Ok(Outcome::Fenced) => {
-                    shared.depose("a snapshot write found the fencing epoch moved on");
+                Ok(Outcome::Refused(found)) => {
+                    shared.lose_store(&found);
                     return;
                 }
                 Err(e) => {
@@ -119,10 +119,12 @@ async fn snapshot_one(
     let bytes = data.len();
     let conn = link.get().await?;
     let reply: redis::Value = scripts::SNAPSHOT
+        .key(shared.keys.store())
         .key(shared.keys.epoch())
         .key(shared.keys.heads())
         .key(shared.keys.snap(shard))
         .key(shared.keys.log(shard))
+        .arg(shared.store_arg())
         .arg(shared.epoch.load(Ordering::Acquire))
         .arg(shard)
         .arg(seq)
@@ -144,7 +146,10 @@ async fn snapshot_one(
             );
             Outcome::Written { seq, bytes }
         }
-        Some(("FENCED", _)) => Outcome::Fenced,
-        _ => Outcome::Skipped,
+        Some((tag, rest)) => match scripts::refused(tag, rest) {
+            Some(found) => Outcome::Refused(found),
+            None => Outcome::Skipped,
+        },
+        None => Outcome::Skipped,
     })
 }

@@ -2,8 +2,11 @@
 //! recovered. The listener before then: a standby or a recovering server
 //! already answers, so probes see it alive (`/healthz` 200) but not ready
 //! (`/readyz` and everything else 503 `unavailable` with `Retry-After`).
-//! Nothing here touches state; connections are closed after each answer so
-//! no client stays attached to this placeholder once the real server runs.
+//! `/metrics` answers the one series that matters before recovery,
+//! `boxoffice_replication_store_lost`: a standby that found the keyspace lost
+//! stays here, unready, and an alert must see why. Nothing here touches
+//! state; connections are closed after each answer so no client stays
+//! attached to this placeholder once the real server runs.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
@@ -18,9 +21,42 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-fn answer(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn answer(
+    req: &Request<Incoming>,
+    lost: bool,
+    metrics_token: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let metrics_refused =
+        metrics_token.is_some_and(|t| !crate::http::metrics_allowed(req.headers(), t));
     let (status, body) = if req.uri().path() == "/healthz" {
         (StatusCode::OK, r#"{"status":"ok"}"#.to_string())
+    } else if req.uri().path() == "/metrics" && metrics_refused {
+        // The same refusal as the real server's: --metrics-token holds here too.
+        (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":{"code":"unauthorized","message":"/metrics needs Authorization: Bearer <metrics token>"}}"#
+                .to_string(),
+        )
+    } else if req.uri().path() == "/metrics" {
+        let mut r = Response::new(Full::new(Bytes::from(format!(
+            "# HELP {name} 1 if this server found the Redis keyspace lost acknowledged state or changed store, else 0\n\
+             # TYPE {name} gauge\n{name} {}\n",
+            u8::from(lost),
+            name = super::metrics::STORE_LOST,
+        ))));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    } else if lost {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":{"code":"unavailable","message":"Redis lost acknowledged state (or holds another store); this server refuses it until an operator acts"}}"#
+                .to_string(),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -36,15 +72,23 @@ fn answer(req: &Request<Incoming>) -> Response<Full<Bytes>> {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    if status != StatusCode::OK {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry = if lost { "5" } else { "1" };
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static(retry));
     }
     r
 }
 
 /// Answers on `listener` as described above until `until` completes, then
-/// closes the connections it opened and returns `until`'s output.
-pub async fn answer_until<T>(listener: &TcpListener, until: impl Future<Output = T>) -> T {
+/// closes the connections it opened and returns `until`'s output. `rep` is
+/// the replicator being recovered (whether it found its store lost);
+/// `metrics_token` guards `/metrics` as in the real server.
+pub async fn answer_until<T>(
+    listener: &TcpListener,
+    rep: &super::Replicator,
+    metrics_token: Option<&str>,
+    until: impl Future<Output = T>,
+) -> T {
     let mut conns = JoinSet::new();
     tokio::pin!(until);
     let out = loop {
@@ -56,8 +100,11 @@ pub async fn answer_until<T>(listener: &TcpListener, until: impl Future<Output =
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let svc = service_fn(|req: Request<Incoming>| async move {
-                    Ok::<_, Infallible>(answer(&req))
+                let lost = rep.store_lost();
+                let token: Option<std::sync::Arc<str>> = metrics_token.map(Into::into);
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let token = token.clone();
+                    async move { Ok::<_, Infallible>(answer(&req, lost, token.as_deref())) }
                 });
                 let mut http = http1::Builder::new();
                 http.keep_alive(false);

@@ -679,3 +679,62 @@ pub fn assert_tickets_agree(live: &Engine, recovered: &Engine, w: &Workload) -> 
     }
     admitted
 }
+
+impl Http {
+    /// Status and raw body text (for `/metrics`), or None if the server did
+    /// not answer.
+    pub async fn text(&self, path: &str) -> Option<(u16, String)> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.base))
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        Some((status, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// The value of an unlabelled series on `/metrics` (None: not there or
+    /// no answer).
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let (_, body) = self.text("/metrics").await?;
+        body.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .find_map(|v| v.trim().parse().ok())
+    }
+}
+
+/// Runs `boxoffice store new` on `redis` (with `--yes` if `yes`): exit code
+/// and stdout + stderr.
+pub fn store_new(redis: &RedisServer, yes: bool) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+    cmd.args(["store", "new", "--redis", &redis.url()]);
+    if yes {
+        cmd.arg("--yes");
+    }
+    let out = cmd.output().expect("boxoffice store new runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Waits until `path` (a log file) contains `needle`; whether it did.
+pub async fn wait_for_log(path: &std::path::Path, needle: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|s| s.contains(needle)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
