@@ -115,6 +115,11 @@ impl Endpoint {
         }
     }
 
+    /// Whether a new connection may reach another node (Sentinel form).
+    pub fn resolves(&self) -> bool {
+        matches!(self, Endpoint::Sentinel(_))
+    }
+
     /// For logs: which kind, never credentials.
     pub fn describe(&self) -> String {
         match self {

@@ -107,6 +107,12 @@ impl Link {
         self.reset();
     }
 
+    /// Whether [`reset`](Self::reset) then [`get`](Self::get) may land on
+    /// another node (Sentinel): worth doing when this one looks demoted.
+    pub fn resolves(&self) -> bool {
+        self.shared.endpoint.resolves()
+    }
+
     /// Drops the connection after an error: a timed-out request may still be
     /// answered later on it, and a fresh connection has no such leftovers.
     /// Every caller does this on every error, `READONLY` included, so a

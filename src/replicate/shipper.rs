@@ -287,6 +287,14 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                     );
                     down_since = Some(Instant::now());
                 }
+                // With Sentinel, too few replicas may mean this node is an
+                // old primary a failover left behind (still a master until
+                // Sentinel demotes it, seconds later): resolve the master
+                // again. The barrier makes the new connection's WAIT cover
+                // what this one wrote.
+                if link.resolves() {
+                    link.reset();
+                }
                 // WAIT itself waited its timeout; no backoff on top, so the
                 // first batch after a replica is back is acknowledged at once.
                 retry_at = Some(Instant::now() + Duration::from_millis(20));
