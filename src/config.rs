@@ -73,6 +73,9 @@ pub enum DurabilityMode {
     Sync,
     /// Reply at once; ship to Redis in the background.
     Async,
+    /// Reply after the change is stored in Redis and `WAIT` reports that
+    /// --redis-replicas replicas have it (for Sentinel-managed Redis).
+    SyncReplica,
 }
 
 /// How log lines are written (to stderr; docs/operations.md, "Logs").
@@ -113,6 +116,8 @@ pub struct Settings {
     /// With `--durability async`: writes are refused (503) while the oldest
     /// change not yet in Redis is older than this (bounds what a crash loses).
     pub async_max_lag: Duration,
+    /// With [`DurabilityMode::SyncReplica`]: replicas that must acknowledge.
+    pub redis_replicas: u32,
     /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
     pub metrics_token: Option<String>,
 }
@@ -192,6 +197,7 @@ impl Settings {
             redis: None,
             durability: DurabilityMode::Sync,
             async_max_lag: Duration::from_millis(1000),
+            redis_replicas: 1,
             metrics_token: None,
         }
     }
@@ -279,6 +285,9 @@ impl Settings {
         }
         if self.shards == 0 || self.shards > 1024 {
             return bad("shards must be between 1 and 1024");
+        }
+        if self.redis_replicas == 0 || self.redis_replicas > 100 {
+            return bad("--redis-replicas must be between 1 and 100");
         }
         if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
             return bad("the metrics token must be at least 16 bytes");
@@ -374,10 +383,14 @@ pub struct ServeArgs {
     /// it stay valid.
     #[arg(long, env = "BOXOFFICE_PREVIOUS_SECRET", hide_env_values = true)]
     pub previous_secret: Option<String>,
-    /// Redis URL for replication (absent: memory only).
-    #[arg(long, env = "BOXOFFICE_REDIS")]
+    /// Redis URL for replication (absent: memory only): redis://[[user]:password@]host[:port][/db],
+    /// or Sentinel-managed: redis+sentinel://[[user]:password@]host1[:26379][,host2…]/<master-name>[/db]
+    /// (credentials and db are the data nodes'; the server follows failovers).
+    #[arg(long, env = "BOXOFFICE_REDIS", hide_env_values = true)]
     pub redis: Option<String>,
-    /// With --redis: reply after Redis stored the change (sync) or at once (async).
+    /// With --redis: reply after Redis stored the change (sync), after Redis
+    /// stored it and --redis-replicas replicas acknowledged it (sync-replica,
+    /// WAIT), or at once (async).
     #[arg(long, env = "BOXOFFICE_DURABILITY", value_enum, default_value_t = DurabilityMode::Sync)]
     pub durability: DurabilityMode,
     /// With --durability async: refuse writes (503) while the oldest change not
@@ -386,6 +399,10 @@ pub struct ServeArgs {
     #[arg(long, env = "BOXOFFICE_ASYNC_MAX_LAG_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub async_max_lag_ms: u64,
+    /// With --durability sync-replica: how many replicas must acknowledge a
+    /// change (WAIT) before it is answered.
+    #[arg(long, env = "BOXOFFICE_REDIS_REPLICAS", default_value_t = 1)]
+    pub redis_replicas: u32,
     /// Create a ready demo event (seats, queue) and coupon.
     #[arg(long, env = "BOXOFFICE_DEMO")]
     pub demo: bool,
@@ -519,6 +536,7 @@ impl ServeArgs {
         settings.redis = self.redis;
         settings.durability = self.durability;
         settings.async_max_lag = Duration::from_millis(self.async_max_lag_ms);
+        settings.redis_replicas = self.redis_replicas;
         settings.metrics_token = self.metrics_token;
         settings.validate()?;
         Ok(Resolved {
@@ -603,6 +621,22 @@ mod tests {
         .resolve()
         .expect("resolves");
         assert_eq!(a.settings.durability, DurabilityMode::Async);
+        let a = args(&[
+            "--redis",
+            "redis+sentinel://s1:26379,s2/mymaster",
+            "--secret",
+            "0123456789abcdef0123456789abcdef",
+            "--durability",
+            "sync-replica",
+            "--redis-replicas",
+            "2",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(a.settings.durability, DurabilityMode::SyncReplica);
+        assert_eq!(a.settings.redis_replicas, 2);
+        let e = args(&["--redis-replicas", "0"]).resolve();
+        assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--redis-replicas")));
         // Without an explicit secret, recovered passes would not verify.
         let e = args(&["--redis", "redis://127.0.0.1/"]).resolve();
         assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--secret")));

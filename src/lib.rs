@@ -94,10 +94,12 @@ async fn run_replicated(
     let mode = match settings.durability {
         config::DurabilityMode::Sync => replicate::Mode::Sync,
         config::DurabilityMode::Async => replicate::Mode::Async,
+        config::DurabilityMode::SyncReplica => replicate::Mode::SyncReplica,
     };
     let opts = replicate::Options {
         mode,
         max_lag: settings.async_max_lag,
+        replicas: settings.redis_replicas,
         ..replicate::Options::default()
     };
     let rep = replicate::Replicator::new(url, opts)?;

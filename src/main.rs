@@ -126,6 +126,7 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         (None, _) => "memory",
         (Some(_), DurabilityMode::Sync) => "sync",
         (Some(_), DurabilityMode::Async) => "async",
+        (Some(_), DurabilityMode::SyncReplica) => "sync-replica",
     };
     tracing::info!(
         listen = %addr,

@@ -17,7 +17,7 @@
 
 use super::link::{Backoff, Link};
 use super::scripts::{self, int, tagged, text, uint};
-use super::{ReplicateError, Shared, Status};
+use super::{replicas, Mode, ReplicateError, Shared, Status};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +79,9 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<Option<u64>,
                         let epoch = uint(epoch).ok_or(ReplicateError::Reply("lease acquire"))?;
                         let store = text(store).ok_or(ReplicateError::Reply("lease acquire"))?;
                         shared.saw(store, epoch);
+                        if shared.opts.mode == Mode::SyncReplica {
+                            replicated_epoch(shared, &mut link, epoch).await?;
+                        }
                         tracing::info!(
                             owner = %shared.owner,
                             epoch,
@@ -126,6 +129,67 @@ pub(crate) async fn acquire_or_wait(shared: &Arc<Shared>) -> Result<Option<u64>,
                         "replication: cannot reach Redis to take the writer lease; retrying"
                     );
                     said_down = true;
+                }
+                tokio::time::sleep(backoff.step()).await;
+            }
+        }
+    }
+}
+
+/// [`Mode::SyncReplica`]: waits until enough replicas acknowledged the
+/// `INCR` of our new epoch, before this server reads or writes anything. A
+/// failover that promotes a replica which acknowledged then never brings back
+/// an epoch older than ours while we acknowledge writes (the old writer's
+/// epoch would pass its scripts again). Retried until it holds; a lease
+/// that lapses meanwhile is re-taken by the renewal (the epoch is still
+/// ours) or taken by another server, whose epoch then fences us.
+async fn replicated_epoch(
+    shared: &Arc<Shared>,
+    link: &mut Link,
+    epoch: u64,
+) -> Result<(), ReplicateError> {
+    let response = shared.opts.connect_timeout.max(Duration::from_secs(1));
+    let mut said = false;
+    let mut backoff = Backoff::new();
+    loop {
+        if shared.status() == Status::Closed {
+            return Err(ReplicateError::State(Status::Closed));
+        }
+        // A new connection after an error is fine: the barrier in
+        // `replicas::wait` covers what earlier connections wrote.
+        let r = match link.get().await {
+            Ok(conn) => replicas::wait(conn, shared, response).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(n) if n >= u64::from(shared.opts.replicas) => {
+                if said {
+                    tracing::info!(
+                        epoch,
+                        replicas = n,
+                        "replication: replicas acknowledged the new epoch"
+                    );
+                }
+                return Ok(());
+            }
+            Ok(n) => {
+                shared.replica_shortfalls.fetch_add(1, Ordering::Relaxed);
+                if !said {
+                    tracing::warn!(
+                        epoch,
+                        replicas = n,
+                        wanted = shared.opts.replicas,
+                        "replication: took the lease but too few replicas acknowledged the new \
+                         epoch (WAIT); not recovering until they do"
+                    );
+                    said = true;
+                }
+            }
+            Err(e) => {
+                link.failed(&e);
+                if !said {
+                    tracing::warn!(error = %e, epoch, "replication: waiting for replicas to acknowledge the new epoch failed; retrying");
+                    said = true;
                 }
                 tokio::time::sleep(backoff.step()).await;
             }

@@ -34,6 +34,8 @@ pub(crate) struct Link {
     /// Which task owns it, for the log ("shipper", "lease", …).
     role: &'static str,
     config: AsyncConnectionConfig,
+    /// Connect and response timeouts, also for the Sentinel queries.
+    timeouts: (Duration, Duration),
     conn: Option<MultiplexedConnection>,
     connected_before: bool,
 }
@@ -43,24 +45,27 @@ impl Link {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(shared.opts.connect_timeout))
             .set_response_timeout(Some(response_timeout));
+        let timeouts = (shared.opts.connect_timeout, response_timeout);
         Link {
             shared,
             role,
             config,
+            timeouts,
             conn: None,
             connected_before: false,
         }
     }
 
-    /// The connection, opened if needed.
+    /// The connection, opened if needed (with Sentinel: to the master it
+    /// names now, so a reconnect follows a failover).
     pub async fn get(&mut self) -> Result<&mut MultiplexedConnection, RedisError> {
         let conn = match self.conn.take() {
             Some(c) => c,
             None => {
                 let c = match self
                     .shared
-                    .client
-                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .endpoint
+                    .connect(&self.config, self.timeouts)
                     .await
                 {
                     Ok(c) => c,
@@ -88,8 +93,30 @@ impl Link {
         Ok(self.conn.insert(conn))
     }
 
+    /// [`reset`](Self::reset) after `e`, saying so when the node turned
+    /// read-only: a primary demoted to replica by a failover answers
+    /// `READONLY`, and the next [`get`](Self::get) resolves the master again.
+    pub fn failed(&mut self, e: &RedisError) {
+        if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly) {
+            tracing::warn!(
+                link = self.role,
+                "replication: Redis answered READONLY (it is a replica now: failover); \
+                 reconnecting to the current primary"
+            );
+        }
+        self.reset();
+    }
+
+    /// Whether [`reset`](Self::reset) then [`get`](Self::get) may land on
+    /// another node (Sentinel): worth doing when this one looks demoted.
+    pub fn resolves(&self) -> bool {
+        self.shared.endpoint.resolves()
+    }
+
     /// Drops the connection after an error: a timed-out request may still be
     /// answered later on it, and a fresh connection has no such leftovers.
+    /// Every caller does this on every error, `READONLY` included, so a
+    /// connection to a demoted primary never outlives its first refusal.
     pub fn reset(&mut self) {
         if self.conn.take().is_some() {
             tracing::debug!(

@@ -28,15 +28,20 @@
 //!   `boxoffice store new` (I8: a wiped or failed-over Redis fails closed).
 //!
 //! Durability modes ([`Mode`]): `sync` answers a write only once Redis has
-//! its entries; `async` answers at once and ships within a bounded lag, with a
-//! bounded backlog ([`Replicator::admit_write`]). docs/operations.md is the
-//! operator's side of all this.
+//! its entries; `sync-replica` also waits until `WAIT` reports enough
+//! replicas have them; `async` answers at once and ships within a bounded
+//! lag, with a bounded backlog ([`Replicator::admit_write`]). The primary is
+//! a fixed URL or the master Redis Sentinel names ([`endpoint`]), resolved
+//! again on every reconnect. docs/operations.md is the operator's side of all
+//! this.
 
+mod endpoint;
 mod keys;
 mod lease;
 mod link;
 pub mod metrics;
 mod recover;
+mod replicas;
 mod scripts;
 mod shipper;
 mod snapshots;
@@ -62,6 +67,19 @@ pub enum Mode {
     /// At once; the entries follow within [`Options::flush_interval`] plus a
     /// round trip. A crash loses at most that lag.
     Async,
+    /// After Redis has stored the entries AND `WAIT` reports that at least
+    /// [`Options::replicas`] replicas have them (for a Sentinel failover that
+    /// promotes such a replica; see docs/operations.md for what `WAIT` does
+    /// and does not promise). The lease's new epoch is replica-acknowledged
+    /// the same way before the writer recovers.
+    SyncReplica,
+}
+
+impl Mode {
+    /// Whether a write waits for Redis before it is answered.
+    pub fn waits(self) -> bool {
+        self != Mode::Async
+    }
 }
 
 /// How the replicator talks to Redis. The defaults suit a Redis on the same
@@ -106,6 +124,12 @@ pub struct Options {
     pub bulk_response_timeout: Duration,
     /// Who holds the lease; unique per process unless set.
     pub owner: Option<String>,
+    /// [`Mode::SyncReplica`]: how many replicas must acknowledge (`WAIT`).
+    pub replicas: u32,
+    /// [`Mode::SyncReplica`]: the `WAIT` timeout per batch. Below the shipping
+    /// response timeout (the connection is blocked meanwhile) and well below
+    /// the commit timeout, so a replica hiccup still leaves a retry in time.
+    pub replica_timeout: Duration,
     /// Reading this many entries per `XRANGE` during recovery.
     pub recovery_page: usize,
 }
@@ -128,6 +152,8 @@ impl Default for Options {
             response_timeout: Duration::from_millis(1500),
             bulk_response_timeout: Duration::from_secs(30),
             owner: None,
+            replicas: 1,
+            replica_timeout: Duration::from_millis(500),
             recovery_page: 10_000,
         }
     }
@@ -252,7 +278,8 @@ impl EngineHost for Engine {
 /// State shared by the handle and the tasks.
 struct Shared {
     opts: Options,
-    client: redis::Client,
+    /// The primary: a fixed URL or resolved through Sentinel on every connect.
+    endpoint: endpoint::Endpoint,
     keys: Keys,
     owner: String,
     /// Our fencing epoch (0 before the lease is taken).
@@ -288,6 +315,9 @@ struct Shared {
     /// state that owns this replicator is usually the host.
     host: OnceLock<Weak<dyn EngineHost>>,
     reconnects: AtomicU64,
+    /// [`Mode::SyncReplica`]: `WAIT` calls that saw fewer replicas than
+    /// required (the entries stayed pending and were retried).
+    replica_shortfalls: AtomicU64,
     /// Set by shutdown: the shipper flushes everything and stops.
     closing: AtomicBool,
     /// Per shard `seq` of the snapshot in Redis (known after recovery).
@@ -512,14 +542,15 @@ fn default_owner() -> String {
 impl Replicator {
     /// A replicator for the Redis at `url` (no I/O yet).
     pub fn new(url: &str, opts: Options) -> Result<Self, ReplicateError> {
-        let client = redis::Client::open(url).map_err(|e| ReplicateError::Url(e.to_string()))?;
+        let endpoint = endpoint::Endpoint::parse(url).map_err(ReplicateError::Url)?;
+        tracing::debug!(redis = %endpoint.describe(), mode = ?opts.mode, "replication: Redis endpoint");
         let owner = opts.owner.clone().unwrap_or_else(default_owner);
         let fresh_store = store::new_id()?;
         Ok(Replicator {
             shared: Arc::new(Shared {
                 keys: Keys::new(&opts.prefix),
                 opts,
-                client,
+                endpoint,
                 owner,
                 epoch: AtomicU64::new(0),
                 seen_store: Mutex::new(None),
@@ -535,6 +566,7 @@ impl Replicator {
                 last_drain_ms: AtomicU64::new(0),
                 host: OnceLock::new(),
                 reconnects: AtomicU64::new(0),
+                replica_shortfalls: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
                 snap_seqs: Mutex::new(Vec::new()),
                 recovery_seconds: Mutex::new(None),
@@ -696,7 +728,7 @@ impl Replicator {
         if let Some(why) = s.refusal() {
             return Err(why);
         }
-        if s.opts.mode == Mode::Sync && !s.link_up.load(Ordering::Acquire) {
+        if s.opts.mode.waits() && !s.link_up.load(Ordering::Acquire) {
             return Err(Unavailable::Down);
         }
         let backlog = self.backlog();
@@ -733,6 +765,12 @@ impl Replicator {
     /// Highest `seq` of `shard` that Redis has acknowledged.
     pub fn durable_seq(&self, shard: usize) -> u64 {
         self.shared.durable_seq(shard)
+    }
+
+    /// [`Mode::SyncReplica`]: how often `WAIT` saw fewer replicas than
+    /// required (each time the entries stayed pending and were retried).
+    pub fn replica_shortfalls(&self) -> u64 {
+        self.shared.replica_shortfalls.load(Ordering::Relaxed)
     }
 
     /// Our fencing epoch (0 before the lease is taken).

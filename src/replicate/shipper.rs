@@ -11,11 +11,15 @@
 //! always resends from the oldest unacknowledged entry. A batch whose reply
 //! was lost is therefore a prefix of the retry, and the script skips what
 //! Redis already has: no gap, no duplicate, whatever fails when.
+//!
+//! In `sync-replica` mode "acknowledged" also means `WAIT` counted enough
+//! replicas (pipelined behind the append, see [`replicas`]); short of that
+//! the entries stay pending and the batch is retried.
 
 use super::link::{Backoff, Link};
 use super::metrics;
 use super::scripts::{self, parse_append, Appended};
-use super::{EngineHost, Shared, Status};
+use super::{replicas, EngineHost, Mode, Shared, Status};
 use boxoffice_engine::journal;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -137,17 +141,48 @@ impl Pending {
 }
 
 /// Sends an `EVALSHA`; loads the script once if Redis does not know it (first
-/// call, or after a Redis restart) and sends it again.
+/// call, or after a Redis restart) and sends it again. In
+/// [`Mode::SyncReplica`] the replica barrier and `WAIT` go in the same
+/// pipeline, right behind it on the same connection (no extra round trip);
+/// the second value is then the number of replicas that acknowledged.
 async fn eval(
     conn: &mut redis::aio::MultiplexedConnection,
     cmd: &redis::Cmd,
-) -> Result<redis::Value, redis::RedisError> {
-    match cmd.query_async(conn).await {
-        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-            scripts::APPEND.load_async(conn).await?;
-            cmd.query_async(conn).await
+    shared: &Shared,
+) -> Result<(redis::Value, Option<u64>), redis::RedisError> {
+    if shared.opts.mode != Mode::SyncReplica {
+        let v = match cmd.query_async(conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                scripts::APPEND.load_async(conn).await?;
+                cmd.query_async(conn).await
+            }
+            other => other,
+        }?;
+        return Ok((v, None));
+    }
+    let mut pipe = redis::pipe();
+    pipe.ignore_errors().add_command(cmd.clone());
+    replicas::add_wait(&mut pipe, shared, shared.opts.response_timeout);
+    let mut loaded = false;
+    loop {
+        let mut replies: Vec<redis::Value> = pipe.query_async(conn).await?;
+        if replies.len() != 3 {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected reply to the append pipeline",
+            )));
         }
-        other => other,
+        let waited = replies.pop().map(|w| replicas::parse_wait(&w));
+        match replies.swap_remove(0) {
+            redis::Value::ServerError(e)
+                if !loaded && e.kind() == Some(redis::ServerErrorKind::NoScript) =>
+            {
+                scripts::APPEND.load_async(conn).await?;
+                loaded = true;
+            }
+            redis::Value::ServerError(e) => return Err(e.into()),
+            v => return Ok((v, waited.transpose()?)),
+        }
     }
 }
 
@@ -223,14 +258,51 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
         let (cmd, entries) = pending.batch(&shared);
         let started = Instant::now();
         let reply = match link.get().await {
-            Ok(conn) => eval(conn, &cmd).await,
+            Ok(conn) => eval(conn, &cmd, &shared).await,
             Err(e) => Err(e),
         };
-        let outcome = match &reply {
-            Ok(v) => parse_append(v).ok_or("an unexpected reply to the append script".to_string()),
-            Err(e) => Err(e.to_string()),
+        let (outcome, acked_by) = match &reply {
+            Ok((v, n)) => (
+                parse_append(v).ok_or("an unexpected reply to the append script".to_string()),
+                *n,
+            ),
+            Err(e) => {
+                link.failed(e);
+                (Err(e.to_string()), None)
+            }
         };
+        let wanted = u64::from(shared.opts.replicas);
         match outcome {
+            Ok(Appended::Ok(_)) if acked_by.is_some_and(|n| n < wanted) => {
+                // Stored on the primary, not yet on enough replicas: nothing is
+                // acknowledged. The entries stay pending; the retry appends
+                // nothing (the script skips what Redis has) and WAITs again,
+                // and writes are refused up front meanwhile (link_up false).
+                let n = shared.replica_shortfalls.fetch_add(1, Ordering::Relaxed) + 1;
+                shared.link_up.store(false, Ordering::Release);
+                if down_since.is_none() {
+                    tracing::warn!(
+                        replicas = acked_by.unwrap_or(0),
+                        wanted,
+                        shortfalls_total = n,
+                        pending_entries = pending.count,
+                        "replication: stored on the primary but too few replicas acknowledged \
+                         (WAIT); not acknowledging, retrying"
+                    );
+                    down_since = Some(Instant::now());
+                }
+                // With Sentinel, too few replicas may mean this node is an
+                // old primary a failover left behind (still a master until
+                // Sentinel demotes it, seconds later): resolve the master
+                // again. The barrier makes the new connection's WAIT cover
+                // what this one wrote.
+                if link.resolves() {
+                    link.reset();
+                }
+                // WAIT itself waited its timeout; no backoff on top, so the
+                // first batch after a replica is back is acknowledged at once.
+                retry_at = Some(Instant::now() + Duration::from_millis(20));
+            }
             Ok(Appended::Ok(heads)) => {
                 let secs = started.elapsed().as_secs_f64();
                 host.with_metrics(&mut || metrics::batch(entries, secs));
@@ -260,6 +332,8 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
                 continue;
             }
             Err(why) => {
+                // A failed call reset the link above; an unparsable reply
+                // resets it here.
                 link.reset();
                 shared.link_up.store(false, Ordering::Release);
                 if down_since.is_none() {

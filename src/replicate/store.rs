@@ -108,14 +108,14 @@ pub struct Started {
     pub epoch: u64,
 }
 
+/// The primary, for `redis://` and `redis+sentinel://` URLs alike.
 async fn connect(url: &str) -> Result<redis::aio::MultiplexedConnection, ReplicateError> {
-    let client = redis::Client::open(url).map_err(|e| ReplicateError::Url(e.to_string()))?;
+    let endpoint = super::endpoint::Endpoint::parse(url).map_err(ReplicateError::Url)?;
+    let (connect, response) = (Duration::from_secs(2), Duration::from_secs(5));
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(2)))
-        .set_response_timeout(Some(Duration::from_secs(5)));
-    Ok(client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?)
+        .set_connection_timeout(Some(connect))
+        .set_response_timeout(Some(response));
+    Ok(endpoint.connect(&config, (connect, response)).await?)
 }
 
 /// Reads the store id (or quarantine), epoch, heads and lease of `prefix`.

@@ -5,6 +5,8 @@
 //!
 //! Everything here only ever signals processes it started itself: a test or
 //! a benchmark must never touch a server someone else runs on the machine.
+//! For Redis HA tests: a replica ([`RedisOptions::replica_of`]) and a
+//! [`Sentinel`], each on its own free port and stopped by PID.
 //! Sync and std-only, so both the tokio tests and the threaded benchmark can
 //! use it.
 
@@ -203,6 +205,9 @@ pub struct RedisOptions {
     pub aof: bool,
     /// How long to wait for the first PONG.
     pub ready_within: Duration,
+    /// Start as a replica of the Redis on this loopback port
+    /// (`--replicaof 127.0.0.1 <port>`).
+    pub replica_of: Option<u16>,
 }
 
 impl Default for RedisOptions {
@@ -212,6 +217,7 @@ impl Default for RedisOptions {
             port: None,
             aof: false,
             ready_within: Duration::from_secs(10),
+            replica_of: None,
         }
     }
 }
@@ -273,6 +279,9 @@ impl RedisServer {
         if opts.aof {
             cmd.args(["--appendfsync", "always"]);
         }
+        if let Some(primary) = opts.replica_of {
+            cmd.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
         ChildGuard::spawn_logged(&mut cmd, &dir.join("redis.log"))
             .map_err(io_err(format!("starting {}", opts.bin.display())))
     }
@@ -329,15 +338,7 @@ impl RedisServer {
 
     /// A raw PING (no client library involved): true on `+PONG`.
     pub fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        if s.write_all(b"PING\r\n").is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 16];
-        matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+        ping(self.port)
     }
 
     /// Freezes the server (SIGSTOP): connections hang, as with a stalled
@@ -362,6 +363,150 @@ impl RedisServer {
         self.child = Self::launch(&self.opts, self.port, self.dir.path())?;
         self.wait_ready()
     }
+}
+
+/// How to start a [`Sentinel`]. The defaults are short, for tests: a
+/// primary is judged down after 1 s and a failover may retry after 3 s.
+#[derive(Clone, Debug)]
+pub struct SentinelOptions {
+    /// The binary (default `redis-server`, run with `--sentinel`; Debian's
+    /// `redis-sentinel` is the same program).
+    pub bin: PathBuf,
+    /// The name the master is monitored under (`redis+sentinel://…/<name>`).
+    pub master_name: String,
+    /// `down-after-milliseconds`.
+    pub down_after: Duration,
+    /// `failover-timeout`.
+    pub failover_timeout: Duration,
+    /// How many sentinels must agree the primary is down (1 for one sentinel).
+    pub quorum: u32,
+    pub ready_within: Duration,
+}
+
+impl Default for SentinelOptions {
+    fn default() -> Self {
+        SentinelOptions {
+            bin: PathBuf::from("redis-server"),
+            master_name: "boxoffice".into(),
+            down_after: Duration::from_millis(1000),
+            failover_timeout: Duration::from_millis(3000),
+            quorum: 1,
+            ready_within: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A Redis Sentinel on 127.0.0.1 monitoring the primary on a given loopback
+/// port, with its (rewritable) config file in its own temp dir; killed by PID
+/// and the dir removed on drop.
+#[derive(Debug)]
+pub struct Sentinel {
+    child: ChildGuard,
+    dir: TempDir,
+    port: u16,
+}
+
+impl Sentinel {
+    /// Starts one watching the primary on `primary_port` and waits for PONG
+    /// (three tries on a free port, as [`RedisServer::start`]).
+    pub fn start(primary_port: u16, opts: SentinelOptions) -> Result<Self, Error> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::try_start(primary_port, &opts) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::NotReady {
+            what: "redis sentinel".into(),
+            after: Duration::ZERO,
+        }))
+    }
+
+    fn try_start(primary_port: u16, opts: &SentinelOptions) -> Result<Self, Error> {
+        let port = free_port().map_err(io_err("probing a free loopback port"))?;
+        let dir = TempDir::new("sentinel").map_err(io_err("creating the sentinel's temp dir"))?;
+        // Sentinel rewrites its config file (state, epochs): it must be a
+        // writable file of its own.
+        let conf = dir.path().join("sentinel.conf");
+        let name = &opts.master_name;
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\nloglevel notice\n\
+             dir {dir}\nlogfile \"\"\n\
+             sentinel monitor {name} 127.0.0.1 {primary_port} {quorum}\n\
+             sentinel down-after-milliseconds {name} {down}\n\
+             sentinel failover-timeout {name} {failover}\n\
+             sentinel parallel-syncs {name} 1\n",
+            dir = dir.path().display(),
+            quorum = opts.quorum.max(1),
+            down = opts.down_after.as_millis().max(1),
+            failover = opts.failover_timeout.as_millis().max(1),
+        );
+        std::fs::write(&conf, text).map_err(io_err("writing sentinel.conf"))?;
+        let mut cmd = Command::new(&opts.bin);
+        cmd.arg(&conf).arg("--sentinel");
+        let log = dir.path().join("sentinel.log");
+        let mut child = ChildGuard::spawn_logged(&mut cmd, &log).map_err(io_err(format!(
+            "starting {} --sentinel",
+            opts.bin.display()
+        )))?;
+        let what = format!("redis sentinel on port {port}");
+        let deadline = Instant::now() + opts.ready_within;
+        loop {
+            if let Some(status) = child.exited().map_err(io_err(what.clone()))? {
+                return Err(Error::Exited {
+                    what,
+                    status,
+                    log: std::fs::read_to_string(&log).unwrap_or_default(),
+                });
+            }
+            if ping(port) {
+                return Ok(Sentinel { child, dir, port });
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::NotReady {
+                    what,
+                    after: opts.ready_within,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:{port}`, for a `redis+sentinel://` URL.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Its log so far (failover events: `+sdown`, `+switch-master`, …).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        self.child.kill();
+    }
+}
+
+/// A raw PING to a loopback port: true on `+PONG`.
+pub fn ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
 }
 
 #[cfg(test)]
