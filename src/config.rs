@@ -110,6 +110,9 @@ pub struct Settings {
     pub redis: Option<String>,
     /// With `redis`: when a state-changing request is answered.
     pub durability: DurabilityMode,
+    /// With `redis`: about how many outcomes the events-out stream keeps
+    /// (`XADD MAXLEN ~`); 0 writes none.
+    pub events_out_maxlen: u64,
     /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
     pub metrics_token: Option<String>,
 }
@@ -188,6 +191,7 @@ impl Settings {
             shards: 16,
             redis: None,
             durability: DurabilityMode::Sync,
+            events_out_maxlen: 1_000_000,
             metrics_token: None,
         }
     }
@@ -338,6 +342,11 @@ pub struct ServeArgs {
     /// With --redis: reply after Redis stored the change (sync) or at once (async).
     #[arg(long, env = "BOXOFFICE_DURABILITY", value_enum, default_value_t = DurabilityMode::Sync)]
     pub durability: DurabilityMode,
+    /// With --redis: the events-out stream (<prefix>:out) keeps about this
+    /// many of the newest business outcomes (XADD MAXLEN ~); 0 turns events
+    /// out off.
+    #[arg(long, env = "BOXOFFICE_EVENTS_OUT_MAXLEN", default_value_t = 1_000_000)]
+    pub events_out_maxlen: u64,
     /// Create a ready demo event (seats, queue) and coupon.
     #[arg(long, env = "BOXOFFICE_DEMO")]
     pub demo: bool,
@@ -470,6 +479,7 @@ impl ServeArgs {
         settings.limits.body_read_timeout = Duration::from_secs(self.body_read_timeout);
         settings.redis = self.redis;
         settings.durability = self.durability;
+        settings.events_out_maxlen = self.events_out_maxlen;
         settings.metrics_token = self.metrics_token;
         settings.validate()?;
         Ok(Resolved {
@@ -515,6 +525,18 @@ mod tests {
         .expect("resolves");
         assert_eq!(r.settings.redis.as_deref(), Some("redis://127.0.0.1/"));
         assert_eq!(r.settings.durability, DurabilityMode::Sync);
+        assert_eq!(r.settings.events_out_maxlen, 1_000_000);
+        let off = args(&[
+            "--redis",
+            "redis://h/",
+            "--secret",
+            "0123456789abcdef0123456789abcdef",
+            "--events-out-maxlen",
+            "0",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(off.settings.events_out_maxlen, 0);
         let a = args(&[
             "--redis",
             "redis://h/",

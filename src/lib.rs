@@ -97,6 +97,7 @@ async fn run_replicated(
     };
     let opts = replicate::Options {
         mode,
+        events_out_maxlen: settings.events_out_maxlen,
         ..replicate::Options::default()
     };
     let rep = replicate::Replicator::new(url, opts)?;

@@ -30,6 +30,7 @@ mod keys;
 mod lease;
 mod link;
 pub mod metrics;
+pub mod outbox;
 mod recover;
 mod scripts;
 mod shipper;
@@ -96,6 +97,12 @@ pub struct Options {
     pub owner: Option<String>,
     /// Reading this many entries per `XRANGE` during recovery.
     pub recovery_page: usize,
+    /// Events out: the business outcomes of every change are appended to
+    /// `<prefix>:out` (src/replicate/outbox.rs), in the same script as the
+    /// journal, with `XADD MAXLEN ~ <this>`: Redis keeps about this many of
+    /// the newest (at least this many; `~` trims in whole stream nodes).
+    /// 0 turns events out off entirely (nothing is built or written).
+    pub events_out_maxlen: u64,
 }
 
 impl Default for Options {
@@ -116,6 +123,7 @@ impl Default for Options {
             bulk_response_timeout: Duration::from_secs(30),
             owner: None,
             recovery_page: 10_000,
+            events_out_maxlen: 1_000_000,
         }
     }
 }
@@ -439,6 +447,9 @@ impl Replicator {
         }
         if let Some(secs) = *s.recovery_seconds.lock() {
             host.with_metrics(&mut || metrics::recovered(secs));
+        }
+        if s.opts.events_out_maxlen > 0 {
+            host.with_metrics(&mut metrics::events_out_zero);
         }
         let _ = s.host.set(Arc::downgrade(&host));
         s.set_status(Status::Active);
