@@ -426,6 +426,7 @@ async fn a_retried_batch_whose_reply_was_lost_duplicates_nothing() {
         claim(i);
     }
     flush(&rep, &engine).await;
+    let (appends_before, _) = command_calls(&redis).await;
 
     redis.pause();
     for i in 20..60 {
@@ -443,23 +444,18 @@ async fn a_retried_batch_whose_reply_was_lost_duplicates_nothing() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     redis.resume();
     flush(&rep, &engine).await;
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connects");
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .expect("INFO");
+    let (appends, xadds) = command_calls(&redis).await;
     eprintln!(
-        "{}",
-        stats
-            .lines()
-            .find(|l| l.starts_with("cmdstat_evalsha"))
-            .unwrap_or("no evalsha stats")
+        "append script runs: {appends_before} before the freeze, {appends} in all; XADDs: {xadds}"
     );
+    // The batch reached Redis more than once (sent, timed out, sent again)…
+    assert!(
+        appends >= appends_before + 2,
+        "{appends_before} then {appends}"
+    );
+    // …and each entry and each outcome was written once: the coupon's
+    // creation, and every claim with its coupon.claimed.
+    assert_eq!(xadds, 1 + 2 * claims.len() as u64);
 
     let out = read_events_out(&redis, "boxoffice").await;
     assert_out_ids_unique_and_ordered(&out);
@@ -472,4 +468,34 @@ async fn a_retried_batch_whose_reply_was_lost_duplicates_nothing() {
     }
     assert_eq!(out.len(), claims.len(), "nothing else was published");
     rep.shutdown().await;
+}
+
+/// Successful `EVALSHA` runs and `XADD` calls Redis counted so far.
+async fn command_calls(redis: &RedisServer) -> (u64, u64) {
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    let field = |cmd: &str, name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:")))
+            .and_then(|l| {
+                l.split(',')
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    };
+    // NOSCRIPT answers count as failed calls: they ran nothing.
+    (
+        field("evalsha", "calls") - field("evalsha", "failed_calls"),
+        field("xadd", "calls"),
+    )
 }
