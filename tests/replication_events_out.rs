@@ -88,7 +88,7 @@ async fn buyer(
             Some((201, v)) => {
                 let claim = v["claim"].as_str().unwrap_or_default().to_string();
                 acked.lock().claims.insert(claim.clone(), user.clone());
-                if returns && i % 3 == 0 {
+                if returns && i.is_multiple_of(3) {
                     let r = http
                         .call(
                             Method::DELETE,
@@ -118,7 +118,7 @@ async fn buyer(
             continue;
         };
         let hold = h["hold"].as_str().unwrap_or_default().to_string();
-        if returns && i % 4 == 0 {
+        if returns && i.is_multiple_of(4) {
             let r = http
                 .call(
                     Method::DELETE,

@@ -691,7 +691,7 @@ pub async fn read_events_out(redis: &RedisServer, prefix: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut from = "-".to_string();
     loop {
-        let page: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+        let page: Vec<OutItem> = redis::cmd("XRANGE")
             .arg(format!("{prefix}:out"))
             .arg(&from)
             .arg("+")
@@ -713,6 +713,9 @@ pub async fn read_events_out(redis: &RedisServer, prefix: &str) -> Vec<Value> {
         }
     }
 }
+
+/// An XRANGE item of the events-out stream: stream id and field/value pairs.
+type OutItem = (String, Vec<(String, Vec<u8>)>);
 
 /// `(shard, seq, n)` of an events-out id `"<shard>-<seq>-<n>"`.
 pub fn out_id(v: &Value) -> (u64, u64, u64) {
