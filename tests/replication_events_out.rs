@@ -499,3 +499,70 @@ async fn command_calls(redis: &RedisServer) -> (u64, u64) {
         field("xadd", "calls"),
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_key_that_is_not_a_stream_fails_the_batch_whole() {
+    let redis = RedisServer::start();
+    let mut o = opts("a");
+    o.commit_timeout = Duration::from_millis(700);
+    let (engine, rep) = Replicator::recover(&redis.url(), o, engine_cfg(1), || T0)
+        .await
+        .expect("recovers");
+    let engine = Arc::new(engine);
+    rep.spawn(engine.clone()).expect("spawns");
+    let c = CouponId::new("c1").expect("id");
+    let cfg = CouponConfig {
+        stock: 10,
+        per_user: std::num::NonZeroU32::MIN,
+        opens_at: None,
+        closes_at: None,
+    };
+    let _ = engine.put_coupon(&c, cfg, T0).expect("coupon");
+    flush(&rep, &engine).await;
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let log_len = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("XLEN")
+                .arg("boxoffice:s0:log")
+                .query_async::<u64>(&mut conn)
+                .await
+                .expect("XLEN")
+        }
+    };
+    let before = log_len(&mut conn).await;
+    // Someone set the out key by hand: the append must fail before writing
+    // anything (a script keeps the writes made before a failing command).
+    let () = redis::cmd("SET")
+        .arg("boxoffice:out")
+        .arg("not a stream")
+        .query_async(&mut conn)
+        .await
+        .expect("SET");
+    let u = UserId::new("u1").expect("user");
+    let claim = engine
+        .claim(&c, &u, None, T0)
+        .expect("claims")
+        .into_value()
+        .claim;
+    let r = rep.durable(0, engine.journal_seq(0)).await;
+    assert!(r.is_err(), "no acknowledgement without the outcome: {r:?}");
+    assert_eq!(log_len(&mut conn).await, before, "nothing half-written");
+    // Put right, the same batch goes through whole.
+    let () = redis::cmd("DEL")
+        .arg("boxoffice:out")
+        .query_async::<u64>(&mut conn)
+        .await
+        .map(drop)
+        .expect("DEL");
+    flush(&rep, &engine).await;
+    assert_eq!(log_len(&mut conn).await, before + 1);
+    let out = read_events_out(&redis, "boxoffice").await;
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0]["data"]["claim"], json!(claim.to_string()));
+    rep.shutdown().await;
+}

@@ -24,6 +24,15 @@ if cur ~= ARGV[1] then
 end
 local outkey = KEYS[#KEYS]
 local maxlen = ARGV[#ARGV]
+-- A script stops at its first failing command with the earlier writes kept:
+-- an out key that is not a stream (set by hand) must fail the call before
+-- anything is written, not after half of it.
+if maxlen ~= '0' then
+  local t = redis.call('TYPE', outkey)['ok']
+  if t ~= 'none' and t ~= 'stream' then
+    return redis.error_reply('boxoffice: ' .. outkey .. ' is a ' .. t .. ', not a stream')
+  end
+end
 -- Pass 1: every shard's entries must be consecutive and continue what Redis
 -- has (or overlap it, for a retried batch). Nothing is written before all are
 -- checked, so a refusal leaves no half-written batch.
