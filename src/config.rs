@@ -118,6 +118,9 @@ pub struct Settings {
     pub async_max_lag: Duration,
     /// With [`DurabilityMode::SyncReplica`]: replicas that must acknowledge.
     pub redis_replicas: u32,
+    /// With `redis`: about how many outcomes the events-out stream keeps
+    /// (`XADD MAXLEN ~`); 0 writes none.
+    pub events_out_maxlen: u64,
     /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
     pub metrics_token: Option<String>,
 }
@@ -198,6 +201,7 @@ impl Settings {
             durability: DurabilityMode::Sync,
             async_max_lag: Duration::from_millis(1000),
             redis_replicas: 1,
+            events_out_maxlen: 1_000_000,
             metrics_token: None,
         }
     }
@@ -403,6 +407,11 @@ pub struct ServeArgs {
     /// change (WAIT) before it is answered.
     #[arg(long, env = "BOXOFFICE_REDIS_REPLICAS", default_value_t = 1)]
     pub redis_replicas: u32,
+    /// With --redis: the events-out stream (<prefix>:out) keeps about this
+    /// many of the newest business outcomes (XADD MAXLEN ~); 0 turns events
+    /// out off.
+    #[arg(long, env = "BOXOFFICE_EVENTS_OUT_MAXLEN", default_value_t = 1_000_000)]
+    pub events_out_maxlen: u64,
     /// Create a ready demo event (seats, queue) and coupon.
     #[arg(long, env = "BOXOFFICE_DEMO")]
     pub demo: bool,
@@ -537,6 +546,7 @@ impl ServeArgs {
         settings.durability = self.durability;
         settings.async_max_lag = Duration::from_millis(self.async_max_lag_ms);
         settings.redis_replicas = self.redis_replicas;
+        settings.events_out_maxlen = self.events_out_maxlen;
         settings.metrics_token = self.metrics_token;
         settings.validate()?;
         Ok(Resolved {
@@ -610,6 +620,18 @@ mod tests {
         .expect("resolves");
         assert_eq!(r.settings.redis.as_deref(), Some("redis://127.0.0.1/"));
         assert_eq!(r.settings.durability, DurabilityMode::Sync);
+        assert_eq!(r.settings.events_out_maxlen, 1_000_000);
+        let off = args(&[
+            "--redis",
+            "redis://h/",
+            "--secret",
+            "0123456789abcdef0123456789abcdef",
+            "--events-out-maxlen",
+            "0",
+        ])
+        .resolve()
+        .expect("resolves");
+        assert_eq!(off.settings.events_out_maxlen, 0);
         let a = args(&[
             "--redis",
             "redis://h/",

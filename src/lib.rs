@@ -100,6 +100,7 @@ async fn run_replicated(
         mode,
         max_lag: settings.async_max_lag,
         replicas: settings.redis_replicas,
+        events_out_maxlen: settings.events_out_maxlen,
         ..replicate::Options::default()
     };
     let rep = replicate::Replicator::new(url, opts)?;

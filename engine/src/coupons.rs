@@ -52,9 +52,20 @@ pub enum CouponRefusal {
 /// A journaled change to a coupon.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CouponChange {
-    Configured { config: CouponConfig },
-    Claimed { claim: ClaimId, user: UserId },
-    Returned { claim: ClaimId },
+    Configured {
+        config: CouponConfig,
+    },
+    Claimed {
+        claim: ClaimId,
+        user: UserId,
+    },
+    /// `user` (the claim's) is not needed to replay; it is carried so the
+    /// outcome published on the events-out stream is a pure function of the
+    /// entry.
+    Returned {
+        claim: ClaimId,
+        user: UserId,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,7 +153,7 @@ impl Coupon {
                 self.issued += 1;
                 *self.per_user.entry(user.clone()).or_insert(0) += 1;
             }
-            CouponChange::Returned { claim } => {
+            CouponChange::Returned { claim, .. } => {
                 if let Some(rec) = self.ledger.get_mut(claim.0 as usize) {
                     if !rec.returned {
                         rec.returned = true;
@@ -228,8 +239,9 @@ impl Coupon {
         match self.ledger.get(claim.0 as usize) {
             None => Err(CouponRefusal::ClaimNotFound),
             Some(r) if r.returned => Ok(Returned::Before),
-            Some(_) => {
-                self.commit(CouponChange::Returned { claim }, now, out);
+            Some(r) => {
+                let user = r.user.clone();
+                self.commit(CouponChange::Returned { claim, user }, now, out);
                 Ok(Returned::Now)
             }
         }

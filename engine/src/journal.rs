@@ -14,7 +14,9 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Version byte in front of every encoded entry and snapshot.
-pub const FORMAT_VERSION: u8 = 1;
+/// 2: seat `Confirmed`/`Released`/`Expired` and coupon `Returned` carry the
+/// user (and seats) for events out.
+pub const FORMAT_VERSION: u8 = 2;
 
 /// One state change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -282,6 +282,8 @@ fn replay_refuses_a_change_that_does_not_fit() {
                     generation: 0,
                 },
                 at,
+                user: boxoffice_engine::ids::UserId::new("u").expect("id"),
+                seats: vec![],
             },
         },
     });

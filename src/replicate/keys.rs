@@ -47,6 +47,12 @@ impl Keys {
         format!("{}:s{shard}:log", self.prefix)
     }
 
+    /// Stream of business outcomes (events out), field `json`
+    /// (src/replicate/outbox.rs).
+    pub fn out(&self) -> String {
+        format!("{}:out", self.prefix)
+    }
+
     /// Hash: `seq` and `data` (encoded `ShardSnapshot`) of shard `i`.
     pub fn snap(&self, shard: usize) -> String {
         format!("{}:s{shard}:snap", self.prefix)

@@ -15,6 +15,8 @@ pub const RECOVERY_SECONDS: &str = "boxoffice_replication_recovery_seconds";
 /// 1 once this server found its Redis keyspace lost acknowledged state or
 /// holds another store (it then refuses writes and is unready), else 0.
 pub const STORE_LOST: &str = "boxoffice_replication_store_lost";
+/// Outcomes appended to the events-out stream, label `type`.
+pub const EVENTS_OUT: &str = "boxoffice_events_out_total";
 
 /// Buckets for [`COMMIT_SECONDS`]: one Redis round trip, 100 µs to 2.5 s
 /// (the commit timeout is 2 s).
@@ -56,6 +58,27 @@ pub fn describe() {
         STORE_LOST,
         "1 if this server found the Redis keyspace lost acknowledged state or changed store (it refuses writes until restarted after `boxoffice store new`), else 0"
     );
+    describe_counter!(
+        EVENTS_OUT,
+        "Business outcomes appended to the events-out stream (<prefix>:out), by type"
+    );
+}
+
+/// Registers every [`EVENTS_OUT`] series at zero, so a dashboard sees 0 for a
+/// type nothing happened to yet, not "no data".
+pub fn events_out_zero() {
+    for t in super::outbox::TYPES {
+        counter!(EVENTS_OUT, "type" => t).absolute(0);
+    }
+}
+
+/// `appended` counts per [`super::outbox::TYPES`].
+pub(crate) fn events_out(appended: &[u64; super::outbox::TYPES.len()]) {
+    for (t, &n) in super::outbox::TYPES.iter().zip(appended) {
+        if n > 0 {
+            counter!(EVENTS_OUT, "type" => *t).increment(n);
+        }
+    }
 }
 
 pub(crate) fn lag(seconds: f64, events: u64, reconnects: u64) {

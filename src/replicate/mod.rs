@@ -40,6 +40,7 @@ mod keys;
 mod lease;
 mod link;
 pub mod metrics;
+pub mod outbox;
 mod recover;
 mod replicas;
 mod scripts;
@@ -132,6 +133,12 @@ pub struct Options {
     pub replica_timeout: Duration,
     /// Reading this many entries per `XRANGE` during recovery.
     pub recovery_page: usize,
+    /// Events out: the business outcomes of every change are appended to
+    /// `<prefix>:out` (src/replicate/outbox.rs), in the same script as the
+    /// journal, with `XADD MAXLEN ~ <this>`: Redis keeps about this many of
+    /// the newest (at least this many; `~` trims in whole stream nodes).
+    /// 0 turns events out off entirely (nothing is built or written).
+    pub events_out_maxlen: u64,
 }
 
 impl Default for Options {
@@ -155,6 +162,7 @@ impl Default for Options {
             replicas: 1,
             replica_timeout: Duration::from_millis(500),
             recovery_page: 10_000,
+            events_out_maxlen: 1_000_000,
         }
     }
 }
@@ -661,6 +669,9 @@ impl Replicator {
         }
         if let Some(secs) = *s.recovery_seconds.lock() {
             host.with_metrics(&mut || metrics::recovered(secs));
+        }
+        if s.opts.events_out_maxlen > 0 {
+            host.with_metrics(&mut metrics::events_out_zero);
         }
         let _ = s.host.set(Arc::downgrade(&host));
         s.set_status(Status::Active);

@@ -55,16 +55,32 @@ end
     };
 }
 
-/// Appends journal entries to per-shard streams.
-/// KEYS: store, epoch, heads, then one log stream per shard in the batch.
-/// ARGV: store id, epoch, then per stream: shard, n, then n × (seq, encoded entry).
-/// Replies `{'OK', shard, head, …}`, a `fence!` refusal, or
-/// `{'LOST', marker}` after quarantining on a gap (Redis has less than it
-/// acknowledged to this writer).
+/// Appends journal entries to per-shard streams, and each appended entry's
+/// business outcomes to the events-out stream (src/replicate/outbox.rs).
+/// KEYS: store, epoch, heads, then one log stream per shard in the batch, then
+/// the events-out stream.
+/// ARGV: store id, epoch, then per stream: shard, n, then n × (seq, encoded
+/// entry, m, m × outcome JSON); last, the events-out MAXLEN (`~`; 0: none is
+/// written).
+/// Replies `{'OK', shard, head, …}`, a `fence!` refusal, `{'GAP', shard,
+/// head, first}` (a batch not consecutive in itself), or `{'LOST', marker}`
+/// after quarantining on a gap (Redis has less than it acknowledged to this
+/// writer).
 pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         fence!(),
         r"
+local outkey = KEYS[#KEYS]
+local maxlen = ARGV[#ARGV]
+-- A script stops at its first failing command with the earlier writes kept:
+-- an out key that is not a stream (set by hand) must fail the call before
+-- anything is written, not after half of it.
+if maxlen ~= '0' then
+  local t = redis.call('TYPE', outkey)['ok']
+  if t ~= 'none' and t ~= 'stream' then
+    return redis.error_reply('boxoffice: ' .. outkey .. ' is a ' .. t .. ', not a stream')
+  end
+end
 -- Pass 1: every shard's entries must be consecutive and continue what Redis
 -- has (or overlap it, for a retried batch). Nothing is written before all are
 -- checked, so a refusal leaves no half-written batch. The writer always sends
@@ -72,30 +88,34 @@ pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| {
 -- means Redis lost acknowledged entries: quarantine.
 local heads = {}
 local a = 3
-for k = 4, #KEYS do
+for k = 4, #KEYS - 1 do
   local shard = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   local head = tonumber(redis.call('HGET', KEYS[3], shard) or '0')
   heads[k] = head
-  if n > 0 then
-    -- First and last suffice: XADD below refuses ids that do not increase,
-    -- and n increasing integers from first to first + n - 1 are consecutive.
-    local first = tonumber(ARGV[a + 2])
-    if first > head + 1 then
-      return quarantine('shard ' .. shard .. ' has entries only up to ' .. head ..
-        ' but ' .. (first - 1) .. ' were acknowledged')
-    end
-    if tonumber(ARGV[a + 2 * n]) ~= first + n - 1 then
+  a = a + 2
+  local first = nil
+  for j = 1, n do
+    local seq = tonumber(ARGV[a])
+    if first == nil then
+      first = seq
+      if first > head + 1 then
+        return quarantine('shard ' .. shard .. ' has entries only up to ' .. head ..
+          ' but ' .. (first - 1) .. ' were acknowledged')
+      end
+    elseif seq ~= first + j - 1 then
       return {'GAP', tonumber(shard), head, first}
     end
+    a = a + 3 + tonumber(ARGV[a + 2])
   end
-  a = a + 2 + 2 * n
 end
--- Pass 2: append what Redis does not have yet. The explicit id makes Redis
+-- Pass 2: append what Redis does not have yet, each entry with its outcomes
+-- (so an outcome is in the out stream exactly when its entry is in the log,
+-- and a retried batch adds neither twice). The explicit log id makes Redis
 -- itself refuse an out-of-order or duplicate entry as a second guard.
 local out = {'OK'}
 a = 3
-for k = 4, #KEYS do
+for k = 4, #KEYS - 1 do
   local shard = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   a = a + 2
@@ -103,12 +123,18 @@ for k = 4, #KEYS do
   local last = nil
   for j = 1, n do
     local seq = tonumber(ARGV[a])
+    local m = tonumber(ARGV[a + 2])
     if seq > head then
       redis.call('XADD', KEYS[k], ARGV[a] .. '-0', 'e', ARGV[a + 1])
+      if maxlen ~= '0' then
+        for i = 1, m do
+          redis.call('XADD', outkey, 'MAXLEN', '~', maxlen, '*', 'json', ARGV[a + 2 + i])
+        end
+      end
       head = seq
       last = ARGV[a]
     end
-    a = a + 2
+    a = a + 3 + m
   end
   if last then
     redis.call('HSET', KEYS[3], shard, last)

@@ -18,6 +18,7 @@
 
 use super::link::{Backoff, Link};
 use super::metrics;
+use super::outbox::{self, Encoded};
 use super::scripts::{self, parse_append, Appended};
 use super::{replicas, EngineHost, Mode, Shared, Status};
 use boxoffice_engine::journal;
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant};
 struct Item {
     seq: u64,
     data: Vec<u8>,
+    /// The entry's business outcomes (events out), appended with it.
+    out: Vec<Encoded>,
     /// When the entry was drained from the engine (for the lag gauge).
     since: Instant,
 }
@@ -55,7 +58,9 @@ impl Pending {
         self.count == 0
     }
 
-    fn drain(&mut self, host: &dyn EngineHost) {
+    /// Moves the engine's new journal entries here, encoded, with their
+    /// outcomes when events out is on.
+    fn drain(&mut self, host: &dyn EngineHost, events_out: bool) {
         let engine = host.engine();
         let now = Instant::now();
         for (i, q) in self.shards.iter_mut().enumerate() {
@@ -63,6 +68,11 @@ impl Pending {
                 q.push_back(Item {
                     seq: entry.seq,
                     data: journal::encode(&entry),
+                    out: if events_out {
+                        outbox::encode(&entry)
+                    } else {
+                        Vec::new()
+                    },
                     since: now,
                 });
                 self.count += 1;
@@ -70,11 +80,20 @@ impl Pending {
         }
     }
 
-    /// Drops what Redis acknowledged.
-    fn ack(&mut self, shard: usize, head: u64) {
+    /// Drops what Redis acknowledged, counting its outcomes into `appended`
+    /// (per [`outbox::TYPES`]). An item leaves once, so each outcome is
+    /// counted once, also when the reply that stored it was lost and a retry
+    /// found it there.
+    fn ack(&mut self, shard: usize, head: u64, appended: &mut [u64; outbox::TYPES.len()]) {
         if let Some(q) = self.shards.get_mut(shard) {
             while q.front().is_some_and(|it| it.seq <= head) {
-                q.pop_front();
+                if let Some(it) = q.pop_front() {
+                    for o in &it.out {
+                        if let Some(i) = outbox::TYPES.iter().position(|t| *t == o.kind) {
+                            appended[i] += 1;
+                        }
+                    }
+                }
                 self.count -= 1;
             }
         }
@@ -106,11 +125,13 @@ impl Pending {
             for it in &self.shards[shard] {
                 // At least one entry per batch, however large, so a huge
                 // entry cannot stall the log.
-                let over = entries + take >= max_entries || bytes + it.data.len() > max_bytes;
+                // The outcomes' JSON goes in the same call: it counts too.
+                let size = it.data.len() + it.out.iter().map(|o| o.json.len()).sum::<usize>();
+                let over = entries + take >= max_entries || bytes + size > max_bytes;
                 if over && entries + take > 0 {
                     break;
                 }
-                bytes += it.data.len();
+                bytes += size;
                 take += 1;
             }
             if take > 0 {
@@ -121,21 +142,27 @@ impl Pending {
         self.rotate = (self.rotate + 1) % n.max(1);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(scripts::APPEND.get_hash())
-            .arg(3 + takes.len())
+            // store, epoch, heads, the logs, the out stream.
+            .arg(4 + takes.len())
             .arg(shared.keys.store())
             .arg(shared.keys.epoch())
             .arg(shared.keys.heads());
         for &(shard, _) in &takes {
             cmd.arg(shared.keys.log(shard));
         }
+        cmd.arg(shared.keys.out());
         cmd.arg(shared.store_arg())
             .arg(shared.epoch.load(Ordering::Acquire));
         for &(shard, take) in &takes {
             cmd.arg(shard).arg(take);
             for it in self.shards[shard].iter().take(take) {
-                cmd.arg(it.seq).arg(&it.data[..]);
+                cmd.arg(it.seq).arg(&it.data[..]).arg(it.out.len());
+                for o in &it.out {
+                    cmd.arg(&o.json);
+                }
             }
         }
+        cmd.arg(shared.opts.events_out_maxlen);
         (cmd, entries)
     }
 }
@@ -216,7 +243,7 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
             }
             None => {}
         }
-        pending.drain(host.as_ref());
+        pending.drain(host.as_ref(), shared.opts.events_out_maxlen > 0);
         shared
             .backlog
             .store(pending.count as u64, Ordering::Release);
@@ -306,9 +333,13 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
             Ok(Appended::Ok(heads)) => {
                 let secs = started.elapsed().as_secs_f64();
                 host.with_metrics(&mut || metrics::batch(entries, secs));
+                let mut appended = [0u64; outbox::TYPES.len()];
                 for (shard, head) in heads {
-                    pending.ack(shard, head);
+                    pending.ack(shard, head, &mut appended);
                     shared.publish_durable(shard, head);
+                }
+                if appended.iter().any(|&n| n > 0) {
+                    host.with_metrics(&mut || metrics::events_out(&appended));
                 }
                 shared
                     .backlog

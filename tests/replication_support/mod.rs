@@ -736,5 +736,75 @@ pub async fn wait_for_log(path: &std::path::Path, needle: &str, within: Duration
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+/// Every outcome in the events-out stream `<prefix>:out`, oldest first: the
+/// `json` field of each entry, parsed (panics on an entry without one).
+pub async fn read_events_out(redis: &RedisServer, prefix: &str) -> Vec<Value> {
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let mut out = Vec::new();
+    let mut from = "-".to_string();
+    loop {
+        let page: Vec<OutItem> = redis::cmd("XRANGE")
+            .arg(format!("{prefix}:out"))
+            .arg(&from)
+            .arg("+")
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await
+            .expect("XRANGE");
+        let Some((last, _)) = page.last() else {
+            return out;
+        };
+        from = format!("({last}");
+        for (id, fields) in &page {
+            let json = fields
+                .iter()
+                .find(|(k, _)| k == "json")
+                .unwrap_or_else(|| panic!("stream entry {id} has no json field"));
+            out.push(serde_json::from_slice(&json.1).expect("the json field is JSON"));
+        }
+    }
+}
+
+/// An XRANGE item of the events-out stream: stream id and field/value pairs.
+type OutItem = (String, Vec<(String, Vec<u8>)>);
+
+/// `(shard, seq, n)` of an events-out id `"<shard>-<seq>-<n>"`.
+pub fn out_id(v: &Value) -> (u64, u64, u64) {
+    let id = v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}"));
+    let parts: Vec<u64> = id
+        .split('-')
+        .map(|p| p.parse().unwrap_or_else(|_| panic!("id {id}")))
+        .collect();
+    match parts[..] {
+        [s, q, n] => (s, q, n),
+        _ => panic!("id {id} is not <shard>-<seq>-<n>"),
+    }
+}
+
+/// No id twice in the stream, every envelope is version 1, and per `event`
+/// the ids grow strictly as `(seq, n)` in stream order (one shard each).
+pub fn assert_out_ids_unique_and_ordered(out: &[Value]) {
+    let mut seen = std::collections::HashSet::new();
+    let mut last: std::collections::HashMap<String, (u64, u64, u64)> = Default::default();
+    for v in out {
+        assert_eq!(v["v"], 1, "{v}");
+        let id = out_id(v);
+        assert!(seen.insert(id), "id {id:?} appears twice in the stream");
+        // Seat and queue outcomes share their event's shard; a coupon's
+        // `event` is the coupon id, a namespace of its own.
+        let coupon = v["type"].as_str().is_some_and(|t| t.starts_with("coupon."));
+        let scope = format!("{}/{}", if coupon { "coupon" } else { "event" }, v["event"]);
+        if let Some(prev) = last.insert(scope.clone(), id) {
+            assert_eq!(prev.0, id.0, "{scope}: one shard per event");
+            assert!(
+                (prev.1, prev.2) < (id.1, id.2),
+                "{scope}: {prev:?} then {id:?}"
+            );
+        }
     }
 }

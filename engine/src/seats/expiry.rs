@@ -110,8 +110,9 @@ impl SeatMap {
         let mut n = 0;
         while let Some((at, index, generation)) = self.timer.pop_due(now) {
             let id = HoldId { index, generation };
-            if self.entry_is_current(at, id) {
-                self.emit(SeatChange::Expired { id }, now, out);
+            // Current: the hold is there, so `named` finds it.
+            if let (true, Some((user, seats))) = (self.entry_is_current(at, id), self.named(id)) {
+                self.emit(SeatChange::Expired { id, user, seats }, now, out);
                 n += 1;
             }
         }

@@ -174,14 +174,32 @@ pub enum SeatChange {
         created_at: Timestamp,
         expires_at: Timestamp,
     },
-    /// Held → sold.
-    Confirmed { id: HoldId, order: String },
+    /// Held → sold. `user` and `seats` (the hold's, as clients name them)
+    /// are not needed to replay; they are carried so the outcome published
+    /// on the events-out stream is a pure function of the entry.
+    Confirmed {
+        id: HoldId,
+        order: String,
+        user: UserId,
+        seats: Vec<SeatId>,
+    },
     /// A held hold's new expiry.
     Extended { id: HoldId, expires_at: Timestamp },
-    /// Held → released at `at`; its seats are free.
-    Released { id: HoldId, at: Timestamp },
-    /// Held → expired (at its `expires_at`); its seats are free.
-    Expired { id: HoldId },
+    /// Held → released at `at`; its seats are free. `user` and `seats` as in
+    /// `Confirmed` (for events out only).
+    Released {
+        id: HoldId,
+        at: Timestamp,
+        user: UserId,
+        seats: Vec<SeatId>,
+    },
+    /// Held → expired (at its `expires_at`); its seats are free. `user` and
+    /// `seats` as in `Confirmed` (for events out only).
+    Expired {
+        id: HoldId,
+        user: UserId,
+        seats: Vec<SeatId>,
+    },
     /// A released/expired hold's slot becomes vacant; `id` is the slot with its
     /// new generation (old generation + 1, wrapping).
     Recycled { id: HoldId },
@@ -380,7 +398,7 @@ impl SeatMap {
                 created_at,
                 expires_at,
             } => self.apply_held(*id, user, seats, *created_at, *expires_at),
-            SeatChange::Confirmed { id, order } => {
+            SeatChange::Confirmed { id, order, .. } => {
                 let hold = held_in(&mut self.slots, *id)?;
                 hold.state = HoldState::Sold;
                 hold.order = Some(order.as_str().into());
@@ -400,8 +418,10 @@ impl SeatMap {
                 self.timer.insert((*expires_at, id.index, id.generation));
                 Ok(())
             }
-            SeatChange::Released { id, at } => self.end_hold(*id, HoldState::Released, Some(*at)),
-            SeatChange::Expired { id } => self.end_hold(*id, HoldState::Expired, None),
+            SeatChange::Released { id, at, .. } => {
+                self.end_hold(*id, HoldState::Released, Some(*at))
+            }
+            SeatChange::Expired { id, .. } => self.end_hold(*id, HoldState::Expired, None),
             SeatChange::Recycled { id } => {
                 let slot = self
                     .slots
@@ -553,6 +573,18 @@ impl SeatMap {
             Some(s) if id.generation < s.generation => Lookup::Stale,
             _ => Lookup::NotFound,
         }
+    }
+
+    /// The user and seats (as clients name them) of a hold, for the changes
+    /// that carry them for events out.
+    pub(super) fn named(&self, id: HoldId) -> Option<(UserId, Vec<SeatId>)> {
+        let h = self.hold_ref(id)?;
+        let seats = h
+            .seats
+            .iter()
+            .filter_map(|&s| self.layout.seat_id(s))
+            .collect();
+        Some((h.user.clone(), seats))
     }
 
     fn hold_ref(&self, id: HoldId) -> Option<&Hold> {
@@ -740,9 +772,15 @@ impl SeatMap {
         }
         match self.hold_ref(hold).map(|h| h.state) {
             Some(HoldState::Held) => {
+                // Held: the hold is there, so `named` finds it.
+                let Some((user, seats)) = self.named(hold) else {
+                    return Err(SeatRefusal::NotFound);
+                };
                 let change = SeatChange::Confirmed {
                     id: hold,
                     order: order.to_owned(),
+                    user,
+                    seats,
                 };
                 self.emit(change, now, out);
             }
@@ -820,7 +858,17 @@ impl SeatMap {
         }
         match self.hold_ref(hold).map(|h| h.state) {
             Some(HoldState::Held) => {
-                self.emit(SeatChange::Released { id: hold, at: now }, now, out);
+                // Held: the hold is there, so `named` finds it.
+                let Some((user, seats)) = self.named(hold) else {
+                    return Err(SeatRefusal::NotFound);
+                };
+                let change = SeatChange::Released {
+                    id: hold,
+                    at: now,
+                    user,
+                    seats,
+                };
+                self.emit(change, now, out);
                 Ok(Released::Now)
             }
             Some(HoldState::Sold) => Err(SeatRefusal::Sold),

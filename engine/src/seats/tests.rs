@@ -263,7 +263,7 @@ fn expiry_is_exact_at_the_instant_without_tick() {
     // The write at `due` first expires the hold, then takes the seat.
     let n = h.out.len();
     h.held("u2", &["A-1-2"], due);
-    assert!(matches!(h.out[n], SeatChange::Expired { id } if id == info.id));
+    assert!(matches!(h.out[n], SeatChange::Expired { id, .. } if id == info.id));
     assert!(matches!(h.out[n + 1], SeatChange::Held { .. }));
     assert_eq!(
         h.map.confirm(info.id, "o", due, &mut h.out),
@@ -714,6 +714,8 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
                 generation: 0,
             },
             order: "o".into(),
+            user: user("x"),
+            seats: vec![],
         },
         SeatChange::Recycled {
             id: HoldId {
@@ -726,6 +728,8 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
                 index: 0,
                 generation: 3,
             },
+            user: user("x"),
+            seats: vec![],
         },
     ];
     let before = h.map.to_snapshot();
