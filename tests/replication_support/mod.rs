@@ -736,6 +736,9 @@ pub async fn wait_for_log(path: &std::path::Path, needle: &str, within: Duration
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Every outcome in the events-out stream `<prefix>:out`, oldest first: the
 /// `json` field of each entry, parsed (panics on an entry without one).
 pub async fn read_events_out(redis: &RedisServer, prefix: &str) -> Vec<Value> {
