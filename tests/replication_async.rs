@@ -68,8 +68,15 @@ async fn a_lost_id_never_names_the_next_hold_or_claim() {
     // reach it (checked after the restart).
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Redis frozen: alice's writes are acknowledged and never shipped.
+    // Redis frozen: alice's writes are acknowledged and never shipped. The
+    // first batch sent to a frozen Redis waits in its socket buffer and is
+    // applied when it resumes, even after the sender died; so a decoy write
+    // goes first, and alice's wait behind its round trip (one batch in
+    // flight at a time) until the kill loses them.
     redis.pause();
+    let decoy = json!({"stock": 5, "per_user": 1});
+    expect(&http, Method::PUT, "/v1/coupons/decoy", ADMIN, decoy).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let alice_hold = hold_a1(&http, "alice").await;
     let alice_claim = claim_c1(&http, "alice").await;
     first.kill();
@@ -84,6 +91,8 @@ async fn a_lost_id_never_names_the_next_hold_or_claim() {
         counts["remaining"], 1,
         "the setup survived and alice's claim was lost (else this test shows nothing): {counts}"
     );
+    let seats = expect(&http, Method::GET, "/v1/events/e1/seats", ADMIN, Value::Null).await;
+    assert_eq!(seats["held"], 0, "alice's hold was lost: {seats}");
 
     let bob_hold = hold_a1(&http, "bob").await;
     let bob_claim = claim_c1(&http, "bob").await;
