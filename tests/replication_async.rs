@@ -11,6 +11,10 @@
 //! got `h0g0` and `k0`, exactly alice's ids, and her confirm answered 200
 //! with bob's seat sold to her order.
 
+// The shared support module drives engines directly (receipts read without
+// the server's commit path); this test itself only talks HTTP.
+#![allow(clippy::disallowed_methods)]
+
 mod replication_support;
 
 use http::Method;
@@ -91,7 +95,14 @@ async fn a_lost_id_never_names_the_next_hold_or_claim() {
         counts["remaining"], 1,
         "the setup survived and alice's claim was lost (else this test shows nothing): {counts}"
     );
-    let seats = expect(&http, Method::GET, "/v1/events/e1/seats", ADMIN, Value::Null).await;
+    let seats = expect(
+        &http,
+        Method::GET,
+        "/v1/events/e1/seats",
+        ADMIN,
+        Value::Null,
+    )
+    .await;
     assert_eq!(seats["held"], 0, "alice's hold was lost: {seats}");
 
     let bob_hold = hold_a1(&http, "bob").await;
