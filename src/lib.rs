@@ -120,8 +120,12 @@ async fn run_replicated(
         rep.abort();
         return Ok(());
     };
+    let engine = engine?;
+    // Ids issued from now on carry our fencing epoch, newer than any earlier
+    // writer's: an id of a change that writer lost names nothing here (I8).
+    engine.set_writer_epoch(rep.epoch());
     let durability = durability::Durability::Redis(rep.clone());
-    let state = state::AppState::with_engine(settings, clock, engine?, durability)?;
+    let state = state::AppState::with_engine(settings, clock, engine, durability)?;
     with_demo(&state)?;
     let state = Arc::new(state);
     rep.spawn(state.clone())?;

@@ -42,6 +42,10 @@ impl AppState {
         let mut cfg = Self::engine_config(&settings)?;
         // Memory mode keeps no journal (changes are numbered, not kept).
         cfg.journal = false;
+        // Without a fencing epoch, ids carry the start time in ms (the system
+        // clock's unix time), so a restarted server never issues an id an
+        // earlier run issued for a different hold or claim (I8).
+        cfg.writer_epoch = clock.now().as_millis();
         Self::with_engine(settings, clock, Engine::new(cfg), Durability::Memory)
     }
 

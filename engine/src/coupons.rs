@@ -70,6 +70,8 @@ pub enum CouponChange {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ClaimRecord {
+    /// Writer epoch of the claim's id; the id resolves only with it.
+    epoch: u64,
     user: UserId,
     returned: bool,
 }
@@ -80,7 +82,7 @@ pub struct Coupon {
     id: CouponId,
     config: CouponConfig,
     issued: u32,
-    /// Every claim ever made; index = `ClaimId`.
+    /// Every claim ever made; index = `ClaimId::index`.
     ledger: Vec<ClaimRecord>,
     /// Live claims per user.
     #[serde(skip)]
@@ -145,8 +147,9 @@ impl Coupon {
                 self.reserve();
             }
             CouponChange::Claimed { claim, user } => {
-                debug_assert_eq!(claim.0 as usize, self.ledger.len());
+                debug_assert_eq!(claim.index as usize, self.ledger.len());
                 self.ledger.push(ClaimRecord {
+                    epoch: claim.epoch,
                     user: user.clone(),
                     returned: false,
                 });
@@ -154,7 +157,11 @@ impl Coupon {
                 *self.per_user.entry(user.clone()).or_insert(0) += 1;
             }
             CouponChange::Returned { claim, .. } => {
-                if let Some(rec) = self.ledger.get_mut(claim.0 as usize) {
+                let rec = self
+                    .ledger
+                    .get_mut(claim.index as usize)
+                    .filter(|r| r.epoch == claim.epoch);
+                if let Some(rec) = rec {
                     if !rec.returned {
                         rec.returned = true;
                         self.issued -= 1;
@@ -190,9 +197,12 @@ impl Coupon {
         Ok(())
     }
 
+    /// Claims one unit for `user`; the claim's id carries `epoch`, the
+    /// writer epoch of the caller.
     pub fn claim(
         &mut self,
         user: &UserId,
+        epoch: u64,
         now: Timestamp,
         out: &mut Vec<CouponChange>,
     ) -> Result<Claimed, CouponRefusal> {
@@ -208,7 +218,7 @@ impl Coupon {
         let Ok(index) = u32::try_from(self.ledger.len()) else {
             return Err(CouponRefusal::SoldOut);
         };
-        let claim = ClaimId(index);
+        let claim = ClaimId { index, epoch };
         self.commit(
             CouponChange::Claimed {
                 claim,
@@ -225,9 +235,15 @@ impl Coupon {
 
     /// Who made a claim and whether it was returned.
     pub fn claim_info(&self, claim: ClaimId) -> Option<(&UserId, bool)> {
+        self.record(claim).map(|r| (&r.user, r.returned))
+    }
+
+    /// The claim `claim` names: its index and the epoch it was issued under
+    /// (a lost claim's id names no later claim at the same index).
+    fn record(&self, claim: ClaimId) -> Option<&ClaimRecord> {
         self.ledger
-            .get(claim.0 as usize)
-            .map(|r| (&r.user, r.returned))
+            .get(claim.index as usize)
+            .filter(|r| r.epoch == claim.epoch)
     }
 
     pub fn return_claim(
@@ -236,7 +252,7 @@ impl Coupon {
         now: Timestamp,
         out: &mut Vec<CouponChange>,
     ) -> Result<Returned, CouponRefusal> {
-        match self.ledger.get(claim.0 as usize) {
+        match self.record(claim) {
             None => Err(CouponRefusal::ClaimNotFound),
             Some(r) if r.returned => Ok(Returned::Before),
             Some(r) => {
@@ -274,6 +290,9 @@ mod tests {
         )
     }
 
+    /// The writer epoch of these tests.
+    const E: u64 = 5;
+
     fn user(n: u32) -> UserId {
         UserId::new(&format!("u{n}")).expect("id")
     }
@@ -284,46 +303,49 @@ mod tests {
         let mut out = vec![];
         let now = Timestamp(150);
         assert_eq!(
-            c.claim(&user(1), Timestamp(99), &mut out),
+            c.claim(&user(1), E, Timestamp(99), &mut out),
             Err(CouponRefusal::NotOpen)
         );
         assert_eq!(
-            c.claim(&user(1), Timestamp(200), &mut out),
+            c.claim(&user(1), E, Timestamp(200), &mut out),
             Err(CouponRefusal::NotOpen)
         );
         assert!(matches!(
-            c.claim(&user(1), now, &mut out),
+            c.claim(&user(1), E, now, &mut out),
             Ok(Claimed { remaining: 2, .. })
         ));
         assert!(matches!(
-            c.claim(&user(1), now, &mut out),
+            c.claim(&user(1), E, now, &mut out),
             Ok(Claimed { remaining: 1, .. })
         ));
         assert_eq!(
-            c.claim(&user(1), now, &mut out),
+            c.claim(&user(1), E, now, &mut out),
             Err(CouponRefusal::AlreadyClaimed)
         );
         assert!(matches!(
-            c.claim(&user(2), now, &mut out),
+            c.claim(&user(2), E, now, &mut out),
             Ok(Claimed { remaining: 0, .. })
         ));
         assert_eq!(
-            c.claim(&user(3), now, &mut out),
+            c.claim(&user(3), E, now, &mut out),
             Err(CouponRefusal::SoldOut)
         );
-        assert_eq!(c.return_claim(ClaimId(0), now, &mut out), Ok(Returned::Now));
         assert_eq!(
-            c.return_claim(ClaimId(0), now, &mut out),
+            c.return_claim(ClaimId { index: 0, epoch: E }, now, &mut out),
+            Ok(Returned::Now)
+        );
+        assert_eq!(
+            c.return_claim(ClaimId { index: 0, epoch: E }, now, &mut out),
             Ok(Returned::Before)
         );
         assert_eq!(
-            c.return_claim(ClaimId(9), now, &mut out),
+            c.return_claim(ClaimId { index: 9, epoch: E }, now, &mut out),
             Err(CouponRefusal::ClaimNotFound)
         );
         let k = c.counts();
         assert_eq!((k.issued, k.remaining), (2, 1));
         assert!(matches!(
-            c.claim(&user(1), now, &mut out),
+            c.claim(&user(1), E, now, &mut out),
             Ok(Claimed { .. })
         ));
         assert_eq!(
@@ -343,5 +365,36 @@ mod tests {
             replay.apply(ch, now);
         }
         assert_eq!(replay, c);
+    }
+
+    #[test]
+    fn a_claim_id_of_another_epoch_names_nothing() {
+        let mut c = coupon(3, 1);
+        let mut out = vec![];
+        let now = Timestamp(150);
+        let Ok(mine) = c.claim(&user(1), E, now, &mut out) else {
+            panic!("claim");
+        };
+        // Same index, the epoch of a writer whose claim was lost.
+        let lost = ClaimId {
+            index: mine.claim.index,
+            epoch: E - 1,
+        };
+        assert_eq!(c.claim_info(lost), None);
+        assert_eq!(
+            c.return_claim(lost, now, &mut out),
+            Err(CouponRefusal::ClaimNotFound)
+        );
+        assert_eq!(c.counts().issued, 1, "nothing given back");
+        assert_eq!(c.claim_info(mine.claim), Some((&user(1), false)));
+        // A journaled give-back of an id that does not fit changes nothing.
+        c.apply(
+            &CouponChange::Returned {
+                claim: lost,
+                user: user(1),
+            },
+            now,
+        );
+        assert_eq!(c.counts().issued, 1);
     }
 }

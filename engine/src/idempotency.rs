@@ -172,7 +172,10 @@ mod tests {
             scope: IdemScope::Hold(EventId::new("e").expect("id")),
             key: IdempotencyKey::new(key).expect("key"),
             fingerprint: fp,
-            outcome: IdemOutcome::Claim(ClaimId(fp as u32)),
+            outcome: IdemOutcome::Claim(ClaimId {
+                index: fp as u32,
+                epoch: fp,
+            }),
             at: Timestamp(at),
         }
     }

@@ -191,55 +191,111 @@ impl fmt::Debug for SeatId {
     }
 }
 
-/// A hold: a slot index plus the slot's generation. A slot is reused only with
-/// a new generation, so an old id never reaches a newer hold (I4).
+/// Most base-36 digits a `u64` takes (`u64::MAX` is `3w5e11264sgsf`).
+const EPOCH_DIGITS: usize = 13;
+
+/// Writes `n` in lowercase base 36 (compact: a unix-ms epoch is 8 digits).
+fn write_base36(f: &mut fmt::Formatter<'_>, mut n: u64) -> fmt::Result {
+    let mut buf = [0u8; EPOCH_DIGITS];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize];
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits and letters were written.
+    f.write_str(std::str::from_utf8(&buf[i..]).map_err(|_| fmt::Error)?)
+}
+
+/// The canonical base-36 form only: 1-13 of `[0-9a-z]`, no leading zero
+/// (so one epoch has one spelling), within `u64`.
+fn parse_base36(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let canonical = !b.is_empty()
+        && b.len() <= EPOCH_DIGITS
+        && (b.len() == 1 || b[0] != b'0')
+        && b.iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase());
+    if !canonical {
+        return None;
+    }
+    u64::from_str_radix(s, 36).ok()
+}
+
+/// 1-10 ASCII digits within `u32`.
+fn parse_u32(s: &str) -> Option<u32> {
+    let ok = !s.is_empty() && s.len() <= 10 && s.bytes().all(|c| c.is_ascii_digit());
+    ok.then(|| s.parse().ok()).flatten()
+}
+
+/// A hold: a slot index plus the slot's generation, and the writer epoch it
+/// was issued under. A slot is reused only with a new generation, so an old
+/// id never reaches a newer hold (I4); a hold lost with its writer (an async
+/// crash) may have its slot and generation issued again by the next writer,
+/// but under a newer epoch, so the lost id names nothing (I8).
+///
+/// Wire form: `h<index>g<generation>-<epoch in base 36>`, e.g. `h12g0-mhz1k2a0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct HoldId {
     pub index: u32,
     pub generation: u32,
+    pub epoch: u64,
 }
 
 impl fmt::Display for HoldId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "h{}g{}", self.index, self.generation)
+        write!(f, "h{}g{}-", self.index, self.generation)?;
+        write_base36(f, self.epoch)
     }
 }
 impl FromStr for HoldId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let bad = IdError::Malformed { kind: "hold" };
-        let rest = s.strip_prefix('h').ok_or(bad.clone())?;
-        let (i, g) = rest.split_once('g').ok_or(bad.clone())?;
-        let digits =
-            |p: &str| !p.is_empty() && p.len() <= 10 && p.bytes().all(|c| c.is_ascii_digit());
-        if !digits(i) || !digits(g) {
-            return Err(bad);
-        }
-        Ok(HoldId {
-            index: i.parse().map_err(|_| bad.clone())?,
-            generation: g.parse().map_err(|_| bad)?,
-        })
+        let parse = || {
+            let rest = s.strip_prefix('h')?;
+            let (slot, epoch) = rest.split_once('-')?;
+            let (i, g) = slot.split_once('g')?;
+            Some(HoldId {
+                index: parse_u32(i)?,
+                generation: parse_u32(g)?,
+                epoch: parse_base36(epoch)?,
+            })
+        };
+        parse().ok_or(IdError::Malformed { kind: "hold" })
     }
 }
 
-/// A coupon claim: its index in the coupon's ledger.
+/// A coupon claim: its index in the coupon's ledger, and the writer epoch it
+/// was issued under (a claim lost with its writer names nothing afterwards,
+/// though the next writer reuses its index).
+///
+/// Wire form: `k<index>-<epoch in base 36>`, e.g. `k7-mhz1k2a0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ClaimId(pub u32);
+pub struct ClaimId {
+    pub index: u32,
+    pub epoch: u64,
+}
 
 impl fmt::Display for ClaimId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "k{}", self.0)
+        write!(f, "k{}-", self.index)?;
+        write_base36(f, self.epoch)
     }
 }
 impl FromStr for ClaimId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, IdError> {
-        let bad = IdError::Malformed { kind: "claim" };
-        let n = s.strip_prefix('k').ok_or(bad.clone())?;
-        if n.is_empty() || n.len() > 10 || !n.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(bad);
-        }
-        n.parse().map(ClaimId).map_err(|_| bad)
+        let parse = || {
+            let (n, epoch) = s.strip_prefix('k')?.split_once('-')?;
+            Some(ClaimId {
+                index: parse_u32(n)?,
+                epoch: parse_base36(epoch)?,
+            })
+        };
+        parse().ok_or(IdError::Malformed { kind: "claim" })
     }
 }
 
@@ -321,11 +377,62 @@ mod tests {
         let h = HoldId {
             index: 7,
             generation: 3,
+            epoch: 1_764_633_600_000,
         };
+        assert_eq!(h.to_string(), "h7g3-minta800");
         assert_eq!(h.to_string().parse::<HoldId>(), Ok(h));
-        assert!("h7".parse::<HoldId>().is_err());
-        assert!("h99999999999g1".parse::<HoldId>().is_err());
-        assert_eq!("k42".parse::<ClaimId>(), Ok(ClaimId(42)));
-        assert!("k".parse::<ClaimId>().is_err());
+        for epoch in [0, 1, 35, 36, u64::MAX] {
+            let h = HoldId { epoch, ..h };
+            assert_eq!(h.to_string().parse::<HoldId>(), Ok(h), "{h}");
+            let c = ClaimId { index: 42, epoch };
+            assert_eq!(c.to_string().parse::<ClaimId>(), Ok(c), "{c}");
+        }
+        assert_eq!(
+            "k42-1z".parse::<ClaimId>(),
+            Ok(ClaimId {
+                index: 42,
+                epoch: 71
+            })
+        );
+        assert_eq!(
+            HoldId {
+                epoch: u64::MAX,
+                ..h
+            }
+            .to_string(),
+            "h7g3-3w5e11264sgsf"
+        );
+        for bad in [
+            "h7",
+            "h7g3",
+            "h7g3-",
+            "h7g3-A",
+            "h7g3-01",
+            "h7g3-+1",
+            "h7g3-1-1",
+            "h7g3-3w5e11264sgsg",
+            "h7g3-00000000000000",
+            "h99999999999g1-1",
+            "h4294967296g1-1",
+            "h-1g0-1",
+            "hg0-1",
+            "h7g-1",
+            "H7g3-1",
+            "h7g3-\u{e9}",
+        ] {
+            assert!(bad.parse::<HoldId>().is_err(), "{bad}");
+        }
+        for bad in [
+            "k",
+            "k42",
+            "k42-",
+            "k-1",
+            "k42-Z",
+            "k42-0a",
+            "k1-1-1",
+            "k99999999999-1",
+        ] {
+            assert!(bad.parse::<ClaimId>().is_err(), "{bad}");
+        }
     }
 }

@@ -14,8 +14,13 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// Version byte in front of every encoded entry and snapshot.
-/// 2: seat `Confirmed`/`Released`/`Expired` and coupon `Returned` carry the
-/// user (and seats) for events out.
+///
+/// 2: hold and claim ids carry the writer epoch they were issued under
+/// (`HoldId::epoch`, `ClaimId::epoch`, in changes, snapshots and
+/// idempotency records), and `SeatChange::Recycled` names a slot and
+/// generation instead of an id. Seat `Confirmed`/`Released`/`Expired` and
+/// coupon `Returned` carry the user (and seats) for events out. Version 1
+/// data is refused, not misread.
 pub const FORMAT_VERSION: u8 = 2;
 
 /// One state change.
@@ -104,7 +109,10 @@ mod tests {
             change: Change::Coupon {
                 coupon: CouponId::new("c1").expect("id"),
                 change: CouponChange::Claimed {
-                    claim: ClaimId(0),
+                    claim: ClaimId {
+                        index: 0,
+                        epoch: 1_764_633_600_000,
+                    },
                     user: UserId::new("u").expect("id"),
                 },
             },

@@ -31,6 +31,9 @@ enum Op {
     Return(usize),
     Replace(u8),
     Snapshot,
+    /// A new writer epoch: later holds and claims carry it; earlier ids
+    /// keep resolving, and replay restores every id's own epoch.
+    NewEpoch,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..20).prop_map(Op::Return),
         1 => (0u8..3).prop_map(Op::Replace),
         1 => Just(Op::Snapshot),
+        1 => Just(Op::NewEpoch),
     ]
 }
 
@@ -193,6 +197,7 @@ fn run(ops: Vec<Op>) {
                 cfg.name = format!("replaced at {now}");
                 let _ = live.put_event(e(i), cfg, [9; 32], now);
             }
+            Op::NewEpoch => live.set_writer_epoch(live.writer_epoch() + 1_000_000_007),
             Op::Snapshot => {
                 if snapshot.is_none() {
                     drain(&mut journal);
@@ -280,6 +285,7 @@ fn replay_refuses_a_change_that_does_not_fit() {
                 id: HoldId {
                     index: 0,
                     generation: 0,
+                    epoch: live.writer_epoch(),
                 },
                 at,
                 user: boxoffice_engine::ids::UserId::new("u").expect("id"),

@@ -272,6 +272,7 @@ mod tests {
         HoldId {
             index: 4,
             generation: 2,
+            epoch: 36,
         }
     }
 
@@ -320,7 +321,7 @@ mod tests {
             json_of(&e),
             vec![
                 json!({"v": 1, "id": "3-42-0", "type": "seat.sold", "event": "e1", "at": AT,
-                "data": {"hold": "h4g2", "order": "o-9", "user": "alice",
+                "data": {"hold": "h4g2-10", "order": "o-9", "user": "alice",
                          "seats": ["A-1-1", "A-1-2"]}})
             ]
         );
@@ -354,7 +355,7 @@ mod tests {
                 json_of(e),
                 vec![
                     json!({"v": 1, "id": id, "type": "seats.released", "event": "e1", "at": AT,
-                    "data": {"hold": "h4g2", "user": "alice", "seats": ["A-1-1", "A-1-2"],
+                    "data": {"hold": "h4g2-10", "user": "alice", "seats": ["A-1-1", "A-1-2"],
                              "reason": reason}})
                 ]
             );
@@ -369,7 +370,10 @@ mod tests {
             Change::Coupon {
                 coupon: c.clone(),
                 change: CouponChange::Claimed {
-                    claim: ClaimId(11),
+                    claim: ClaimId {
+                        index: 11,
+                        epoch: 36,
+                    },
                     user: user(),
                 },
             },
@@ -379,7 +383,10 @@ mod tests {
             Change::Coupon {
                 coupon: c,
                 change: CouponChange::Returned {
-                    claim: ClaimId(11),
+                    claim: ClaimId {
+                        index: 11,
+                        epoch: 36,
+                    },
                     user: user(),
                 },
             },
@@ -392,7 +399,7 @@ mod tests {
                 json_of(e),
                 vec![
                     json!({"v": 1, "id": id, "type": kind, "event": "c1", "at": AT,
-                    "data": {"coupon": "c1", "claim": "k11", "user": "alice"}})
+                    "data": {"coupon": "c1", "claim": "k11-10", "user": "alice"}})
                 ]
             );
         }
@@ -445,7 +452,10 @@ mod tests {
                 id: hold(),
                 expires_at: Timestamp(2),
             }),
-            seat(SeatChange::Recycled { id: hold() }),
+            seat(SeatChange::Recycled {
+                index: 4,
+                generation: 3,
+            }),
             queue(QueueChange::Joined {
                 uid: 1,
                 user: user(),

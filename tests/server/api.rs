@@ -255,13 +255,23 @@ async fn coupons() {
         .await
         .expect(204, None);
     assert_eq!(srv.get("/v1/coupons/c1").await.json()["remaining"], 1);
-    srv.call(Method::DELETE, "/v1/coupons/c1/claims/k999")
+    srv.call(Method::DELETE, "/v1/coupons/c1/claims/k999-1")
         .service()
         .send()
         .await
         .expect(404, Some("claim_not_found"));
     // Claim ids are opaque: any shape the server never issued is 404.
-    for claim in ["nope", "k-1", "k99999999999", "%E2%82%AC", &"k".repeat(300)] {
+    for claim in [
+        "nope",
+        "k-1",
+        "k99999999999",
+        "k0",
+        "k0-",
+        "k0-Z",
+        "k0-00",
+        "%E2%82%AC",
+        &"k".repeat(300),
+    ] {
         srv.call(Method::DELETE, &format!("/v1/coupons/c1/claims/{claim}"))
             .service()
             .send()

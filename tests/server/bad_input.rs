@@ -606,7 +606,7 @@ async fn bad_input_matrix_leaves_state_unchanged() {
         case(
             "confirm no order",
             Method::POST,
-            "/v1/events/e1/holds/h0g0/confirm",
+            "/v1/events/e1/holds/h0g0-1/confirm",
             SERVICE_T,
             "{}",
             400,
@@ -615,7 +615,7 @@ async fn bad_input_matrix_leaves_state_unchanged() {
         case(
             "extend zero",
             Method::POST,
-            "/v1/events/e1/holds/h0g0/extend",
+            "/v1/events/e1/holds/h0g0-1/extend",
             SERVICE_T,
             r#"{"ttl_s": 0}"#,
             400,
@@ -624,7 +624,7 @@ async fn bad_input_matrix_leaves_state_unchanged() {
         case(
             "extend string",
             Method::POST,
-            "/v1/events/e1/holds/h0g0/extend",
+            "/v1/events/e1/holds/h0g0-1/extend",
             SERVICE_T,
             r#"{"ttl_s": "5"}"#,
             400,

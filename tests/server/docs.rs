@@ -72,9 +72,9 @@ async fn every_documented_route_is_answered() {
         let concrete = path
             .replace("{event}", "e1")
             .replace("{ticket}", "t1")
-            .replace("{hold}", "h1g1")
+            .replace("{hold}", "h1g1-1")
             .replace("{coupon}", "c1")
-            .replace("{claim}", "k1");
+            .replace("{claim}", "k1-1");
         let m = Method::from_bytes(method.as_bytes()).unwrap();
         let r = srv.call(m, &concrete).admin().send().await;
         let code = serde_json::from_slice::<serde_json::Value>(&r.body)

@@ -126,7 +126,7 @@ async fn hold_confirm_release_and_availability() {
     )
     .await
     .expect(410, Some("hold_expired"));
-    srv.call(Method::GET, "/v1/events/e/holds/h999g9")
+    srv.call(Method::GET, "/v1/events/e/holds/h999g9-1")
         .service()
         .send()
         .await
@@ -137,6 +137,13 @@ async fn hold_confirm_release_and_availability() {
         "xyz",
         "h-1g0",
         "h99999999999g1",
+        // The shape before ids carried an epoch, and epochs not in
+        // canonical lowercase base 36.
+        "h0g0",
+        "h0g0-",
+        "h0g0-A",
+        "h0g0-01",
+        "h0g0-3w5e11264sgsg",
         "%E2%82%AC",
         &"h".repeat(300),
     ] {

@@ -111,14 +111,14 @@ async fn every_status_sent_is_documented_for_its_operation() {
                 &json!({"user": user, "seats": ["A-2-1"]}),
             )
             .await;
-        let hold = h.json()["hold"].as_str().unwrap_or("h0g0").to_string();
+        let hold = h.json()["hold"].as_str().unwrap_or("h0g0-1").to_string();
         let c = srv
             .service_post(
                 &format!("/v1/coupons/{coupon}/claims"),
                 &json!({"user": user}),
             )
             .await;
-        let claim = c.json()["claim"].as_str().unwrap_or("k0").to_string();
+        let claim = c.json()["claim"].as_str().unwrap_or("k0-1").to_string();
 
         let event = if route.pattern.contains("{hold}") {
             &plain
@@ -146,11 +146,11 @@ async fn every_status_sent_is_documented_for_its_operation() {
                 event.as_str(),
                 coupon.as_str(),
                 "AAAAAAAAAAAAAAAAAAAAAA",
-                "h999g9",
-                "k999",
+                "h999g9-1",
+                "k999-1",
             ],
-            ["-bad-id", "-bad-id", "t", "h1g1", "k1"],
-            ["nope", "nope", "t", "h1g1", "k1"],
+            ["-bad-id", "-bad-id", "t", "h1g1-1", "k1-1"],
+            ["nope", "nope", "t", "h1g1-1", "k1-1"],
         ];
         let good_body = match route.pattern {
             "/v1/events/{event}" => small_event(None),

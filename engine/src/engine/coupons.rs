@@ -106,7 +106,7 @@ impl Engine {
         }
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;
         let mut out = Vec::new();
-        let outcome = c.claim(user, now, &mut out);
+        let outcome = c.claim(user, self.writer_epoch(), now, &mut out);
         shard.record_all(now, out, |change| Change::Coupon {
             coupon: id.clone(),
             change,

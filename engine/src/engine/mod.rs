@@ -35,6 +35,7 @@ use crate::shard::Shard;
 use crate::time::Timestamp;
 use parking_lot::RwLock;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a write did: its value, and the journal position a server must make
 /// durable before it acknowledges the value (I6).
@@ -166,6 +167,9 @@ pub struct EngineConfig {
     pub idempotency_window_ms: u64,
     /// Most idempotency keys kept per shard.
     pub idempotency_max_keys: usize,
+    /// Writer epoch new hold and claim ids carry at first (see
+    /// [`Engine::set_writer_epoch`]).
+    pub writer_epoch: u64,
 }
 
 impl EngineConfig {
@@ -177,6 +181,7 @@ impl EngineConfig {
             journal: false,
             idempotency_window_ms: 24 * 3600 * 1000,
             idempotency_max_keys: 1_000_000,
+            writer_epoch: 0,
         }
     }
 }
@@ -196,6 +201,8 @@ pub struct TickReport {
 pub struct Engine {
     cfg: EngineConfig,
     shards: Box<[RwLock<Shard>]>,
+    /// Epoch every new hold and claim id carries (I8: ids never reissued).
+    writer_epoch: AtomicU64,
 }
 
 fn fnv1a(tag: u8, bytes: &[u8]) -> u64 {
@@ -216,7 +223,36 @@ impl Engine {
                 RwLock::new(Shard::new(i as u32, cfg.journal, idem, cfg.secret))
             })
             .collect();
-        Engine { cfg, shards }
+        Engine::from_parts(cfg, shards)
+    }
+
+    fn from_parts(cfg: EngineConfig, shards: Box<[RwLock<Shard>]>) -> Self {
+        let writer_epoch = AtomicU64::new(cfg.writer_epoch);
+        Engine {
+            cfg,
+            shards,
+            writer_epoch,
+        }
+    }
+
+    /// Sets the writer epoch that hold and claim ids issued from now on
+    /// carry. Ids resolve only with the epoch they were issued under, so
+    /// when a writer's last changes are lost (a crash in async durability)
+    /// and the next writer, under a newer epoch, reuses their slots, the
+    /// lost ids name nothing instead of someone else's hold or claim (I8).
+    ///
+    /// Call it before the first write after building or restoring the
+    /// engine, with an epoch no earlier writer of this state used (the
+    /// server passes its fencing epoch, or the unix time in ms without
+    /// Redis). Restored holds and claims keep the epochs they were issued
+    /// under. The engine reads no clock: the caller picks the value.
+    pub fn set_writer_epoch(&self, epoch: u64) {
+        self.writer_epoch.store(epoch, Ordering::Release);
+    }
+
+    /// The epoch new hold and claim ids carry.
+    pub fn writer_epoch(&self) -> u64 {
+        self.writer_epoch.load(Ordering::Acquire)
     }
 
     pub fn config(&self) -> &EngineConfig {

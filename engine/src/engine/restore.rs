@@ -112,10 +112,10 @@ impl Engine {
                 }
             }
         }
-        Ok(Engine {
+        Ok(Engine::from_parts(
             cfg,
-            shards: shards.into_iter().map(RwLock::new).collect(),
-        })
+            shards.into_iter().map(RwLock::new).collect(),
+        ))
     }
 
     /// An engine with no state, to restore into when there is no snapshot.

@@ -106,7 +106,9 @@ impl Engine {
         }
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         let mut out = Vec::new();
-        let outcome = e.seats.hold(user, choice, now, &mut out);
+        let outcome = e
+            .seats
+            .hold(user, choice, self.writer_epoch(), now, &mut out);
         shard.record_all(now, out, |change| Change::Seats {
             event: id.clone(),
             change,

@@ -99,19 +99,25 @@ impl<A: Iterator<Item = Deadline>, B: Iterator<Item = Deadline>> Iterator for Me
 }
 
 impl SeatMap {
-    /// True when the timer entry `(at, id)` belongs to the hold as it is now.
-    fn entry_is_current(&self, at: Timestamp, id: HoldId) -> bool {
-        self.hold_ref(id)
-            .is_some_and(|h| h.state == HoldState::Held && h.expires_at == at)
+    /// The id of the hold the timer entry `(at, index, generation)` belongs
+    /// to, if it is still held and still expires then.
+    fn current_entry(&self, at: Timestamp, index: u32, generation: u32) -> Option<HoldId> {
+        self.slot_hold(index, generation)
+            .filter(|h| h.state == HoldState::Held && h.expires_at == at)
+            .map(|h| HoldId {
+                index,
+                generation,
+                epoch: h.epoch,
+            })
     }
 
     /// Expires every hold due at `now` (emitting `Expired`); returns how many.
     pub(super) fn expire_due(&mut self, now: Timestamp, out: &mut Vec<SeatChange>) -> u64 {
         let mut n = 0;
         while let Some((at, index, generation)) = self.timer.pop_due(now) {
-            let id = HoldId { index, generation };
+            let current = self.current_entry(at, index, generation);
             // Current: the hold is there, so `named` finds it.
-            if let (true, Some((user, seats))) = (self.entry_is_current(at, id), self.named(id)) {
+            if let Some((id, (user, seats))) = current.and_then(|id| Some((id, self.named(id)?))) {
                 self.emit(SeatChange::Expired { id, user, seats }, now, out);
                 n += 1;
             }
@@ -123,13 +129,15 @@ impl SeatMap {
     pub(super) fn recycle_due(&mut self, now: Timestamp, out: &mut Vec<SeatChange>) -> u64 {
         let mut n = 0;
         while let Some((_, index, generation)) = self.recycle.pop_due(now) {
-            let id = HoldId { index, generation };
-            if self.hold_ref(id).is_some_and(|h| h.state.is_terminal()) {
-                let next = HoldId {
+            if self
+                .slot_hold(index, generation)
+                .is_some_and(|h| h.state.is_terminal())
+            {
+                let next = SeatChange::Recycled {
                     index,
                     generation: generation.wrapping_add(1),
                 };
-                self.emit(SeatChange::Recycled { id: next }, now, out);
+                self.emit(next, now, out);
                 n += 1;
             }
         }
@@ -142,8 +150,7 @@ impl SeatMap {
         self.timer
             .due(now)
             .filter_map(move |(at, index, generation)| {
-                let id = HoldId { index, generation };
-                self.hold_ref(id)
+                self.slot_hold(index, generation)
                     .filter(|h| h.state == HoldState::Held && h.expires_at == at)
             })
     }

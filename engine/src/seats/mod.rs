@@ -166,7 +166,7 @@ pub struct RowStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SeatChange {
     /// A new hold in slot `id.index`, which is vacant with `id.generation`
-    /// (or is the next new slot, generation 0).
+    /// (or is the next new slot, generation 0), issued under `id.epoch`.
     Held {
         id: HoldId,
         user: UserId,
@@ -200,9 +200,10 @@ pub enum SeatChange {
         user: UserId,
         seats: Vec<SeatId>,
     },
-    /// A released/expired hold's slot becomes vacant; `id` is the slot with its
-    /// new generation (old generation + 1, wrapping).
-    Recycled { id: HoldId },
+    /// A released/expired hold's slot becomes vacant with its new generation
+    /// (old generation + 1, wrapping). A vacant slot has no epoch: the next
+    /// hold in it brings its own.
+    Recycled { index: u32, generation: u32 },
 }
 
 /// A change that does not fit the state it is applied to (a journal from
@@ -213,6 +214,10 @@ pub enum ApplyError {
     NoSuchHold(HoldId),
     #[error("hold {0} is not in a state this change applies to")]
     WrongState(HoldId),
+    #[error("slot {index} is not one generation before {generation}")]
+    NoSuchSlot { index: u32, generation: u32 },
+    #[error("slot {index} has no ended hold to recycle into generation {generation}")]
+    SlotNotEnded { index: u32, generation: u32 },
     #[error("seat index {0} is not in the layout")]
     NoSuchSeat(u32),
     #[error("seat index {0} is not free")]
@@ -277,6 +282,9 @@ impl std::ops::Deref for SeatList {
 
 #[derive(Clone, Debug)]
 struct Hold {
+    /// Writer epoch the hold's id was issued under; an id resolves only
+    /// with this epoch (a lost hold's id never names a later one).
+    epoch: u64,
     user: UserId,
     seats: SeatList,
     created_at: Timestamp,
@@ -331,6 +339,7 @@ fn held_in(slots: &mut [Slot], id: HoldId) -> Result<&mut Hold, ApplyError> {
         .get_mut(id.index as usize)
         .filter(|s| s.generation == id.generation)
         .and_then(|s| s.hold.as_mut())
+        .filter(|h| h.epoch == id.epoch)
         .ok_or(ApplyError::NoSuchHold(id))?;
     if hold.state != HoldState::Held {
         return Err(ApplyError::WrongState(id));
@@ -422,18 +431,20 @@ impl SeatMap {
                 self.end_hold(*id, HoldState::Released, Some(*at))
             }
             SeatChange::Expired { id, .. } => self.end_hold(*id, HoldState::Expired, None),
-            SeatChange::Recycled { id } => {
+            &SeatChange::Recycled { index, generation } => {
                 let slot = self
                     .slots
-                    .get_mut(id.index as usize)
-                    .filter(|s| s.generation.wrapping_add(1) == id.generation)
-                    .ok_or(ApplyError::NoSuchHold(*id))?;
+                    .get_mut(index as usize)
+                    .filter(|s| s.generation.wrapping_add(1) == generation);
+                let Some(slot) = slot else {
+                    return Err(ApplyError::NoSuchSlot { index, generation });
+                };
                 if !slot.hold.as_ref().is_some_and(|h| h.state.is_terminal()) {
-                    return Err(ApplyError::WrongState(*id));
+                    return Err(ApplyError::SlotNotEnded { index, generation });
                 }
                 slot.hold = None;
-                slot.generation = id.generation;
-                self.vacant.insert(id.index);
+                slot.generation = generation;
+                self.vacant.insert(index);
                 Ok(())
             }
         }
@@ -479,6 +490,7 @@ impl SeatMap {
         let n = seats.len() as u32;
         self.add_user_seats(user, n);
         let hold = Hold {
+            epoch: id.epoch,
             user: user.clone(),
             seats: SeatList::new(seats),
             created_at,
@@ -567,9 +579,16 @@ impl SeatMap {
         Ok(())
     }
 
+    /// A hold of this slot and generation whose epoch differs is not found:
+    /// its id was issued by a writer whose changes were lost, so it never
+    /// named this hold. (Stale goes by generation alone: that slot has moved
+    /// on past any hold the id could have named.)
     fn lookup(&self, id: HoldId) -> Lookup {
         match self.slots.get(id.index as usize) {
-            Some(s) if s.generation == id.generation && s.hold.is_some() => Lookup::Found,
+            Some(s) if s.generation == id.generation => match &s.hold {
+                Some(h) if h.epoch == id.epoch => Lookup::Found,
+                _ => Lookup::NotFound,
+            },
             Some(s) if id.generation < s.generation => Lookup::Stale,
             _ => Lookup::NotFound,
         }
@@ -587,10 +606,18 @@ impl SeatMap {
         Some((h.user.clone(), seats))
     }
 
+    /// The hold `id` names: slot, generation and epoch all match.
     fn hold_ref(&self, id: HoldId) -> Option<&Hold> {
+        self.slot_hold(id.index, id.generation)
+            .filter(|h| h.epoch == id.epoch)
+    }
+
+    /// The hold in slot `index` at `generation`, whatever its epoch (for the
+    /// timers, which name slots, not ids).
+    fn slot_hold(&self, index: u32, generation: u32) -> Option<&Hold> {
         self.slots
-            .get(id.index as usize)
-            .filter(|s| s.generation == id.generation)?
+            .get(index as usize)
+            .filter(|s| s.generation == generation)?
             .hold
             .as_ref()
     }
@@ -648,11 +675,13 @@ impl SeatMap {
     /// a seat named twice (`InvalidRequest`); this user's held + sold seats
     /// plus the request over the limit (`LimitExceeded`); seats held or sold,
     /// by anyone, this user included (`Taken`, in request order) or no fitting
-    /// block (`NoAdjacent`).
+    /// block (`NoAdjacent`). The new hold's id carries `epoch`, the writer
+    /// epoch of the caller.
     pub fn hold(
         &mut self,
         user: &UserId,
         choice: &SeatChoice,
+        epoch: u64,
         now: Timestamp,
         out: &mut Vec<SeatChange>,
     ) -> Result<HoldInfo, SeatRefusal> {
@@ -724,12 +753,14 @@ impl SeatMap {
             Some(&index) => HoldId {
                 index,
                 generation: self.slots[index as usize].generation,
+                epoch,
             },
             None => match u32::try_from(self.slots.len()) {
                 // NO_HOLD marks free seats, so it is never a slot.
                 Ok(index) if index != NO_HOLD => HoldId {
                     index,
                     generation: 0,
+                    epoch,
                 },
                 _ => return Err(SeatRefusal::InvalidRequest),
             },

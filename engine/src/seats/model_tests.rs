@@ -19,6 +19,9 @@ const TTL_S: u32 = 10;
 const MAX_TTL_S: u32 = 25;
 const CATS: [&str; 3] = ["X", "Y", "Nope"];
 const USERS: u8 = 6;
+/// Added to an issued id's epoch to forge the id of a lost hold (the runs
+/// take far fewer epochs than this).
+const LOST_EPOCH: u64 = 1 << 40;
 
 /// Layout 0: small and crowded (23 seats, several ranges a row). Layout 1:
 /// long rows (a run crosses 64-seat words of the free bit set).
@@ -53,14 +56,32 @@ fn seat_names(layout: &[RowRange]) -> Vec<String> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Exact { user: u8, seats: Vec<u8> },
-    Best { user: u8, count: u32, cat: u8 },
-    Confirm { pick: u8, order: u8 },
-    Extend { pick: u8, ttl_s: u32 },
-    Release { pick: u8 },
+    Exact {
+        user: u8,
+        seats: Vec<u8>,
+    },
+    Best {
+        user: u8,
+        count: u32,
+        cat: u8,
+    },
+    Confirm {
+        pick: u8,
+        order: u8,
+    },
+    Extend {
+        pick: u8,
+        ttl_s: u32,
+    },
+    Release {
+        pick: u8,
+    },
     Tick,
     Advance(u64),
     Checkpoint,
+    /// A new writer epoch (a restart that lost nothing): later holds carry
+    /// it, earlier ids keep working.
+    NewEpoch,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -83,6 +104,7 @@ fn op() -> impl Strategy<Value = Op> {
         ]
         .prop_map(Op::Advance),
         1 => Just(Op::Checkpoint),
+        1 => Just(Op::NewEpoch),
     ]
 }
 
@@ -303,14 +325,34 @@ impl Model {
         assert!(self.user_count(user, now) <= self.limit);
     }
 
+    /// An issued id; or one never issued: an unknown slot, or (224..240) an
+    /// issued slot and generation under an epoch no writer here used, as a
+    /// writer whose changes were lost would have issued it.
     fn pick(&self, pick: u8) -> HoldId {
         if self.issued.is_empty() || pick >= 240 {
             return HoldId {
                 index: u32::from(pick) + 1000,
                 generation: 0,
+                epoch: 1,
             };
         }
-        self.issued[pick as usize % self.issued.len()]
+        let id = self.issued[pick as usize % self.issued.len()];
+        if pick >= 224 {
+            return HoldId {
+                epoch: id.epoch + LOST_EPOCH,
+                ..id
+            };
+        }
+        id
+    }
+
+    /// The slot and generation of `id` were recycled: its hold is gone (an
+    /// id of another epoch on them is stale too, as the map cannot know
+    /// which epoch an old generation had).
+    fn gone(&self, id: HoldId) -> bool {
+        self.holds
+            .iter()
+            .any(|(k, h)| k.index == id.index && k.generation == id.generation && h.gone)
     }
 
     fn live(&self, id: HoldId) -> Option<&MHold> {
@@ -326,6 +368,8 @@ struct Run {
     model: Model,
     out: Vec<SeatChange>,
     now: u64,
+    /// The writer epoch new holds carry.
+    epoch: u64,
     checkpoints: Vec<(SeatSnapshot, usize)>,
 }
 
@@ -351,6 +395,7 @@ impl Run {
                 let got = self.map.hold(
                     &Self::user(*user),
                     &SeatChoice::Exact(ids.clone()),
+                    self.epoch,
                     t,
                     &mut self.out,
                 );
@@ -409,7 +454,9 @@ impl Run {
                     count: nz(*count),
                     category: name.into(),
                 };
-                let got = self.map.hold(&Self::user(*user), &choice, t, &mut self.out);
+                let got = self
+                    .map
+                    .hold(&Self::user(*user), &choice, self.epoch, t, &mut self.out);
                 self.model.sweep(now);
                 let current = self.model.user_count(*user, now);
                 let Some(c) = self.model.cats.iter().position(|c| c == name) else {
@@ -465,7 +512,7 @@ impl Run {
                 let got = self.map.confirm(id, &order, t, &mut self.out);
                 self.model.sweep(now);
                 match self.model.live(id).map(|h| h.state) {
-                    None if self.model.holds.contains_key(&id) => {
+                    None if self.model.gone(id) => {
                         assert_eq!(got, Err(SeatRefusal::Expired))
                     }
                     None => assert_eq!(got, Err(SeatRefusal::NotFound)),
@@ -486,7 +533,7 @@ impl Run {
                 let got = self.map.extend(id, *ttl_s, t, &mut self.out);
                 self.model.sweep(now);
                 match self.model.live(id) {
-                    None if self.model.holds.contains_key(&id) => {
+                    None if self.model.gone(id) => {
                         assert_eq!(got, Err(SeatRefusal::NotHeld))
                     }
                     None => assert_eq!(got, Err(SeatRefusal::NotFound)),
@@ -524,7 +571,7 @@ impl Run {
                 let got = self.map.release(id, t, &mut self.out);
                 self.model.sweep(now);
                 match self.model.live(id).map(|h| h.state) {
-                    None if self.model.holds.contains_key(&id) => {
+                    None if self.model.gone(id) => {
                         assert_eq!(got, Ok(Released::AlreadyGone))
                     }
                     None => assert_eq!(got, Err(SeatRefusal::NotFound)),
@@ -551,6 +598,7 @@ impl Run {
                 }
             }
             Op::Advance(ms) => self.now += ms,
+            Op::NewEpoch => self.epoch += 1,
             Op::Checkpoint => {
                 if self.checkpoints.len() < 3 {
                     self.checkpoints
@@ -644,6 +692,7 @@ proptest! {
             policy,
             out: Vec::new(),
             now: 1_700_000_000_000,
+            epoch: 1,
         };
         for op in &ops {
             run.step(op);

@@ -30,6 +30,8 @@ struct SlotSnapshot {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct HoldSnapshot {
+    /// Writer epoch of the hold's id.
+    epoch: u64,
     user: UserId,
     seats: Vec<u32>,
     created_at: Timestamp,
@@ -63,6 +65,7 @@ impl SeatSnapshot {
                 .map(|s| SlotSnapshot {
                     generation: s.generation,
                     hold: s.hold.as_ref().map(|h| HoldSnapshot {
+                        epoch: h.epoch,
                         user: h.user.clone(),
                         seats: h.seats.to_vec(),
                         created_at: h.created_at,
@@ -144,6 +147,7 @@ pub(super) fn restore(
         map.slots.push(Slot {
             generation: slot.generation,
             hold: Some(Hold {
+                epoch: h.epoch,
                 user: h.user,
                 seats: SeatList::new(&seats),
                 created_at: h.created_at,

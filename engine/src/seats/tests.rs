@@ -27,6 +27,8 @@ fn user(s: &str) -> UserId {
 }
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
+/// The writer epoch holds are made under here.
+const E: u64 = 3;
 
 fn policy(ttl_s: u32, max_ttl_s: u32, max_seats: u32) -> HoldPolicy {
     HoldPolicy {
@@ -73,6 +75,7 @@ impl H {
         self.map.hold(
             &user(u),
             &SeatChoice::Exact(seats(list)),
+            E,
             now,
             &mut self.out,
         )
@@ -96,7 +99,7 @@ impl H {
             count: nz(count),
             category: cat.into(),
         };
-        self.map.hold(&user(u), &choice, now, &mut self.out)
+        self.map.hold(&user(u), &choice, E, now, &mut self.out)
     }
 
     fn best_seats(&mut self, u: &str, count: u32, cat: &str, now: Timestamp) -> Vec<String> {
@@ -350,7 +353,8 @@ fn stale_timer_never_expires_a_recycled_slot() {
         new.id,
         HoldId {
             index: old.id.index,
-            generation: old.id.generation + 1
+            generation: old.id.generation + 1,
+            epoch: E,
         }
     );
     assert_eq!(h.map.tick(day, &mut h.out), 0);
@@ -393,7 +397,8 @@ fn extend_rules() {
         h.map.extend(
             HoldId {
                 index: 9,
-                generation: 0
+                generation: 0,
+                epoch: E,
             },
             10,
             t,
@@ -459,7 +464,8 @@ fn release_rules() {
         h.map.release(
             HoldId {
                 index: 0,
-                generation: 5
+                generation: 5,
+                epoch: E,
             },
             T0,
             &mut h.out
@@ -470,7 +476,8 @@ fn release_rules() {
         h.map.release(
             HoldId {
                 index: 99,
-                generation: 0
+                generation: 0,
+                epoch: E,
             },
             T0,
             &mut h.out
@@ -521,7 +528,8 @@ fn confirm_rules() {
         h.map.confirm(
             HoldId {
                 index: 50,
-                generation: 0
+                generation: 0,
+                epoch: E,
             },
             "o",
             due,
@@ -584,7 +592,8 @@ fn terminal_holds_are_kept_then_recycled() {
         c.id,
         HoldId {
             index: a.id.index,
-            generation: 1
+            generation: 1,
+            epoch: E,
         }
     );
     let d = h.held("u3", &["A-1-2"], keep_b);
@@ -592,7 +601,8 @@ fn terminal_holds_are_kept_then_recycled() {
         d.id,
         HoldId {
             index: b.id.index,
-            generation: 1
+            generation: 1,
+            epoch: E,
         }
     );
     let e = h.held("u3", &["A-1-3"], keep_b);
@@ -600,7 +610,8 @@ fn terminal_holds_are_kept_then_recycled() {
         e.id,
         HoldId {
             index: 2,
-            generation: 0
+            generation: 0,
+            epoch: E,
         }
     );
     assert_eq!(h.map.get(a.id, keep_b), None);
@@ -615,18 +626,22 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
         HoldId {
             index: u32::MAX,
             generation: u32::MAX,
+            epoch: E,
         },
         HoldId {
             index: 0,
             generation: u32::MAX,
+            epoch: E,
         },
         HoldId {
             index: u32::MAX,
             generation: 0,
+            epoch: E,
         },
         HoldId {
             index: 1,
             generation: 0,
+            epoch: E,
         },
     ] {
         assert_eq!(h.map.get(id, T0), None);
@@ -662,7 +677,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
         .collect();
     assert!(matches!(
         h.map
-            .hold(&user("u3"), &SeatChoice::Exact(many), T0, &mut h.out),
+            .hold(&user("u3"), &SeatChoice::Exact(many), E, T0, &mut h.out),
         Err(SeatRefusal::LimitExceeded {
             requested: 10_000,
             ..
@@ -673,7 +688,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
         category: "VIP".into(),
     };
     assert!(matches!(
-        h.map.hold(&user("u3"), &huge, T0, &mut h.out),
+        h.map.hold(&user("u3"), &huge, E, T0, &mut h.out),
         Err(SeatRefusal::LimitExceeded { .. })
     ));
     // Changes that do not fit are refused whole.
@@ -682,6 +697,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
             id: HoldId {
                 index: 40,
                 generation: 0,
+                epoch: E,
             },
             user: user("x"),
             seats: vec![5],
@@ -692,6 +708,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
             id: HoldId {
                 index: 2,
                 generation: 0,
+                epoch: E,
             },
             user: user("x"),
             seats: vec![5, 6, 5],
@@ -702,6 +719,7 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
             id: HoldId {
                 index: 2,
                 generation: 0,
+                epoch: E,
             },
             user: user("x"),
             seats: vec![5, u32::MAX],
@@ -712,21 +730,21 @@ fn odd_hold_ids_and_inputs_do_not_panic() {
             id: HoldId {
                 index: 7,
                 generation: 0,
+                epoch: E,
             },
             order: "o".into(),
             user: user("x"),
             seats: vec![],
         },
         SeatChange::Recycled {
-            id: HoldId {
-                index: 0,
-                generation: 1,
-            },
+            index: 0,
+            generation: 1,
         },
         SeatChange::Expired {
             id: HoldId {
                 index: 0,
                 generation: 3,
+                epoch: E,
             },
             user: user("x"),
             seats: vec![],
@@ -870,6 +888,7 @@ fn best_never_leaves_a_lone_seat_when_a_clean_choice_exists() {
             let held = m.hold(
                 &user(&format!("x{i}")),
                 &SeatChoice::Exact(seats(&[s])),
+                E,
                 T0,
                 &mut out,
             );
@@ -879,7 +898,7 @@ fn best_never_leaves_a_lone_seat_when_a_clean_choice_exists() {
             count: nz(count),
             category: "R".into(),
         };
-        match m.hold(&user("u"), &choice, T0, &mut out) {
+        match m.hold(&user("u"), &choice, E, T0, &mut out) {
             Ok(info) => info.seats.iter().map(|s| s.to_string()).collect(),
             other => panic!("expected a hold, got {other:?}"),
         }
@@ -915,8 +934,8 @@ fn best_spreads_over_the_top_candidates_deterministically() {
             category: "R".into(),
         };
         let (mut oa, mut ob) = (Vec::new(), Vec::new());
-        let ra = a.hold(&user("u"), &choice, T0, &mut oa);
-        let rb = b.hold(&user("u"), &choice, T0, &mut ob);
+        let ra = a.hold(&user("u"), &choice, E, T0, &mut oa);
+        let rb = b.hold(&user("u"), &choice, E, T0, &mut ob);
         assert_eq!(ra, rb, "same seed, same pick");
         let Ok(info) = ra else { panic!("no hold") };
         picks.insert(info.seats[0].to_string());
@@ -947,7 +966,7 @@ fn best_is_fast_enough_on_a_big_venue_and_correct_when_fragmented() {
             };
             let u = user(&format!("u{r}-{n}"));
             assert!(m
-                .hold(&u, &SeatChoice::Exact(vec![s]), T0, &mut out)
+                .hold(&u, &SeatChoice::Exact(vec![s]), E, T0, &mut out)
                 .is_ok());
         }
     }
@@ -1043,7 +1062,7 @@ fn threads_never_double_book() {
                                 .collect(),
                         );
                         let now = T0.plus_ms(u64::from(i));
-                        if let Ok(h) = map.write().hold(&u, &choice, now, &mut out) {
+                        if let Ok(h) = map.write().hold(&u, &choice, E, now, &mut out) {
                             won.push(h.id);
                         }
                         let _ = map.read().counts(now);
@@ -1107,7 +1126,7 @@ fn perf() {
         ids.clear();
         let t = Instant::now();
         for (u, c) in users.iter().zip(&choices) {
-            if let Ok(h) = m.hold(u, c, T0, &mut out) {
+            if let Ok(h) = m.hold(u, c, E, T0, &mut out) {
                 ids.push(h.id);
             }
         }
@@ -1128,7 +1147,7 @@ fn perf() {
             let mut m = SeatMap::new(&layout, pol, [9; 32]);
             out.clear();
             for u in &users[..20_000] {
-                let _ = std::hint::black_box(m.hold(u, &choice, T0, &mut out));
+                let _ = std::hint::black_box(m.hold(u, &choice, E, T0, &mut out));
             }
         }
         println!(
@@ -1172,7 +1191,7 @@ fn perf() {
         let mut got = 0;
         for u in users.iter().cycle().take(n) {
             out.clear();
-            if m.hold(u, &choice, T0, &mut out).is_ok() {
+            if m.hold(u, &choice, E, T0, &mut out).is_ok() {
                 got += 1;
             }
         }
