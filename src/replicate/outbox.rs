@@ -1,6 +1,6 @@
 //! Events out: the business outcomes of a journal entry, as the JSON
 //! envelopes appended to the `<prefix>:out` stream (../shared/API.md, "Events
-//! out"; docs/_draft_events_out.md is the consumer's side).
+//! out"; docs/events-out.md is the consumer's side).
 //!
 //! The mapping is a pure function of the entry: the append script writes an
 //! entry's outcomes in the same atomic step as the entry itself, so an outcome
@@ -65,7 +65,7 @@ pub struct Envelope {
 #[serde(untagged)]
 pub enum Data {
     /// `seat.sold`: a hold was confirmed. `hold` and `seats` as the API names
-    /// them (`h3g0`, `A-1-12`), `order` as the confirm gave it.
+    /// them (`h3g0-minta800`, `A-1-12`), `order` as the confirm gave it.
     Sold {
         hold: String,
         order: String,
