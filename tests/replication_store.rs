@@ -456,3 +456,43 @@ async fn flushed_keyspace_the_old_writer_cannot_append_though_a_new_one_acquires
         .await
         .expect("B still writes");
 }
+
+/// A standby answers `/metrics` before it recovers (so an alert sees
+/// `store_lost`), and `--metrics-token` holds there as on the real server:
+/// no token or a wrong one is 401, the token is 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_placeholder_keeps_metrics_behind_the_metrics_token() {
+    const TOKEN: &str = "metrics-token-standby-test";
+    let redis = RedisServer::start();
+    let logs = boxoffice_testkit::TempDir::new("store-metrics").expect("temp dir");
+    let a = Boxoffice::start(Some((&redis, "sync")), &logs.path().join("a.log"));
+    Http::new(&a.addr).wait_ready(Duration::from_secs(20)).await;
+    let b = Boxoffice::start_with(
+        &redis,
+        "sync",
+        &["--metrics-token", TOKEN],
+        &logs.path().join("b.log"),
+    );
+    let hb = Http::new(&b.addr);
+    // B is up (a standby) but not ready.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hb
+        .call(Method::GET, "/healthz", None, None)
+        .await
+        .map(|r| r.0)
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "standby B never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = hb.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.map(|r| r.0), Some(503), "B is a standby");
+    let none = hb.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!(none.map(|r| r.0), Some(401), "no token");
+    let wrong = hb
+        .call(Method::GET, "/metrics", Some("not-the-metrics-token"), None)
+        .await;
+    assert_eq!(wrong.map(|r| r.0), Some(401), "wrong token");
+    let right = hb.call(Method::GET, "/metrics", Some(TOKEN), None).await;
+    assert_eq!(right.map(|r| r.0), Some(200), "the token");
+}

@@ -811,3 +811,33 @@ pub fn assert_out_ids_unique_and_ordered(out: &[Value]) {
         }
     }
 }
+
+impl Boxoffice {
+    /// [`Boxoffice::start`] with more flags after the usual ones.
+    pub fn start_with(
+        redis: &RedisServer,
+        mode: &str,
+        extra: &[&str],
+        log: &std::path::Path,
+    ) -> Self {
+        let port = testkit::free_port().expect("a free port");
+        let addr = format!("127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
+        cmd.args([
+            "serve",
+            "--listen",
+            &addr,
+            "--join-rate",
+            "0",
+            "--poll-rate",
+            "0",
+        ])
+        .args(["--max-connections-per-client", "10000"])
+        .args(["--admin-token", ADMIN, "--service-token", SERVICE])
+        .args(["--secret", SECRET])
+        .args(["--redis", &redis.url(), "--durability", mode])
+        .args(extra);
+        let child = ChildGuard::spawn_logged(&mut cmd, log).expect("boxoffice binary");
+        Boxoffice { child, addr }
+    }
+}
