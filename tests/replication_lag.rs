@@ -140,7 +140,7 @@ async fn async_mode_stops_acknowledging_once_redis_lags_and_a_crash_loses_only_t
     // The limit held: nothing acknowledged later than the lag limit (plus
     // scheduling slack on a busy 2-core machine) after Redis stalled.
     assert!(
-        last_during < Duration::from_millis(MAX_LAG_MS + 400),
+        last_during < Duration::from_millis(MAX_LAG_MS + 700),
         "acknowledged {} ms into the stall with a {MAX_LAG_MS} ms lag limit",
         last_during.as_millis()
     );
