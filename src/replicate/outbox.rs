@@ -101,13 +101,18 @@ pub enum Data {
 }
 
 /// The outcomes of one journal entry, in order (empty for most entries:
-/// holds made, extensions, configuration, idempotency records…).
-pub fn outcomes(entry: &Entry) -> Vec<Envelope> {
+/// holds made, extensions, configuration, idempotency records…), as the
+/// writer at fencing epoch `epoch` publishes them. The id is
+/// `<epoch>-<shard>-<seq>-<n>`: the same entry always gets the same id from
+/// its writer (a retried batch), and since epochs only grow, also across
+/// writers and across a store started anew (where `seq` starts at 1 again)
+/// no id is used twice and ids order as `(epoch, seq, n)` per event.
+pub fn outcomes(entry: &Entry, epoch: u64) -> Vec<Envelope> {
     let mut out = Vec::new();
     let mut push = |kind: &str, event: &str, data: Data| {
         out.push(Envelope {
             v: VERSION,
-            id: format!("{}-{}-{}", entry.shard, entry.seq, out.len()),
+            id: format!("{epoch}-{}-{}-{}", entry.shard, entry.seq, out.len()),
             kind: kind.to_string(),
             event: event.to_string(),
             at: at(entry),
@@ -233,8 +238,8 @@ pub(crate) struct Encoded {
 
 /// [`outcomes`] as JSON. Serialising these plain structs cannot fail; an
 /// envelope that somehow did is dropped rather than sent half-written.
-pub(crate) fn encode(entry: &Entry) -> Vec<Encoded> {
-    outcomes(entry)
+pub(crate) fn encode(entry: &Entry, epoch: u64) -> Vec<Encoded> {
+    outcomes(entry, epoch)
         .into_iter()
         .filter_map(|e| {
             let kind = TYPES.iter().copied().find(|t| *t == e.kind)?;
@@ -284,7 +289,7 @@ mod tests {
     }
 
     fn json_of(e: &Entry) -> Vec<Value> {
-        encode(e)
+        encode(e, 7)
             .into_iter()
             .map(|x| serde_json::from_str(&x.json).expect("json"))
             .collect()
@@ -320,15 +325,15 @@ mod tests {
         assert_eq!(
             json_of(&e),
             vec![
-                json!({"v": 1, "id": "3-42-0", "type": "seat.sold", "event": "e1", "at": AT,
+                json!({"v": 1, "id": "7-3-42-0", "type": "seat.sold", "event": "e1", "at": AT,
                 "data": {"hold": "h4g2-10", "order": "o-9", "user": "alice",
                          "seats": ["A-1-1", "A-1-2"]}})
             ]
         );
         // Round trip through the public type.
-        let back: Envelope = serde_json::from_str(&encode(&e)[0].json).expect("envelope");
-        assert_eq!(back, outcomes(&e)[0]);
-        assert_eq!(encode(&e)[0].kind, SEAT_SOLD);
+        let back: Envelope = serde_json::from_str(&encode(&e, 7)[0].json).expect("envelope");
+        assert_eq!(back, outcomes(&e, 7)[0]);
+        assert_eq!(encode(&e, 7)[0].kind, SEAT_SOLD);
     }
 
     #[test]
@@ -350,7 +355,7 @@ mod tests {
                 seats: seats(),
             }),
         );
-        for (e, id, reason) in [(&rel, "3-5-0", "released"), (&exp, "3-6-0", "expired")] {
+        for (e, id, reason) in [(&rel, "7-3-5-0", "released"), (&exp, "7-3-6-0", "expired")] {
             assert_eq!(
                 json_of(e),
                 vec![
@@ -392,8 +397,8 @@ mod tests {
             },
         );
         for (e, id, kind) in [
-            (&claimed, "3-7-0", "coupon.claimed"),
-            (&returned, "3-8-0", "coupon.returned"),
+            (&claimed, "7-3-7-0", "coupon.claimed"),
+            (&returned, "7-3-8-0", "coupon.returned"),
         ] {
             assert_eq!(
                 json_of(e),
@@ -410,7 +415,7 @@ mod tests {
         assert_eq!(
             json_of(&entry(9, queue(QueueChange::Admitted { uid: 17 }))),
             vec![
-                json!({"v": 1, "id": "3-9-0", "type": "queue.admitted", "event": "e1",
+                json!({"v": 1, "id": "7-3-9-0", "type": "queue.admitted", "event": "e1",
                 "at": AT, "data": {"join": 17}})
             ]
         );
@@ -421,7 +426,7 @@ mod tests {
             assert_eq!(
                 json_of(&entry(10, queue(change))),
                 vec![
-                    json!({"v": 1, "id": "3-10-0", "type": "queue.ended", "event": "e1",
+                    json!({"v": 1, "id": "7-3-10-0", "type": "queue.ended", "event": "e1",
                     "at": AT, "data": {"join": 17, "reason": reason}})
                 ]
             );
@@ -434,7 +439,10 @@ mod tests {
             }),
         ));
         let ids: Vec<_> = many.iter().map(|v| v["id"].clone()).collect();
-        assert_eq!(ids, vec![json!("3-11-0"), json!("3-11-1"), json!("3-11-2")]);
+        assert_eq!(
+            ids,
+            vec![json!("7-3-11-0"), json!("7-3-11-1"), json!("7-3-11-2")]
+        );
         assert_eq!(many[1]["data"], json!({"join": 2, "reason": "expired"}));
     }
 
@@ -466,7 +474,7 @@ mod tests {
             Change::EventDeleted { event: ev() },
         ];
         for c in quiet {
-            assert!(outcomes(&entry(1, c.clone())).is_empty(), "{c:?}");
+            assert!(outcomes(&entry(1, c.clone()), 7).is_empty(), "{c:?}");
         }
     }
 }

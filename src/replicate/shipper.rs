@@ -60,7 +60,8 @@ impl Pending {
 
     /// Moves the engine's new journal entries here, encoded, with their
     /// outcomes when events out is on.
-    fn drain(&mut self, host: &dyn EngineHost, events_out: bool) {
+    /// `epoch` is this writer's (it goes into the outcome ids).
+    fn drain(&mut self, host: &dyn EngineHost, events_out: bool, epoch: u64) {
         let engine = host.engine();
         let now = Instant::now();
         for (i, q) in self.shards.iter_mut().enumerate() {
@@ -69,7 +70,7 @@ impl Pending {
                     seq: entry.seq,
                     data: journal::encode(&entry),
                     out: if events_out {
-                        outbox::encode(&entry)
+                        outbox::encode(&entry, epoch)
                     } else {
                         Vec::new()
                     },
@@ -243,7 +244,11 @@ pub(crate) async fn run(shared: Arc<Shared>, host: Arc<dyn EngineHost>) {
             }
             None => {}
         }
-        pending.drain(host.as_ref(), shared.opts.events_out_maxlen > 0);
+        pending.drain(
+            host.as_ref(),
+            shared.opts.events_out_maxlen > 0,
+            shared.epoch.load(Ordering::Acquire),
+        );
         shared
             .backlog
             .store(pending.count as u64, Ordering::Release);

@@ -777,23 +777,23 @@ pub async fn read_events_out(redis: &RedisServer, prefix: &str) -> Vec<Value> {
 type OutItem = (String, Vec<(String, Vec<u8>)>);
 
 /// `(shard, seq, n)` of an events-out id `"<shard>-<seq>-<n>"`.
-pub fn out_id(v: &Value) -> (u64, u64, u64) {
+pub fn out_id(v: &Value) -> (u64, u64, u64, u64) {
     let id = v["id"].as_str().unwrap_or_else(|| panic!("no id: {v}"));
     let parts: Vec<u64> = id
         .split('-')
         .map(|p| p.parse().unwrap_or_else(|_| panic!("id {id}")))
         .collect();
     match parts[..] {
-        [s, q, n] => (s, q, n),
-        _ => panic!("id {id} is not <shard>-<seq>-<n>"),
+        [e, s, q, n] => (e, s, q, n),
+        _ => panic!("id {id} is not <epoch>-<shard>-<seq>-<n>"),
     }
 }
 
 /// No id twice in the stream, every envelope is version 1, and per `event`
-/// the ids grow strictly as `(seq, n)` in stream order (one shard each).
+/// the ids grow strictly as `(epoch, seq, n)` in stream order (one shard each).
 pub fn assert_out_ids_unique_and_ordered(out: &[Value]) {
     let mut seen = std::collections::HashSet::new();
-    let mut last: std::collections::HashMap<String, (u64, u64, u64)> = Default::default();
+    let mut last: std::collections::HashMap<String, (u64, u64, u64, u64)> = Default::default();
     for v in out {
         assert_eq!(v["v"], 1, "{v}");
         let id = out_id(v);
@@ -803,9 +803,9 @@ pub fn assert_out_ids_unique_and_ordered(out: &[Value]) {
         let coupon = v["type"].as_str().is_some_and(|t| t.starts_with("coupon."));
         let scope = format!("{}/{}", if coupon { "coupon" } else { "event" }, v["event"]);
         if let Some(prev) = last.insert(scope.clone(), id) {
-            assert_eq!(prev.0, id.0, "{scope}: one shard per event");
+            assert_eq!(prev.1, id.1, "{scope}: one shard per event");
             assert!(
-                (prev.1, prev.2) < (id.1, id.2),
+                (prev.0, prev.2, prev.3) < (id.0, id.2, id.3),
                 "{scope}: {prev:?} then {id:?}"
             );
         }
