@@ -22,27 +22,12 @@ type Shared<T> = Arc<parking_lot::Mutex<T>>;
 type StreamItem = (String, Vec<(String, Vec<u8>)>);
 
 /// Recovers (presence restarting at `now`) and starts replicating.
-async fn start_at(
-    redis: &RedisServer,
-    o: boxoffice::replicate::Options,
-    shards: usize,
-    now: Timestamp,
-) -> (Arc<Engine>, Replicator) {
-    let (engine, rep) = Replicator::recover(&redis.url(), o, engine_cfg(shards), || now)
-        .await
-        .expect("recovers");
-    let engine = Arc::new(engine);
-    rep.spawn(engine.clone()).expect("spawns");
-    assert!(rep.ready());
-    (engine, rep)
-}
-
 async fn start(
     redis: &RedisServer,
     o: boxoffice::replicate::Options,
     shards: usize,
 ) -> (Arc<Engine>, Replicator) {
-    start_at(redis, o, shards, T0).await
+    start_replicator(redis, o, shards, T0).await
 }
 
 async fn setup_durably(w: &mut Workload, engine: &Engine, rep: &Replicator) {
@@ -181,7 +166,7 @@ async fn long_random_run_with_repeated_crashes() {
     let mut acked = vec![];
     let mut previous: Option<Arc<Engine>> = None;
     for round in 0..5 {
-        let (engine, rep) = start_at(&redis, o.clone(), 8, w.now).await;
+        let (engine, rep) = start_replicator(&redis, o.clone(), 8, w.now).await;
         if let Some(prev) = &previous {
             assert_same_state(prev, &engine);
             assert_acked_present(&engine, &acked, w.now);

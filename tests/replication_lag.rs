@@ -14,38 +14,24 @@
 mod replication_support;
 
 use http::Method;
-use replication_support::{Http, RedisServer, ADMIN, SECRET, SERVICE};
+use replication_support::{Boxoffice, Http, RedisServer, ADMIN, SERVICE};
 use serde_json::json;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxoffice_testkit::{self as testkit, ChildGuard};
-
 const MAX_LAG_MS: u64 = 300;
 
 /// `boxoffice serve --redis … --durability async --async-max-lag-ms …`.
-fn start_async(redis: &RedisServer, max_lag_ms: u64, log: &std::path::Path) -> (ChildGuard, Http) {
-    let port = testkit::free_port().expect("a free port");
-    let addr = format!("127.0.0.1:{port}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxoffice"));
-    cmd.args([
-        "serve",
-        "--listen",
-        &addr,
-        "--join-rate",
-        "0",
-        "--poll-rate",
-        "0",
-    ])
-    .args(["--max-connections-per-client", "10000"])
-    .args(["--admin-token", ADMIN, "--service-token", SERVICE])
-    .args(["--secret", SECRET])
-    .args(["--redis", &redis.url(), "--durability", "async"])
-    .args(["--async-max-lag-ms", &max_lag_ms.to_string()]);
-    let child = ChildGuard::spawn_logged(&mut cmd, log).expect("boxoffice binary");
-    (child, Http::new(&addr))
+fn start_async(redis: &RedisServer, max_lag_ms: u64, log: &std::path::Path) -> (Boxoffice, Http) {
+    let server = Boxoffice::start_with(
+        redis,
+        "async",
+        &["--async-max-lag-ms", &max_lag_ms.to_string()],
+        log,
+    );
+    let http = Http::new(&server.addr);
+    (server, http)
 }
 
 /// One acknowledged claim: who, and when the 201 arrived.

@@ -27,20 +27,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const STORE_LOST: &str = "boxoffice_replication_store_lost";
+use boxoffice::replicate::metrics::STORE_LOST;
 
 async fn start(
     redis: &RedisServer,
     o: boxoffice::replicate::Options,
     shards: usize,
 ) -> (Arc<Engine>, Replicator) {
-    let (engine, rep) = Replicator::recover(&redis.url(), o, engine_cfg(shards), || T0)
-        .await
-        .expect("recovers");
-    let engine = Arc::new(engine);
-    rep.spawn(engine.clone()).expect("spawns");
-    assert!(rep.ready());
-    (engine, rep)
+    start_replicator(redis, o, shards, T0).await
 }
 
 async fn redis_get(redis: &RedisServer, key: &str) -> Option<String> {

@@ -841,3 +841,20 @@ impl Boxoffice {
         Boxoffice { child, addr }
     }
 }
+
+/// A recovered, spawned replicator on `redis` with an engine of `shards`
+/// shards, its clock at `now` (asserts it became the ready writer).
+pub async fn start_replicator(
+    redis: &RedisServer,
+    o: Options,
+    shards: usize,
+    now: Timestamp,
+) -> (std::sync::Arc<Engine>, Replicator) {
+    let (engine, rep) = Replicator::recover(&redis.url(), o, engine_cfg(shards), || now)
+        .await
+        .expect("recovers");
+    let engine = std::sync::Arc::new(engine);
+    rep.spawn(engine.clone()).expect("spawns");
+    assert!(rep.ready());
+    (engine, rep)
+}
