@@ -659,6 +659,19 @@ mod tests {
         assert_eq!(a.settings.redis_replicas, 2);
         let e = args(&["--redis-replicas", "0"]).resolve();
         assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--redis-replicas")));
+        // The async lag limit: read, and bounded (0 would refuse every write,
+        // hours would be no bound).
+        let a = args(&["--async-max-lag-ms", "250"])
+            .resolve()
+            .expect("resolves");
+        assert_eq!(a.settings.async_max_lag, Duration::from_millis(250));
+        for bad in ["0", "9", "60001"] {
+            let argv = ["boxoffice", "serve", "--async-max-lag-ms", bad];
+            assert!(
+                Cli::try_parse_from(argv).is_err(),
+                "--async-max-lag-ms {bad}"
+            );
+        }
         // Without an explicit secret, recovered passes would not verify.
         let e = args(&["--redis", "redis://127.0.0.1/"]).resolve();
         assert!(matches!(e, Err(SetupError::Invalid(m)) if m.contains("--secret")));

@@ -566,3 +566,48 @@ async fn an_out_key_that_is_not_a_stream_fails_the_batch_whole() {
     assert_eq!(out[0]["data"]["claim"], json!(claim.to_string()));
     rep.shutdown().await;
 }
+
+/// Retention: `--events-out-maxlen N` keeps about the newest N outcomes
+/// (`MAXLEN ~` trims whole stream nodes, 100 entries each by default), and 0
+/// writes none. Fails if the append stops trimming or ignores 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_out_is_trimmed_to_about_maxlen_and_zero_writes_none() {
+    const CLAIMS: usize = 600;
+    for (maxlen, at_most) in [("10", 10 + 200), ("0", 0)] {
+        let redis = RedisServer::start();
+        let log = redis.dir.join("boxoffice.log");
+        let server = Boxoffice::start_with(&redis, "sync", &["--events-out-maxlen", maxlen], &log);
+        let http = Http::new(&server.addr);
+        http.wait_ready(Duration::from_secs(20)).await;
+        let coupon = json!({"stock": CLAIMS, "per_user": 1});
+        let r = http
+            .call(Method::PUT, "/v1/coupons/c1", Some(ADMIN), Some(&coupon))
+            .await;
+        assert!(matches!(r, Some((201, _))), "coupon: {r:?}");
+        for i in 0..CLAIMS {
+            let body = json!({"user": format!("u{i}")});
+            let r = http
+                .call(
+                    Method::POST,
+                    "/v1/coupons/c1/claims",
+                    Some(SERVICE),
+                    Some(&body),
+                )
+                .await;
+            assert!(matches!(r, Some((201, _))), "claim {i}: {r:?}");
+        }
+        let out = read_events_out(&redis, "boxoffice").await;
+        assert!(
+            out.len() <= at_most,
+            "--events-out-maxlen {maxlen}: {} outcomes kept of {CLAIMS}",
+            out.len()
+        );
+        if maxlen != "0" {
+            assert!(
+                out.len() >= 10,
+                "at least the newest 10 kept: {}",
+                out.len()
+            );
+        }
+    }
+}
