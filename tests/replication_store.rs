@@ -490,3 +490,45 @@ async fn a_standby_placeholder_keeps_metrics_behind_the_metrics_token() {
     let right = hb.call(Method::GET, "/metrics", Some(TOKEN), None).await;
     assert_eq!(right.map(|r| r.0), Some(200), "the token");
 }
+
+/// A writer with no writes at all notices a wiped Redis through its lease
+/// renewal (every third of the lease TTL), as docs/operations.md says: it
+/// fails closed and quarantines the keyspace. Fails if RENEW stops checking
+/// the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_writer_notices_a_wiped_redis_at_its_next_renewal() {
+    let redis = RedisServer::start();
+    let mut o = opts("idle");
+    o.lease_ttl = Duration::from_millis(600);
+    let (_engine, a) = start(&redis, o, 2).await;
+    // Past the first renewals, so the wipe is found by a later one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(a.ready());
+    let mut conn = redis
+        .client()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut conn)
+        .await
+        .expect("FLUSHALL");
+    let flushed = Instant::now();
+    let mut status = a.watch_status();
+    let lost = tokio::time::timeout(
+        Duration::from_secs(5),
+        status.wait_for(|s| *s == Status::StoreLost),
+    )
+    .await;
+    assert!(lost.is_ok(), "still {:?} 5 s after the wipe", a.status());
+    eprintln!(
+        "idle writer unready {} ms after FLUSHALL",
+        flushed.elapsed().as_millis()
+    );
+    assert!(!a.ready());
+    assert_eq!(a.admit_write(), Err(Unavailable::StoreLost));
+    let marker = redis_get(&redis, "boxoffice:store")
+        .await
+        .unwrap_or_default();
+    assert!(marker.starts_with("quarantined:"), "{marker:?}");
+}
