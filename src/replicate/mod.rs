@@ -293,8 +293,9 @@ struct Shared {
     /// Our fencing epoch (0 before the lease is taken).
     epoch: AtomicU64,
     /// The store id this server has seen (learned from its first lease
-    /// reply, HELD or OK); from then on it only accepts that store.
-    seen_store: Mutex<Option<String>>,
+    /// reply, HELD or OK); from then on it only accepts that store. Set
+    /// once, so reading it per script call takes no lock and copies nothing.
+    seen_store: OnceLock<String>,
     /// The highest epoch this server has seen in Redis; a lower one later
     /// means the keyspace went back.
     seen_epoch: AtomicU64,
@@ -373,17 +374,17 @@ impl Shared {
     }
 
     /// The store id to send with a script (`''` before one was seen).
-    fn store_arg(&self) -> String {
-        self.seen_store.lock().clone().unwrap_or_default()
+    fn store_arg(&self) -> &str {
+        self.seen_store.get().map_or("", String::as_str)
     }
 
     /// Remembers the store id and epoch a lease reply showed.
     fn saw(&self, store: &str, epoch: u64) {
-        let mut seen = self.seen_store.lock();
-        if seen.is_none() {
-            *seen = Some(store.to_string());
+        // The first store seen stays the one: a later, different id is
+        // refused by the scripts (CHANGED), never adopted here.
+        if self.seen_store.get().is_none() {
+            let _ = self.seen_store.set(store.to_string());
         }
-        drop(seen);
         self.seen_epoch.fetch_max(epoch, Ordering::AcqRel);
     }
 
@@ -561,7 +562,7 @@ impl Replicator {
                 endpoint,
                 owner,
                 epoch: AtomicU64::new(0),
-                seen_store: Mutex::new(None),
+                seen_store: OnceLock::new(),
                 seen_epoch: AtomicU64::new(0),
                 fresh_store,
                 status: watch::Sender::new(Status::Idle),
@@ -791,7 +792,7 @@ impl Replicator {
 
     /// The store id this server has seen (None before its first lease reply).
     pub fn store_id(&self) -> Option<String> {
-        self.shared.seen_store.lock().clone()
+        self.shared.seen_store.get().cloned()
     }
 
     /// The highest fencing epoch this server has seen in Redis.
