@@ -123,6 +123,53 @@ pub struct Settings {
     pub events_out_maxlen: u64,
     /// When set, `/metrics` needs `Authorization: Bearer <this>` (16+ bytes).
     pub metrics_token: Option<String>,
+    /// Gate mode: a reverse proxy with the waiting room in front of the
+    /// booking backend (`--gate-listen`, docs/gate.md).
+    pub gate: Option<GateSettings>,
+}
+
+/// Gate mode (docs/gate.md): on `listen`, the waiting room of `event` in
+/// front of the booking backend at `backend`.
+#[derive(Clone, Debug)]
+pub struct GateSettings {
+    pub listen: SocketAddr,
+    pub event: boxoffice_engine::EventId,
+    /// `http://host:port` with an optional path prefix (no TLS to the backend).
+    pub backend: http::Uri,
+    /// How long the backend may take to start answering (504 after that).
+    pub timeout: Duration,
+    /// Most proxied requests in flight at once (503 above).
+    pub max_inflight: usize,
+}
+
+/// Default `--gate-timeout` in seconds.
+pub const GATE_TIMEOUT_S: u64 = 30;
+/// Default `--gate-max-inflight`.
+pub const GATE_MAX_INFLIGHT: usize = 1024;
+
+impl GateSettings {
+    /// Validates `--gate-backend` (an `http://` URL with a host and no query).
+    pub fn parse_backend(url: &str) -> Result<http::Uri, SetupError> {
+        let bad = |why: &str| SetupError::Invalid(format!("--gate-backend {url:?}: {why}"));
+        let uri: http::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(bad(
+                    "https backends are not supported: the gate speaks plain HTTP to a backend \
+                     on a private network (docs/gate.md)",
+                ))
+            }
+            _ => return Err(bad("must start with http://")),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(bad("names no host"));
+        }
+        if uri.query().is_some() {
+            return Err(bad("must not carry a query"));
+        }
+        Ok(uri)
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -138,6 +185,7 @@ impl std::fmt::Debug for Settings {
             // The URL may carry a password.
             .field("redis", &self.redis.is_some())
             .field("durability", &self.durability)
+            .field("gate", &self.gate)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +251,7 @@ impl Settings {
             redis_replicas: 1,
             events_out_maxlen: 1_000_000,
             metrics_token: None,
+            gate: None,
         }
     }
 
@@ -289,6 +338,14 @@ impl Settings {
         }
         if self.shards == 0 || self.shards > 1024 {
             return bad("shards must be between 1 and 1024");
+        }
+        if let Some(g) = &self.gate {
+            if g.timeout.is_zero() || g.timeout > Duration::from_secs(3600) {
+                return bad("the gate timeout must be between 1 ms and 3600 s");
+            }
+            if g.max_inflight == 0 {
+                return bad("--gate-max-inflight must be at least 1");
+            }
         }
         if self.redis_replicas == 0 || self.redis_replicas > 100 {
             return bad("--redis-replicas must be between 1 and 100");
@@ -470,6 +527,23 @@ pub struct ServeArgs {
     /// Bearer token `/metrics` then needs (at least 16 bytes; absent: open).
     #[arg(long, env = "BOXOFFICE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Gate mode: also serve, on this address, the waiting room of
+    /// --gate-event in front of --gate-backend (docs/gate.md).
+    #[arg(long, env = "BOXOFFICE_GATE_LISTEN", requires_all = ["gate_event", "gate_backend"])]
+    pub gate_listen: Option<SocketAddr>,
+    /// The event whose waiting room the gate runs.
+    #[arg(long, env = "BOXOFFICE_GATE_EVENT", requires = "gate_listen")]
+    pub gate_event: Option<String>,
+    /// The booking backend admitted visitors are proxied to (http://host:port).
+    #[arg(long, env = "BOXOFFICE_GATE_BACKEND", requires = "gate_listen")]
+    pub gate_backend: Option<String>,
+    /// Seconds the backend may take to start answering (504 `backend_timeout`).
+    #[arg(long, env = "BOXOFFICE_GATE_TIMEOUT", default_value_t = GATE_TIMEOUT_S,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub gate_timeout: u64,
+    /// Most proxied requests in flight at once (503 `unavailable` above).
+    #[arg(long, env = "BOXOFFICE_GATE_MAX_INFLIGHT", default_value_t = GATE_MAX_INFLIGHT)]
+    pub gate_max_inflight: usize,
 }
 
 /// Settings resolved from the command line, and which credentials were made up.
@@ -548,6 +622,19 @@ impl ServeArgs {
         settings.redis_replicas = self.redis_replicas;
         settings.events_out_maxlen = self.events_out_maxlen;
         settings.metrics_token = self.metrics_token;
+        if let (Some(listen), Some(event), Some(backend)) =
+            (self.gate_listen, self.gate_event, self.gate_backend)
+        {
+            let event = boxoffice_engine::EventId::new(&event)
+                .map_err(|e| SetupError::Invalid(format!("--gate-event: {e}")))?;
+            settings.gate = Some(GateSettings {
+                listen,
+                event,
+                backend: GateSettings::parse_backend(&backend)?,
+                timeout: Duration::from_secs(self.gate_timeout),
+                max_inflight: self.gate_max_inflight,
+            });
+        }
         settings.validate()?;
         Ok(Resolved {
             listen: self.listen,

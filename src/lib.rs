@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod durability;
+pub mod gate;
 pub mod http;
 mod idempotency;
 pub mod live;
@@ -58,25 +59,38 @@ impl Server {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
-        server::serve(self.state, listener, shutdown).await
+        server::serve(self.state, listener, None, shutdown).await
+    }
+
+    /// [`Server::serve`], plus the gate (`settings.gate`) on `gate`: the
+    /// waiting room in front of the booking backend (docs/gate.md).
+    pub async fn serve_gated(
+        self,
+        listener: TcpListener,
+        gate: Option<TcpListener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        server::serve(self.state, listener, gate, shutdown).await
     }
 }
 
 /// Runs a server on the system clock until `shutdown` resolves; with
-/// `settings.redis`, replicated (see [`replicate`]).
+/// `settings.redis`, replicated (see [`replicate`]); with `settings.gate`,
+/// the gate on `gate` (bound by the caller, so a taken port fails at start).
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
+    gate: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match settings.redis.clone() {
         None => {
             let server = Server::new(settings, clock)?;
-            server.serve(listener, shutdown).await?;
+            server.serve_gated(listener, gate, shutdown).await?;
             Ok(())
         }
-        Some(url) => run_replicated(&url, settings, clock, listener, shutdown).await,
+        Some(url) => run_replicated(&url, settings, clock, listener, gate, shutdown).await,
     }
 }
 
@@ -88,6 +102,7 @@ async fn run_replicated(
     settings: Settings,
     clock: Arc<dyn Clock>,
     listener: TcpListener,
+    gate: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let cfg = state::AppState::engine_config(&settings)?;
@@ -129,7 +144,9 @@ async fn run_replicated(
     with_demo(&state)?;
     let state = Arc::new(state);
     rep.spawn(state.clone())?;
-    let served = server::serve(state, listener, shutdown).await;
+    // A standby's gate accepts nothing until it takes over (its visitors
+    // wait in the listen backlog; the load balancer reads /readyz).
+    let served = server::serve(state, listener, gate, shutdown).await;
     rep.shutdown().await;
     served?;
     Ok(())

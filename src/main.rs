@@ -116,6 +116,14 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", resolved.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    let gate = match &resolved.settings.gate {
+        None => None,
+        Some(g) => Some(
+            tokio::net::TcpListener::bind(g.listen)
+                .await
+                .with_context(|| format!("binding the gate on {}", g.listen))?,
+        ),
+    };
     // For the person who started the server, not for the log: credentials
     // never go to the log.
     for (name, value) in &resolved.generated {
@@ -168,7 +176,7 @@ async fn serve(args: boxoffice::config::ServeArgs) -> anyhow::Result<()> {
             )
         );
     }
-    boxoffice::run(resolved.settings, listener, shutdown_signal()).await?;
+    boxoffice::run(resolved.settings, listener, gate, shutdown_signal()).await?;
     tracing::info!("boxoffice stopped");
     Ok(())
 }

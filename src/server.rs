@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 pub async fn serve(
     state: Arc<AppState>,
     listener: TcpListener,
+    gate: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let limits = state.settings.limits.clone();
@@ -31,6 +32,11 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
     let driver = tokio::spawn(crate::driver::run(state.clone()));
+    // The gate stops with the closing flag, as live streams do.
+    let gate = match (gate, &state.settings.gate) {
+        (Some(l), Some(_)) => Some(tokio::spawn(crate::gate::serve(state.clone(), l))),
+        _ => None,
+    };
     state.set_ready(true);
     match listener.local_addr() {
         Ok(addr) => {
@@ -115,6 +121,9 @@ pub async fn serve(
             grace_ms = grace.as_millis() as u64,
             "in-flight requests did not finish within the grace period; closing them"
         );
+    }
+    if let Some(gate) = gate {
+        let _ = gate.await;
     }
     let _ = driver.await;
     tracing::info!("HTTP server stopped");

@@ -30,7 +30,7 @@ pub use config::{
     CouponConfig, EventConfig, HoldPolicy, Identity, PrequeueOrder, QueueConfig, RowRange,
 };
 pub use engine::{
-    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, HoldReply, JoinAs, Joined, PassCheck,
+    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, EventSummary, HoldReply, JoinAs, Joined, PassCheck,
     PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot, TickReport,
     TicketView,
 };

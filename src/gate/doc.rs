@@ -8,7 +8,7 @@
 //! whether the seats are gone, and progress.
 
 use crate::wire::time::rfc3339_opt;
-use boxoffice_engine::{EventInfo, TicketView, Timestamp};
+use boxoffice_engine::{EventSummary, TicketView, Timestamp};
 use serde::Serialize;
 
 /// One visitor's view of the line.
@@ -44,24 +44,43 @@ pub struct GateDoc {
 }
 
 impl GateDoc {
-    pub fn new(view: &TicketView, event: &EventInfo) -> Self {
+    /// The page's model when the room admits nobody more and the visitor has
+    /// no place (sold out before they arrived): no ticket, phase `closed`.
+    pub fn sold_out(event: &EventSummary) -> Self {
+        GateDoc {
+            ticket: String::new(),
+            event: event.stats.id.to_string(),
+            event_name: event.name.clone(),
+            state: "left",
+            position: None,
+            waiting: event.stats.waiting,
+            eta_s: None,
+            poll_after_ms: 30_000,
+            phase: "closed",
+            opens_at: None,
+            sold_out: true,
+            seats_free: event.stats.seats.total.free,
+            served: event.stats.served,
+            progress: 0.0,
+        }
+    }
+
+    pub fn new(view: &TicketView, event: &EventSummary) -> Self {
         let s = &view.status;
-        let phase = event.phase.as_str();
+        let phase = event.stats.phase.as_str();
+        let served = event.stats.served;
         let progress = match (s.state.as_str(), s.position) {
             ("admitted", _) => 1.0,
-            ("waiting", Some(p)) if event.served + p > 0 => {
-                event.served as f64 / (event.served + p) as f64
-            }
+            ("waiting", Some(p)) if served + p > 0 => served as f64 / (served + p) as f64,
             _ => 0.0,
         };
         let opens_at = event
-            .config
             .opens_at
             .filter(|_| phase == "prequeue" || s.state.as_str() == "prequeue");
         GateDoc {
             ticket: s.ticket.clone(),
             event: view.event.to_string(),
-            event_name: event.config.name.clone(),
+            event_name: event.name.clone(),
             state: s.state.as_str(),
             position: s.position,
             waiting: s.waiting,
@@ -70,8 +89,8 @@ impl GateDoc {
             phase,
             opens_at,
             sold_out: phase == "closed",
-            seats_free: event.seats.total.free,
-            served: event.served,
+            seats_free: event.stats.seats.total.free,
+            served,
             progress,
         }
     }

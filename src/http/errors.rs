@@ -106,6 +106,11 @@ impl ApiError {
         self
     }
 
+    /// The seconds a client is told to wait (`Retry-After`), if any.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.retry_after_s
+    }
+
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.detail.insert(key.to_string(), value.into());
         self

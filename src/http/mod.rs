@@ -12,10 +12,10 @@ mod events;
 pub mod limits;
 mod ops;
 pub(crate) use ops::metrics_allowed;
-mod queue;
+pub(crate) mod queue;
 pub mod router;
 mod seats;
-mod sse;
+pub(crate) mod sse;
 
 use crate::state::AppState;
 use crate::wire;
@@ -246,7 +246,7 @@ fn request_timeout(wait: std::time::Duration) -> ApiError {
     )
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -436,7 +436,7 @@ fn preflight(origin: &HeaderValue, req: &Request<Incoming>) -> Option<Response<B
 }
 
 /// Methods as metric labels; anything unusual is one label (bounded cardinality).
-fn method_label(m: &Method) -> &'static str {
+pub(crate) fn method_label(m: &Method) -> &'static str {
     match *m {
         Method::GET => "GET",
         Method::PUT => "PUT",

@@ -75,7 +75,7 @@ pub async fn join(mut cx: Cx) -> Reply {
 
 /// A fresh user id for an anonymous join: 128 random bits, so nobody can
 /// guess another visitor's id (the ticket stays the only handle).
-fn anonymous_user() -> Result<UserId, ApiError> {
+pub(crate) fn anonymous_user() -> Result<UserId, ApiError> {
     let mut bits = [0u8; 16];
     getrandom::fill(&mut bits)
         .map_err(|_| ApiError::unavailable("no randomness for a new user id", 1))?;

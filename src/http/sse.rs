@@ -12,7 +12,7 @@ use super::queue::status_doc;
 use super::{Body, Cx, Reply};
 use crate::state::AppState;
 use boxoffice_engine::queue::TicketState;
-use boxoffice_engine::EventId;
+use boxoffice_engine::{EventId, TicketView};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
 use http_body::Frame;
@@ -50,8 +50,13 @@ impl Drop for Open {
     }
 }
 
+/// How a stream renders a ticket's status: the v1 status document, or the
+/// gate's document (src/gate). `None` ends the stream.
+pub(crate) type Render = fn(&AppState, &EventId, &TicketView) -> Option<Value>;
+
 struct Live {
     open: Open,
+    render: Render,
     /// Resolves when a newer stream on the ticket replaced this one.
     ended: tokio::sync::oneshot::Receiver<()>,
     /// The place under `--max-streams` (freed when the stream ends).
@@ -99,7 +104,7 @@ impl Live {
             let st = &open.state;
             // The ticket or event is gone (deleted): nothing more to say.
             let view = st.engine.status(&open.event, &open.ticket, st.now()).ok()?;
-            let doc = status_doc(&view)?;
+            let doc = (self.render)(st, &open.event, &view)?;
             if beat || doc != self.last {
                 self.done = terminal(&doc);
                 let f = frame(&doc);
@@ -113,11 +118,24 @@ impl Live {
 pub async fn stream(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let ticket = cx.param(1).to_string();
-    let st = cx.state.clone();
+    open(cx.state.clone(), id, ticket, cx.conn.as_ref(), |_, _, v| {
+        status_doc(v)
+    })
+}
+
+/// Opens a live stream of `ticket`'s status, rendered by `render`; gives
+/// `conn` (the request's connection slot) back once the stream is open.
+pub(crate) fn open(
+    st: Arc<AppState>,
+    id: EventId,
+    ticket: String,
+    conn: Option<&super::ConnSlot>,
+    render: Render,
+) -> Reply {
     // Subscribe before reading the status, so no movement falls in between.
     let line = st.lines.subscribe(&id);
     let view = st.engine.status(&id, &ticket, st.now())?;
-    let doc = status_doc(&view).ok_or_else(ApiError::internal)?;
+    let doc = render(&st, &id, &view).ok_or_else(ApiError::internal)?;
     let opened = match st.streams.open(&id, &ticket) {
         Ok(p) => p,
         Err(full) => {
@@ -139,11 +157,12 @@ pub async fn stream(cx: Cx) -> Reply {
     // From here the stream counts under --max-streams only: its connection
     // slot goes back, so streams can never lock out requests, health checks
     // or the admin API.
-    if let Some(conn) = &cx.conn {
+    if let Some(conn) = conn {
         conn.release();
     }
     let live = Live {
         open: Open::new(st.clone(), id, ticket, opened.place.id),
+        render,
         ended: opened.ended,
         _place: opened.place,
         line,

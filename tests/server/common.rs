@@ -26,6 +26,8 @@ pub fn start_time() -> Timestamp {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The gate's address (`TestServer::gated`).
+    pub gate: Option<SocketAddr>,
     pub clock: Arc<ManualClock>,
     pub handle: Handle,
     pub client: Client<HttpConnector, Full<Bytes>>,
@@ -41,6 +43,30 @@ impl TestServer {
     }
 
     pub async fn with(f: impl FnOnce(&mut Settings)) -> Self {
+        Self::start_inner(f, None).await
+    }
+
+    /// A server with the gate on for `event` in front of `backend`
+    /// (`http://127.0.0.1:port`), both on free loopback ports.
+    pub async fn gated(event: &str, backend: &str, f: impl FnOnce(&mut Settings)) -> Self {
+        let gate = boxoffice::config::GateSettings {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            event: EventId::new(event).expect("event id"),
+            backend: boxoffice::config::GateSettings::parse_backend(backend).expect("backend"),
+            timeout: Duration::from_secs(5),
+            max_inflight: 64,
+        };
+        Self::start_inner(
+            move |s| {
+                s.gate = Some(gate);
+                f(s)
+            },
+            Some(()),
+        )
+        .await
+    }
+
+    async fn start_inner(f: impl FnOnce(&mut Settings), gate: Option<()>) -> Self {
         let mut settings = Settings::new(ADMIN, SERVICE, SECRET);
         settings.limits.join_rate_per_s = 0;
         settings.limits.max_connections_per_client = settings.limits.max_connections;
@@ -53,8 +79,19 @@ impl TestServer {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let gate_listener = match gate {
+            Some(()) => Some(
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind gate"),
+            ),
+            None => None,
+        };
+        let gate = gate_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("gate addr"));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.serve(listener, async {
+        let task = tokio::spawn(server.serve_gated(listener, gate_listener, async {
             let _ = rx.await;
         }));
         let client = Client::builder(TokioExecutor::new())
@@ -62,6 +99,7 @@ impl TestServer {
             .build_http();
         TestServer {
             addr,
+            gate,
             clock,
             handle,
             client,

@@ -9,6 +9,7 @@ mod concurrency;
 mod docs;
 mod edge;
 mod gaps;
+mod gate;
 mod holds;
 mod identity;
 mod limits;

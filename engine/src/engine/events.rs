@@ -59,6 +59,26 @@ pub struct EventStats {
     pub seats: SeatCounts,
 }
 
+/// An event's counts with its name and opening time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventSummary {
+    pub stats: EventStats,
+    pub name: String,
+    pub opens_at: Option<Timestamp>,
+}
+
+fn stats_of(e: &EventState, now: Timestamp) -> EventStats {
+    let room = e.room.as_ref();
+    EventStats {
+        id: e.id.clone(),
+        phase: event_phase(e, now),
+        waiting: room.map_or(0, |r| r.waiting(now)),
+        admitted: room.map_or(0, |r| r.admitted(now)),
+        served: room.map_or(0, |r| r.served()),
+        seats: e.seats.counts(now),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutOutcome {
     Created,
@@ -188,22 +208,26 @@ impl Engine {
                 let now = s.observe(now);
                 s.events
                     .values()
-                    .map(|e| {
-                        let room = e.room.as_ref();
-                        EventStats {
-                            id: e.id.clone(),
-                            phase: event_phase(e, now),
-                            waiting: room.map_or(0, |r| r.waiting(now)),
-                            admitted: room.map_or(0, |r| r.admitted(now)),
-                            served: room.map_or(0, |r| r.served()),
-                            seats: e.seats.counts(now),
-                        }
-                    })
+                    .map(|e| stats_of(e, now))
                     .collect::<Vec<_>>()
             })
             .collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
+    }
+
+    /// One event's counts, name and opening time, without copying its
+    /// seat layout (what a waiting page shows; cheap enough per live update).
+    pub fn event_summary(&self, id: &EventId, now: Timestamp) -> Result<EventSummary, Rejection> {
+        self.open_if_due(id, now);
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        Ok(EventSummary {
+            stats: stats_of(e, now),
+            name: e.config.name.clone(),
+            opens_at: e.config.opens_at,
+        })
     }
 
     pub(super) fn with_room<T>(

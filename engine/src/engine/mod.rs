@@ -19,7 +19,7 @@ mod restore;
 mod seats;
 
 pub use coupons::ClaimReply;
-pub use events::{EventInfo, EventStats, Phase, PutOutcome};
+pub use events::{EventInfo, EventStats, EventSummary, Phase, PutOutcome};
 pub use queue::{JoinAs, Joined, TicketView};
 pub use rejection::{PassInvalid, Rejection};
 pub use restore::{RestoreError, Snapshot};

@@ -1,0 +1,478 @@
+//! Gate mode end to end: visitors (a cookie jar each) in front of a
+//! recording test backend, through the real gate listener. The proxy's
+//! header and body rules are tested in tests/gate_proxy.rs; here, who gets
+//! through, what they carry, and how a session ends.
+
+use crate::common::*;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const EVENT: &str = "gated";
+
+/// What the backend saw of one request.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    headers: HeaderMap,
+}
+
+/// A backend on loopback that records every request. `/complete` and
+/// `/revoke` answer with that `Boxoffice-Command`.
+struct Backend {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Backend {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let log = log.clone();
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let log = log.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        log.lock().unwrap().push(Seen {
+                            path: path.clone(),
+                            headers: req.headers().clone(),
+                        });
+                        let mut r = Response::new(Full::new(Bytes::from_static(b"backend page")));
+                        let h = r.headers_mut();
+                        h.insert("content-type", "text/plain".parse().unwrap());
+                        match path.as_str() {
+                            "/complete" => {
+                                h.insert("boxoffice-command", "complete".parse().unwrap());
+                            }
+                            "/revoke" => {
+                                h.insert("boxoffice-command", "revoke".parse().unwrap());
+                            }
+                            _ => {}
+                        }
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .with_upgrades(),
+                );
+            }
+        });
+        Backend { addr, seen }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// One browser: a cookie jar and the gate's address.
+struct Visitor {
+    gate: SocketAddr,
+    jar: BTreeMap<String, String>,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.text()))
+    }
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Visitor {
+    fn new(srv: &TestServer) -> Self {
+        Visitor {
+            gate: srv.gate.expect("gated server"),
+            jar: BTreeMap::new(),
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+        }
+    }
+
+    async fn send(&mut self, method: Method, path: &str, extra: &[(&str, &str)]) -> Answer {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("http://{}{}", self.gate, path));
+        if !self.jar.is_empty() {
+            let c: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            b = b.header("cookie", c.join("; "));
+        }
+        for (k, v) in extra {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(Full::new(Bytes::new())).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .expect("gate answers in time")
+            .expect("gate request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let a = Answer {
+            status,
+            headers,
+            body,
+        };
+        for c in a.set_cookies() {
+            let pair = c.split(';').next().unwrap_or("");
+            let (k, v) = pair.split_once('=').unwrap();
+            if v.is_empty() || c.contains("Max-Age=0") {
+                self.jar.remove(k);
+            } else {
+                self.jar.insert(k.to_string(), v.to_string());
+            }
+        }
+        a
+    }
+
+    /// A page load (what a browser's navigation sends).
+    async fn page(&mut self, path: &str) -> Answer {
+        self.send(
+            Method::GET,
+            path,
+            &[("accept", "text/html,application/xhtml+xml,*/*;q=0.8")],
+        )
+        .await
+    }
+
+    /// An API call of the site's own script.
+    async fn api(&mut self, path: &str) -> Answer {
+        self.send(Method::GET, path, &[("accept", "application/json")])
+            .await
+    }
+}
+
+async fn gated(backend: &Backend, capacity: u32) -> TestServer {
+    let srv = TestServer::gated(EVENT, &backend.url(), |_| {}).await;
+    create_event(&srv, EVENT, &small_event(Some(queue_cfg(capacity, 1)))).await;
+    srv
+}
+
+/// Lets the line move: one second and one driver step.
+fn step(srv: &TestServer) {
+    srv.advance(1_000);
+}
+
+#[tokio::test]
+async fn a_page_load_joins_the_line_and_a_refresh_keeps_the_place() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut first = Visitor::new(&srv);
+    let mut me = Visitor::new(&srv);
+    first.page("/").await;
+    let r = me.page("/shop?x=1").await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let to = r.header("location").unwrap().to_string();
+    assert!(
+        to.starts_with("/_boxoffice/wait?return=") && to.contains("shop"),
+        "{to}"
+    );
+    let cookie = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("bo_ticket="))
+        .expect("a ticket cookie");
+    for want in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(want), "{want} in {cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    let ticket = me.jar["bo_ticket"].clone();
+    let page = me.page(&to).await;
+    assert_eq!(page.status, 200);
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|c| c.contains("script-src 'self'")));
+    let s1 = me.api("/_boxoffice/status").await;
+    assert_eq!(s1.status, 200, "{}", s1.text());
+    let doc = s1.json();
+    assert_eq!(doc["ticket"], ticket.as_str());
+    assert_eq!(doc["state"], "waiting");
+    assert!(doc.get("pass").is_none(), "no pass in the page's document");
+    let pos = doc["position"].as_u64().unwrap();
+    // A refresh (and an API call) keeps the ticket and the place.
+    let again = me.page(&to).await;
+    assert_eq!(again.status, 200);
+    assert!(again.set_cookies().iter().all(|c| !c.starts_with("bo_ticket=")));
+    let api = me.api("/api/cart").await;
+    assert_eq!(api.status, 429, "{}", api.text());
+    assert!(api.header("retry-after").is_some());
+    assert_eq!(api.json()["ticket"], ticket.as_str());
+    assert_eq!(api.json()["position"].as_u64(), Some(pos));
+    assert!(
+        backend.seen().iter().all(|s| s.path != "/api/cart"),
+        "a visitor who waits never reaches the backend"
+    );
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admitted_visitor_is_proxied_with_the_verified_identity_only() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 5).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/seats").await;
+    step(&srv);
+    let r = v.page("/_boxoffice/wait?return=%2Fseats").await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(r.header("location"), Some("/seats"));
+    let pass_cookie = r
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("bo_pass="))
+        .expect("the pass cookie");
+    assert!(pass_cookie.contains("HttpOnly") && pass_cookie.contains("SameSite=Lax"));
+    let got = v
+        .send(
+            Method::GET,
+            "/seats",
+            &[
+                ("accept", "text/html"),
+                ("boxoffice-user", "mallory"),
+                ("boxoffice-pass", "forged"),
+                ("boxoffice-anything", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.text(), "backend page");
+    let seen = backend.seen();
+    let s = seen.iter().rev().find(|s| s.path == "/seats").expect("proxied");
+    let h = |n: &str| s.headers.get(n).and_then(|v| v.to_str().ok());
+    let doc = v.api("/_boxoffice/status").await.json();
+    assert_eq!(h("boxoffice-user"), doc["user"].as_str());
+    assert_eq!(h("boxoffice-ticket"), doc["ticket"].as_str());
+    assert_eq!(h("boxoffice-pass"), Some(v.jar["bo_pass"].as_str()));
+    assert_eq!(h("boxoffice-anything"), None);
+    assert_eq!(s.headers.get_all("boxoffice-user").iter().count(), 1);
+    // The gate's own cookies stay at the gate.
+    assert!(s
+        .headers
+        .get_all("cookie")
+        .iter()
+        .all(|c| !c.to_str().unwrap().contains("bo_")));
+    assert!(h("x-forwarded-for").is_some_and(|x| x.starts_with("127.0.0.1")));
+    assert_eq!(h("x-forwarded-proto"), Some("http"));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn complete_frees_the_slot_and_revoke_clears_the_pass() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut a = Visitor::new(&srv);
+    let mut b = Visitor::new(&srv);
+    a.page("/").await;
+    b.page("/").await;
+    step(&srv);
+    a.page("/_boxoffice/wait").await;
+    assert!(a.jar.contains_key("bo_pass"));
+    // B waits while A shops (capacity 1).
+    step(&srv);
+    assert_eq!(b.api("/_boxoffice/status").await.json()["state"], "waiting");
+    let done = a.page("/complete").await;
+    assert_eq!(done.status, 200);
+    assert_eq!(
+        done.header("boxoffice-command"),
+        None,
+        "the command never reaches the client"
+    );
+    let seen_before = backend.seen().len();
+    // A's pass opens nothing any more: A is a visitor again.
+    let again = a.api("/anything").await;
+    assert_eq!(again.status, 429, "{}", again.text());
+    assert_eq!(backend.seen().len(), seen_before);
+    // The slot went to B at the next admission.
+    step(&srv);
+    assert_eq!(b.api("/_boxoffice/status").await.json()["state"], "admitted");
+    b.page("/_boxoffice/wait").await;
+    let revoked = b.page("/revoke").await;
+    assert_eq!(revoked.status, 200);
+    assert!(
+        revoked
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("bo_pass=;") && c.contains("Max-Age=0")),
+        "{:?}",
+        revoked.set_cookies()
+    );
+    assert!(!b.jar.contains_key("bo_pass"));
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn forged_or_foreign_cookies_get_nobody_through() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 5).await;
+    // A pass of the API's own making for another event of the same server.
+    create_event(&srv, "other", &small_event(Some(queue_cfg(5, 5)))).await;
+    let other = srv
+        .service_post("/v1/events/other/queue", &json!({"user": "u-other"}))
+        .await
+        .json();
+    srv.advance(1_000);
+    let st = status(&srv, "other", other["ticket"].as_str().unwrap()).await;
+    let foreign_pass = st["pass"].as_str().expect("admitted").to_string();
+    let mut v = Visitor::new(&srv);
+    for (name, value) in [
+        ("bo_pass", foreign_pass.as_str()),
+        ("bo_pass", "p1.k0.e30.c2ln"),
+        ("bo_ticket", other["ticket"].as_str().unwrap()),
+        ("bo_ticket", "garbage"),
+    ] {
+        v.jar.clear();
+        v.jar.insert(name.to_string(), value.to_string());
+        let r = v.api("/private").await;
+        assert_eq!(r.status, 429, "{name}={value}: {}", r.text());
+        assert_ne!(
+            r.json()["ticket"].as_str(),
+            other["ticket"].as_str(),
+            "a ticket of another event names nothing here"
+        );
+    }
+    // A tampered pass of this event: admitted once, then one byte changed.
+    let mut ok = Visitor::new(&srv);
+    ok.page("/").await;
+    // Four visitors joined above, one is admitted per second.
+    for _ in 0..6 {
+        srv.advance(1_000);
+    }
+    ok.page("/_boxoffice/wait").await;
+    let pass = ok.jar["bo_pass"].clone();
+    let mut bytes = pass.into_bytes();
+    let last = bytes.len() - 2;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+    let mut t = Visitor::new(&srv);
+    t.jar
+        .insert("bo_pass".into(), String::from_utf8(bytes).unwrap());
+    assert_eq!(t.api("/private").await.status, 429);
+    assert!(
+        backend.seen().iter().all(|s| s.path != "/private"),
+        "nothing forged reached the backend"
+    );
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_visitors_websocket_is_refused_and_no_place_is_taken() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 5).await;
+    let mut v = Visitor::new(&srv);
+    let r = v
+        .send(
+            Method::GET,
+            "/ws",
+            &[
+                ("connection", "upgrade"),
+                ("upgrade", "websocket"),
+                ("sec-websocket-version", "13"),
+                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "unauthorized");
+    assert!(v.jar.is_empty(), "no ticket for an upgrade");
+    assert!(backend.seen().is_empty());
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_an_error_not_the_waiting_page() {
+    // A port with nothing listening.
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let srv = TestServer::gated(EVENT, &url, |_| {}).await;
+    create_event(&srv, EVENT, &small_event(Some(queue_cfg(5, 5)))).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    srv.advance(1_000);
+    v.page("/_boxoffice/wait").await;
+    let api = v.api("/x").await;
+    assert_eq!(api.status, 502, "{}", api.text());
+    assert_eq!(api.json()["error"]["code"], "backend_unavailable");
+    let page = v.page("/x").await;
+    assert_eq!(page.status, 502);
+    assert!(page.text().contains("backend_unavailable"), "{}", page.text());
+    assert!(!page.text().contains("bo-wait"), "not the waiting page");
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_return_path_cannot_leave_the_site() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 5).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    srv.advance(1_000);
+    for evil in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+        "javascript%3Aalert(1)",
+    ] {
+        let r = v.page(&format!("/_boxoffice/wait?return={evil}")).await;
+        assert_eq!(r.status, 303, "{evil}");
+        assert_eq!(r.header("location"), Some("/"), "{evil}");
+    }
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_gate_status_and_stream_need_the_ticket_cookie() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut nobody = Visitor::new(&srv);
+    let r = nobody.api("/_boxoffice/status").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], "ticket_not_found");
+    assert_eq!(nobody.api("/_boxoffice/stream").await.status, 404);
+    assert_eq!(nobody.api("/_boxoffice/nope").await.status, 404);
+    let post = nobody.send(Method::POST, "/_boxoffice/status", &[]).await;
+    assert_eq!(post.status, 405);
+    srv.stop().await.unwrap();
+}
