@@ -688,6 +688,47 @@ mod tests {
     }
 
     #[test]
+    fn gate_flags_are_read_and_checked() {
+        let r = args(&[
+            "--gate-listen",
+            "127.0.0.1:8081",
+            "--gate-event",
+            "night-1",
+            "--gate-backend",
+            "http://127.0.0.1:9000/shop",
+            "--gate-timeout",
+            "7",
+        ])
+        .resolve()
+        .expect("resolves");
+        let g = r.settings.gate.expect("gate on");
+        assert_eq!(g.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(g.event.as_str(), "night-1");
+        assert_eq!(g.backend.path(), "/shop");
+        assert_eq!(g.timeout, Duration::from_secs(7));
+        assert_eq!(g.max_inflight, GATE_MAX_INFLIGHT);
+        assert!(args(&[]).resolve().expect("resolves").settings.gate.is_none());
+        for bad in ["https://10.0.0.1/", "ftp://x/", "/relative", "http://x/?q=1"] {
+            let e = args(&[
+                "--gate-listen",
+                "127.0.0.1:8081",
+                "--gate-event",
+                "e1",
+                "--gate-backend",
+                bad,
+            ])
+            .resolve()
+            .expect_err(bad);
+            assert!(e.to_string().contains("--gate-backend"), "{bad}: {e}");
+        }
+        // The gate needs all three flags.
+        let argv = ["boxoffice", "serve", "--gate-listen", "127.0.0.1:8081"];
+        assert!(Cli::try_parse_from(argv).is_err());
+        let argv = ["boxoffice", "serve", "--gate-event", "e1"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
     fn defaults_and_random_credentials() {
         let r = args(&[]).resolve().expect("resolves");
         assert_eq!(r.listen.to_string(), "127.0.0.1:8080");

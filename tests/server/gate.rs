@@ -476,3 +476,88 @@ async fn the_gate_status_and_stream_need_the_ticket_cookie() {
     assert_eq!(post.status, 405);
     srv.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn cookies_are_secure_when_a_trusted_proxy_says_tls() {
+    let backend = Backend::start().await;
+    let srv = TestServer::gated(EVENT, &backend.url(), |s| {
+        s.limits.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    create_event(&srv, EVENT, &small_event(Some(queue_cfg(5, 1)))).await;
+    let mut tls = Visitor::new(&srv);
+    let r = tls
+        .send(
+            Method::GET,
+            "/",
+            &[("accept", "text/html"), ("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let c = r.set_cookies().join(" | ");
+    assert!(c.contains("bo_ticket=") && c.contains("Secure"), "{c}");
+    // The same header from an address that is not a trusted proxy is ignored.
+    let plain = TestServer::gated(EVENT, &backend.url(), |_| {}).await;
+    create_event(&plain, EVENT, &small_event(Some(queue_cfg(5, 1)))).await;
+    let mut spoof = Visitor::new(&plain);
+    let r = spoof
+        .send(
+            Method::GET,
+            "/",
+            &[("accept", "text/html"), ("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert!(r.set_cookies().iter().all(|c| !c.contains("Secure")));
+    srv.stop().await.unwrap();
+    plain.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_gate_stream_sends_the_visitors_document() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    let req = Request::builder()
+        .uri(format!("http://{}/_boxoffice/stream", v.gate))
+        .header("cookie", format!("bo_ticket={}", v.jar["bo_ticket"]))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = v.client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers().get("content-type").unwrap(),
+        "text/event-stream"
+    );
+    let mut body = resp.into_body();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("a first frame at once")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(frame.data_ref().unwrap()).into_owned();
+    let data = text
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("a data line");
+    let doc: Value = serde_json::from_str(data).unwrap();
+    // Admitted at the first step (capacity 1, first in line).
+    assert!(doc["state"] == "waiting" || doc["state"] == "admitted", "{doc}");
+    assert!(doc.get("pass").is_none());
+    assert_eq!(doc["event_name"], "Test night");
+    // Admission is pushed on the stream.
+    step(&srv);
+    let mut got = String::new();
+    while !got.contains("\"admitted\"") {
+        let f = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("admission pushed")
+            .unwrap()
+            .unwrap();
+        if let Some(d) = f.data_ref() {
+            got.push_str(&String::from_utf8_lossy(d));
+        }
+    }
+    assert!(!got.contains("\"pass\""), "the pass never goes to a script");
+    srv.stop().await.unwrap();
+}
