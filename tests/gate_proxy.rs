@@ -803,6 +803,22 @@ async fn the_in_flight_bound_answers_503_at_once_and_frees_the_slot() {
     )
     .await;
     assert_eq!(parts.status, 200);
+
+    // A client that leaves mid-body gives the slot back too (its response
+    // body is dropped), though the backend's body never ends.
+    let mut s = TcpStream::connect(front).await.expect("connect");
+    s.write_all(b"GET /hold HTTP/1.1\r\nHost: shop.example\r\n\r\n")
+        .await
+        .expect("write");
+    let head = read_head(&mut s).await.expect("head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(backend.inflight(), 1);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while backend.inflight() != 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(backend.inflight(), 0, "the slot of a client that left");
 }
 
 #[tokio::test]

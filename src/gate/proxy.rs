@@ -15,7 +15,8 @@
 //! - Identity: the backend trusts `Boxoffice-User`, `Boxoffice-Ticket` and
 //!   `Boxoffice-Pass`, so any `Boxoffice-*` field a client sends is removed
 //!   and those three are set from the verified pass. The gate's own cookies
-//!   (the pass among them) are cut out of `Cookie`.
+//!   (the pass among them) are cut out of `Cookie`. The original `Host`
+//!   stays; `Via: 1.1 boxoffice` is added (RFC 9110 §7.6.3).
 //! - Provenance: `X-Forwarded-For/Proto/Host` and `Forwarded` are believed
 //!   only from a trusted proxy (`--trusted-proxy`); from anyone else they are
 //!   replaced by what the gate saw itself, so a client cannot choose the
@@ -267,9 +268,10 @@ impl Backend {
             return Err(ProxyError::Config("--gate-timeout must be positive".into()));
         }
         if max_inflight == 0 || max_inflight > Semaphore::MAX_PERMITS {
-            return Err(ProxyError::Config(
-                "--gate-max-inflight must be at least 1".into(),
-            ));
+            return Err(ProxyError::Config(format!(
+                "--gate-max-inflight must be between 1 and {}",
+                Semaphore::MAX_PERMITS
+            )));
         }
         let prefix = base.path().trim_end_matches('/').to_string();
 
@@ -659,6 +661,8 @@ fn request_headers(
     }
 
     strip_cookies(headers, fwd.own_cookies);
+    // RFC 9110 §7.6.3: a gateway names itself on the requests it forwards.
+    headers.append(header::VIA, HeaderValue::from_static("1.1 boxoffice"));
 
     for (name, value) in [
         (USER_HEADER, fwd.user),
@@ -800,6 +804,7 @@ mod tests {
         assert!(h.get("boxoffice-command").is_none());
         assert!(h.get("boxoffice-anything").is_none());
         assert_eq!(all(&h, "host"), ["shop.example"], "the original Host");
+        assert_eq!(all(&h, "via"), ["1.1 boxoffice"]);
     }
 
     #[test]
