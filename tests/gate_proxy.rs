@@ -6,7 +6,7 @@
 //! timeout.
 #![forbid(unsafe_code)]
 
-use boxoffice::gate::proxy::{Backend, BoxError, Command, Forwarding, ProxyError};
+use boxoffice::gate::proxy::{Backend, BoxError, Forwarding, ProxyError};
 use boxoffice::http::limits::Cidr;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
@@ -304,12 +304,10 @@ async fn spawn_front(backend: Backend, trusted: Vec<Cidr>) -> SocketAddr {
                             Ok(f) => {
                                 let mut r = f.response;
                                 if let Some(c) = f.command {
-                                    let v = match c {
-                                        Command::Complete => "complete",
-                                        Command::Revoke => "revoke",
-                                    };
-                                    r.headers_mut()
-                                        .insert("x-test-command", HeaderValue::from_static(v));
+                                    r.headers_mut().insert(
+                                        "x-test-command",
+                                        HeaderValue::from_static(c.as_str()),
+                                    );
                                 }
                                 r
                             }

@@ -115,6 +115,14 @@ pub enum Command {
 }
 
 impl Command {
+    /// The field value: `complete` | `revoke`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Command::Complete => "complete",
+            Command::Revoke => "revoke",
+        }
+    }
+
     /// One field value: `complete` or `revoke`, any case, surrounding
     /// whitespace ignored.
     pub fn parse(value: &[u8]) -> Option<Command> {
@@ -307,6 +315,15 @@ impl Backend {
     }
 
     /// Forwards one request of an admitted visitor.
+    ///
+    /// The timeout runs from here to the backend's response head (connecting
+    /// and any upload included); the response body then streams for as long
+    /// as it takes. An upgrade request (see [`is_upgrade`]) whose
+    /// `OnUpgrade` is in the extensions is tunnelled when the backend
+    /// answers 101: the 101 is returned (with an empty body) and a task
+    /// copies bytes both ways once hyper has switched both connections; the
+    /// tunnel does not hold an in-flight slot and ends when either side
+    /// closes.
     pub async fn forward<B>(
         &self,
         req: Request<B>,
