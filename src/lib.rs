@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod driver;
 pub mod durability;
+pub mod gate;
 pub mod http;
 mod idempotency;
 pub mod live;

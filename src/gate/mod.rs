@@ -1,0 +1,3 @@
+pub mod doc;
+pub mod i18n;
+pub mod page;
