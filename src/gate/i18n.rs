@@ -179,7 +179,11 @@ pub struct Strings {
     pub status_expired: &'static str,
     pub status_left: &'static str,
     pub status_cookies: &'static str,
+    /// What the script announces (it then takes the visitor in).
     pub alert_admitted: &'static str,
+    /// What the page says when rendered admitted (without the script
+    /// nothing moves by itself; the link below does it).
+    pub alert_admitted_page: &'static str,
     pub enter_link: &'static str,
     pub again_text: &'static str,
     pub again_link: &'static str,
@@ -243,6 +247,7 @@ pub static KO: Strings = Strings {
     status_left: "대기열에서 나가셨습니다.",
     status_cookies: "이 브라우저에서 순번을 기억하지 못하고 있습니다. 쿠키를 허용한 뒤 ‘지금 확인’을 눌러 주세요.",
     alert_admitted: "지금 입장하실 차례입니다! 예매 페이지로 이동합니다.",
+    alert_admitted_page: "지금 입장하실 차례입니다!",
     enter_link: "예매 페이지로 이동",
     again_text: "다시 줄을 서면 새 순번을 받게 됩니다.",
     again_link: "다시 줄 서기",
@@ -306,6 +311,7 @@ pub static EN: Strings = Strings {
     status_left: "You have left the line.",
     status_cookies: "This browser is not keeping your place. Allow cookies for this site, then use “Check now”.",
     alert_admitted: "It’s your turn! Taking you to the booking page now.",
+    alert_admitted_page: "It’s your turn!",
     enter_link: "Go to the booking page",
     again_text: "Joining again gives you a new place in line.",
     again_link: "Join the line again",

@@ -114,7 +114,7 @@ fn status_text(s: &Strings, view: View, doc: &GateDoc) -> String {
         View::SoldOut => s.status_soldout.to_owned(),
         View::Expired => s.status_expired.to_owned(),
         View::Left => s.status_left.to_owned(),
-        View::Admitted => s.alert_admitted.to_owned(),
+        View::Admitted => s.alert_admitted_page.to_owned(),
     }
 }
 
@@ -164,7 +164,7 @@ pub fn render_wait(m: &PageModel) -> String {
         name = esc(&doc.event_name),
         state_hidden = hidden("bo-state"),
         status = esc(&status_text(s, view, doc)),
-        alert = if view == View::Admitted { esc(s.alert_admitted) } else { String::new() },
+        alert = if view == View::Admitted { esc(s.alert_admitted_page) } else { String::new() },
         enter_hidden = hidden("bo-enter"),
         enter_link = esc(s.enter_link),
     );
@@ -260,12 +260,11 @@ pub fn render_problem(lang: Lang, status: u16, code: &str, return_to: &str) -> S
         h,
         "<body class=\"bo-page bo-problem-page\">\n\
          <main id=\"bo-problem\" class=\"bo-problem\" data-status=\"{status}\" data-code=\"{code}\">\n\
-         <p class=\"bo-problem-code\"><img src=\"{icon}\" alt=\"\" width=\"20\" height=\"20\"> {label} {status} · <code>{code}</code></p>\n\
+         <p class=\"bo-problem-code\">{label} {status} · <code>{code}</code></p>\n\
          <h1>{title}</h1>\n<p>{what}</p>\n<p>{safe}</p>\n\
          <p class=\"bo-actions\"><a id=\"bo-retry\" class=\"bo-button\" href=\"{retry}\">{retry_text}</a></p>\n\
          </main>\n</body>\n</html>\n",
         code = esc(code),
-        icon = ICON_SVG.path,
         label = esc(s.problem_code),
         title = esc(title),
         what = esc(what),
@@ -802,7 +801,8 @@ mod tests {
         let adm = doc("admitted", "open");
         for (lang, s) in [(Lang::Ko, &KO), (Lang::En, &EN)] {
             let h = page(&adm, lang);
-            assert_eq!(text_of(&h, "bo-alert"), s.alert_admitted);
+            assert_eq!(text_of(&h, "bo-alert"), s.alert_admitted_page);
+            assert!(s.alert_admitted.starts_with(s.alert_admitted_page));
             assert!(tag_of(&h, "bo-state").contains("hidden"));
             assert!(!tag_of(&h, "bo-enter").contains("hidden"));
             assert!(h.contains(&format!(
@@ -811,7 +811,7 @@ mod tests {
             )));
             assert!(tag_of(&h, "bo-progress").contains("value=\"1.00\""));
         }
-        assert!(KO.alert_admitted.contains("지금 입장하실 차례입니다"));
+        assert!(KO.alert_admitted_page.contains("지금 입장하실 차례입니다"));
         assert!(EN.alert_admitted.contains("your turn"));
 
         for (state, ko_text, en_text) in [
