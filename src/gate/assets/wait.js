@@ -239,6 +239,10 @@
     }
   });
 
+  // A page restored from the back-forward cache shows an old status and
+  // has lost its stream: load it afresh (the cookie keeps the place).
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
+
   apply(doc, new Date(rendered));
   if (!done) stream();
 })();
