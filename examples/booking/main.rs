@@ -65,9 +65,26 @@ async fn main() -> anyhow::Result<()> {
         cfg.boxoffice,
         cfg.fail_rate
     );
-    app::serve(listener, cfg, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    app::serve(listener, cfg, stop_signal()).await?;
     Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (`kill`, as `make demo` stops it): stop
+/// accepting and let open requests finish.
+async fn stop_signal() {
+    let term = async {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
