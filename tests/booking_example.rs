@@ -452,6 +452,21 @@ async fn seat_map_hold_pay_fail_compensates_then_pay_confirms() {
         .await
         .expect(403)
         .has("(pass_invalid)");
+    // Giving seats back: on sale again at once (and room for others).
+    ok.get(&format!("/checkout?hold={best}"))
+        .await
+        .has("id=\"release\"");
+    ok.post("/release", &format!("hold={best}"))
+        .await
+        .expect(200)
+        .has("are back on sale")
+        .has("role=\"status\"");
+    let h = rig
+        .api_get(&format!("/v1/events/demo/holds/{best}"), true)
+        .await;
+    assert_eq!(h.json()["state"], "released", "{}", h.body);
+    assert_eq!(rig.row_status("B", "1").await, "F".repeat(30));
+    ok.hold("seat=C-1-1").await;
 }
 
 #[tokio::test]

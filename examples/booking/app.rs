@@ -342,7 +342,11 @@ async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Resp, Infallibl
             Ok(form) => pay(&app, &visitor, &form).await,
             Err(r) => r,
         },
-        (_, "/" | "/hold" | "/checkout" | "/pay") => not_allowed(),
+        (Method::POST, "/release") => match read_form(req).await {
+            Ok(form) => release(&app, &visitor, &form).await,
+            Err(r) => r,
+        },
+        (_, "/" | "/hold" | "/checkout" | "/pay" | "/release") => not_allowed(),
         _ => message_page(
             StatusCode::NOT_FOUND,
             &visitor,
@@ -417,9 +421,15 @@ async fn seat_map(app: &App, v: &Visitor, msg: Option<(StatusCode, String)>) -> 
     );
     let status = match msg {
         Some((status, m)) => {
+            // A refusal is an alert; a plain report (seats given back) is not.
+            let (class, role) = if status.is_success() {
+                ("notice", "status")
+            } else {
+                ("notice error", "alert")
+            };
             let _ = write!(
                 body,
-                "<p id=\"message\" class=\"notice error\" role=\"alert\">{}</p>",
+                "<p id=\"message\" class=\"{class}\" role=\"{role}\">{}</p>",
                 esc(&m)
             );
             status
@@ -759,6 +769,8 @@ async fn checkout(app: &App, v: &Visitor, id: Option<&str>) -> Resp {
          <p class=\"small\">Payment is simulated; it fails {rate}% of the time, \
          which releases your seats and gives the coupon back.</p>\
          <p><button type=\"submit\" id=\"pay\">Pay</button> \
+         <button type=\"submit\" id=\"release\" class=\"secondary\" formaction=\"/release\">\
+         Give the seats back</button> \
          <a href=\"/\" id=\"back-to-seats\">Back to the seat map</a></p></form>",
         hold = esc(&id),
         coupon = esc(&app.cfg.coupon),
@@ -766,6 +778,28 @@ async fn checkout(app: &App, v: &Visitor, id: Option<&str>) -> Resp {
         rate = (app.cfg.fail_rate * 100.0).round(),
     );
     html(StatusCode::OK, &page("Checkout", Some(v), &body))
+}
+
+/// The visitor changed their mind: the seats go back on sale at once.
+async fn release(app: &App, v: &Visitor, form: &[(String, String)]) -> Resp {
+    let (id, doc) = match own_hold(app, v, first(form, "hold")).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if doc["state"].as_str() != Some("held") {
+        return hold_over(v, &doc);
+    }
+    let path = app.event_path(&format!("/holds/{}", path_segment(&id)));
+    match app
+        .api(Method::DELETE, &path, Realm::Service, None, None)
+        .await
+    {
+        Ok(_) => {
+            let m = format!("Seats {} are back on sale.", seats_of(&doc).join(", "));
+            seat_map(app, v, Some((StatusCode::OK, m))).await
+        }
+        Err(f) => api_failure_page(v, "The seats could not be given back", &f),
+    }
 }
 
 // --------------------------------------------------------------------- pay
@@ -1108,6 +1142,7 @@ main{max-width:72rem;margin:0 auto;padding:1rem 1.2rem}\
 .seat.sold{background:#e4e7ec;color:#667085;text-decoration:line-through}\
 .legend .seat{margin-right:.4rem}\
 button{font:inherit;padding:.45rem 1rem;border:0;border-radius:6px;background:#1849a9;color:#fff;cursor:pointer}\
+button.secondary{background:#fff;color:#1849a9;border:1px solid #1849a9}\
 button:focus,a:focus,input:focus,select:focus{outline:3px solid #f79009;outline-offset:2px}\
 .small{font-size:.85rem;color:#475467}\
 ";
