@@ -13,7 +13,11 @@ use clap::Parser;
 
 /// The example booking backend (reached only through the boxoffice gate).
 #[derive(Debug, Parser)]
-#[command(name = "booking", version, about)]
+#[command(
+    name = "booking",
+    version,
+    about = "The example booking backend, reached only through the boxoffice gate"
+)]
 struct Args {
     /// Address to listen on (keep it on loopback: only the gate may reach it).
     #[arg(long, env = "BOOKING_LISTEN", default_value = "127.0.0.1:8082")]
@@ -56,7 +60,11 @@ async fn main() -> anyhow::Result<()> {
         coupon: args.coupon,
         fail_rate: args.fail_rate,
     };
-    cfg.validate().map_err(anyhow::Error::msg)?;
+    if let Err(m) = cfg.validate() {
+        // A usage error, said like clap says its own.
+        eprintln!("error: {m}");
+        std::process::exit(2);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     eprintln!(
         "booking backend for event {} on http://{} (boxoffice at {}, fail rate {})",
