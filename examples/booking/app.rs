@@ -509,7 +509,7 @@ async fn seat_map(app: &App, v: &Visitor, msg: Option<(StatusCode, String)>) -> 
                         esc(r)
                     );
                     for (i, letter) in status.chars().enumerate() {
-                        let n = first + i as u64;
+                        let n = first.saturating_add(i as u64);
                         let seat = format!("{section}-{r}-{n}");
                         let category = ranges
                             .iter()
