@@ -2,11 +2,17 @@
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test lint fmt bench build clean
+.PHONY: run demo test lint fmt bench build clean
 
 ## Build and start the server on $(LISTEN) with a demo event (memory only, no Redis).
 run:
 	$(CARGO) run --release --bin boxoffice -- serve --listen $(LISTEN) --demo
+
+## The gate in front of the example booking backend (examples/booking) on
+## loopback, with a small gated event: prints the URL to open; Ctrl-C stops it.
+## Ports: API_PORT (8080), GATE_PORT (8081), BACKEND_PORT (8082).
+demo:
+	CARGO=$(CARGO) ./scripts/demo.sh
 
 ## Every test: unit, property, integration, server.
 test:
