@@ -16,6 +16,8 @@ use serde::Serialize;
 pub struct GateDoc {
     pub ticket: String,
     pub event: String,
+    /// The visitor's (anonymous) user id.
+    pub user: String,
     /// The event's display name.
     pub event_name: String,
     /// `prequeue|waiting|admitted|expired|left`.
@@ -50,6 +52,7 @@ impl GateDoc {
         GateDoc {
             ticket: String::new(),
             event: event.stats.id.to_string(),
+            user: String::new(),
             event_name: event.name.clone(),
             state: "left",
             position: None,
@@ -80,6 +83,7 @@ impl GateDoc {
         GateDoc {
             ticket: s.ticket.clone(),
             event: view.event.to_string(),
+            user: s.user.to_string(),
             event_name: event.name.clone(),
             state: s.state.as_str(),
             position: s.position,

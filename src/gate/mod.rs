@@ -362,11 +362,11 @@ async fn forward(
         Ok(out) => out,
         Err(e) => {
             tracing::warn!(error = %e, code = e.code(), "gate: backend request failed");
-            let err = ApiError::new(e.status(), e.code(), e.to_string());
-            let err = if e.status() == StatusCode::SERVICE_UNAVAILABLE {
-                err.retry_after(1)
-            } else {
-                err
+            // The client gets the safe message; the log has the detail.
+            let err = ApiError::new(e.status(), e.code(), e.message());
+            let err = match e.retry_after_s() {
+                Some(s) => err.retry_after(s),
+                None => err,
             };
             return if html {
                 problem(ctx.lang, err, "/")

@@ -551,6 +551,7 @@ mod tests {
         GateDoc {
             ticket: "t-1".into(),
             event: "e1".into(),
+            user: "anon-1".into(),
             event_name: "IU 2026 Seoul, night 1".into(),
             state,
             position: waiting.then_some(1234),
