@@ -221,6 +221,20 @@ async fn two_sessions_languages_cookies_script_and_screenshots() {
     for p in [&ko_png, &en_png] {
         let bytes = std::fs::read(p).expect("read png");
         assert!(bytes.starts_with(b"\x89PNG"), "{} is a PNG", p.display());
+        // IHDR: width and height, big-endian, at bytes 16..24; the
+        // viewport is the size asked for, not the window's.
+        let dim = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map(u32::from_be_bytes)
+        };
+        assert_eq!(
+            (dim(16), dim(20)),
+            (Some(800), Some(600)),
+            "{}",
+            p.display()
+        );
     }
     eprintln!("screenshots: {} {}", ko_png.display(), en_png.display());
 

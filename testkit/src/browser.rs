@@ -109,7 +109,7 @@ pub struct SessionOptions {
     /// The Accept-Language list, e.g. `"ko-KR,ko"` or `"en-US,en"`; its
     /// first entry is also the UI locale (`--lang`).
     pub lang: String,
-    /// Window (and so screenshot) size in CSS pixels.
+    /// Viewport (and so screenshot) size in CSS pixels.
     pub width: u32,
     pub height: u32,
 }
@@ -276,6 +276,7 @@ impl Browser {
                 s.push(id);
             }
         }
+        fit_viewport(&client, opts.width, opts.height).await?;
         Ok(client)
     }
 
@@ -361,6 +362,35 @@ impl Drop for Browser {
         // nothing else on the machine matches it.
         kill_leftovers(self.dir.path());
     }
+}
+
+/// Headless Chromium still draws a window frame: `--window-size` is the
+/// outer size and the page gets less (about 140 px less height). Grow the
+/// window by the difference so the viewport, and every screenshot, is the
+/// size asked for.
+async fn fit_viewport(client: &Client, width: u32, height: u32) -> Result<(), BrowserError> {
+    let frame = client
+        .execute(
+            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
+            vec![],
+        )
+        .await
+        .map_err(cmd_err("measuring the window frame"))?;
+    let d = |i: usize| {
+        frame
+            .get(i)
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+            .unwrap_or(0)
+    };
+    let (dw, dh) = (d(0), d(1));
+    if dw > 0 || dh > 0 {
+        client
+            .set_window_size(width.saturating_add(dw), height.saturating_add(dh))
+            .await
+            .map_err(cmd_err("sizing the window"))?;
+    }
+    Ok(())
 }
 
 /// [`Browser::start`] for a test: None (after printing why) when the browser
