@@ -355,6 +355,17 @@ impl Drop for Browser {
             );
         }
         self.end_sessions();
+        // An ended session's Chromium takes a moment to quit; let it, so
+        // chromedriver reaps it rather than leaving it to init. Chromium's
+        // zygotes and crashpad handler are reparented to init whatever we
+        // do (it double-forks them) and are reaped by it.
+        // (chromedriver names the dir too, in --log-path: not counted.)
+        let driver = self.driver.id().map(|p| p.to_string());
+        crate::wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            pids_naming(self.dir.path())
+                .iter()
+                .all(|p| Some(p) == driver.as_ref())
+        });
         self.driver.kill();
         // A Chromium whose session could not be ended (chromedriver hung)
         // would outlive its killed driver: end those still running with a
@@ -671,24 +682,29 @@ fn http_request(port: u16, method: &str, path: &str, timeout: Duration) -> io::R
     Ok(String::from_utf8_lossy(&buf[head_end..end]).into_owned())
 }
 
-/// SIGKILL of every process whose command line names `dir` (our profiles);
-/// reads /proc, so Linux only (elsewhere it finds nothing).
-fn kill_leftovers(dir: &Path) {
+/// PIDs of the running processes whose command line names `dir` (our
+/// profiles); reads /proc, so Linux only (elsewhere it finds nothing). A
+/// zombie has an empty command line and is not listed.
+fn pids_naming(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
     let me = std::process::id().to_string();
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    let pids: Vec<String> = procs
+    procs
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|name| name.bytes().all(|b| b.is_ascii_digit()) && *name != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
         })
-        .collect();
+        .collect()
+}
+
+/// SIGKILL of every process still running with `dir` in its command line.
+fn kill_leftovers(dir: &Path) {
+    let pids = pids_naming(dir);
     if !pids.is_empty() {
         let _ = Command::new("sh")
             .arg("-c")
