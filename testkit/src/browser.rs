@@ -15,6 +15,22 @@
 //! message, unless `BOXOFFICE_REQUIRE_BROWSER=1` (set by `make test`), where
 //! a missing browser fails the test: CI must never pass by skipping.
 //!
+//! ```ignore
+//! use boxoffice_testkit::browser::{self, SessionOptions};
+//! use std::time::Duration;
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn waiting_page() {
+//!     let Some(b) = browser::require_or_skip() else { return };
+//!     let ko = b.session(SessionOptions::korean()).await.expect("session");
+//!     ko.goto("http://127.0.0.1:8081/").await.expect("goto");
+//!     let pos = browser::wait_for_text(&ko, "#bo-position", |t| !t.is_empty(),
+//!                                      Duration::from_secs(10)).await.expect("position");
+//!     browser::screenshot(&ko, "wait-ko").await.expect("png"); // target/browser-artifacts/
+//!     ko.close().await.expect("close");
+//! } // drop(b): open sessions ended, chromedriver killed by PID
+//! ```
+//!
 //! Environment overrides: `BOXOFFICE_CHROMEDRIVER` and `BOXOFFICE_CHROMIUM`
 //! (paths to the binaries; a path that does not exist counts as missing),
 //! `BOXOFFICE_CHROMIUM_NO_SANDBOX=1` (also pass `--no-sandbox` when not root).
