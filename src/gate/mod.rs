@@ -313,10 +313,7 @@ async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Respons
     } = v;
     let mut resp = match who {
         Who::Admitted(a) => forward(gate, &ctx, req, a, new_pass).await,
-        Who::Waiting(view) if ctx.html => {
-            let _ = view;
-            see_other(&page::wait_url(&return_path(&req), None))
-        }
+        Who::Waiting(_) if ctx.html => see_other(&page::wait_url(&return_path(&req), None)),
         Who::Waiting(view) => queued(gate, &view),
     };
     if let Some(t) = new_ticket {
