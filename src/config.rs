@@ -707,8 +707,18 @@ mod tests {
         assert_eq!(g.backend.path(), "/shop");
         assert_eq!(g.timeout, Duration::from_secs(7));
         assert_eq!(g.max_inflight, GATE_MAX_INFLIGHT);
-        assert!(args(&[]).resolve().expect("resolves").settings.gate.is_none());
-        for bad in ["https://10.0.0.1/", "ftp://x/", "/relative", "http://x/?q=1"] {
+        assert!(args(&[])
+            .resolve()
+            .expect("resolves")
+            .settings
+            .gate
+            .is_none());
+        for bad in [
+            "https://10.0.0.1/",
+            "ftp://x/",
+            "/relative",
+            "http://x/?q=1",
+        ] {
             let e = args(&[
                 "--gate-listen",
                 "127.0.0.1:8081",

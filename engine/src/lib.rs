@@ -30,9 +30,9 @@ pub use config::{
     CouponConfig, EventConfig, HoldPolicy, Identity, PrequeueOrder, QueueConfig, RowRange,
 };
 pub use engine::{
-    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, EventSummary, HoldReply, JoinAs, Joined, PassCheck,
-    PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot, TickReport,
-    TicketView,
+    ClaimReply, Engine, EngineConfig, EventInfo, EventStats, EventSummary, HoldReply, JoinAs,
+    Joined, PassCheck, PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot,
+    TickReport, TicketView,
 };
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};

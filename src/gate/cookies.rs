@@ -142,7 +142,13 @@ mod tests {
             .collect();
         assert_eq!(all.len(), 2);
         assert!(all[0].starts_with("bo_pass=p1"), "{}", all[0]);
-        for want in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/", "Max-Age=600"] {
+        for want in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=600",
+        ] {
             assert!(all[0].contains(want), "{want} in {}", all[0]);
         }
         assert!(all[1].contains("HttpOnly") && !all[1].contains("Secure"));
@@ -152,7 +158,10 @@ mod tests {
     fn clearing_expires_the_cookie() {
         let mut h = HeaderMap::new();
         Jar { secure: false }.clear(&mut h, PASS);
-        let v = h.get(SET_COOKIE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let v = h
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         assert!(v.starts_with("bo_pass=;") && v.contains("Max-Age=0"), "{v}");
     }
 }

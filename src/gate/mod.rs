@@ -146,7 +146,9 @@ async fn accept(gate: Arc<Gate>, settings: &GateSettings, listener: TcpListener)
             async move { Ok::<_, Infallible>(handle(g, req, peer).await) }
         });
         // Upgrades: an admitted visitor's WebSocket is tunnelled.
-        let conn = http.serve_connection(TokioIo::new(tcp), svc).with_upgrades();
+        let conn = http
+            .serve_connection(TokioIo::new(tcp), svc)
+            .with_upgrades();
         let mut on_close = state.closing.subscribe();
         let closing_now = async move { closed(&mut on_close).await };
         tokio::spawn(async move {

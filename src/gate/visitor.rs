@@ -157,9 +157,7 @@ async fn join(state: &AppState, event: &EventId, client: IpAddr) -> Result<Visit
     }
     let user = crate::http::queue::anonymous_user()?;
     let now = state.now();
-    let joined = state
-        .engine
-        .join_as(event, JoinAs::Trusted(&user), now)?;
+    let joined = state.engine.join_as(event, JoinAs::Trusted(&user), now)?;
     let joined = state.commit(joined, Write::Join(event)).await?;
     let view = joined.view;
     let ticket = view.status.ticket.clone();

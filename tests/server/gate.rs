@@ -236,7 +236,10 @@ async fn a_page_load_joins_the_line_and_a_refresh_keeps_the_place() {
     // A refresh (and an API call) keeps the ticket and the place.
     let again = me.page(&to).await;
     assert_eq!(again.status, 200);
-    assert!(again.set_cookies().iter().all(|c| !c.starts_with("bo_ticket=")));
+    assert!(again
+        .set_cookies()
+        .iter()
+        .all(|c| !c.starts_with("bo_ticket=")));
     let api = me.api("/api/cart").await;
     assert_eq!(api.status, 429, "{}", api.text());
     assert!(api.header("retry-after").is_some());
@@ -280,7 +283,11 @@ async fn an_admitted_visitor_is_proxied_with_the_verified_identity_only() {
     assert_eq!(got.status, 200, "{}", got.text());
     assert_eq!(got.text(), "backend page");
     let seen = backend.seen();
-    let s = seen.iter().rev().find(|s| s.path == "/seats").expect("proxied");
+    let s = seen
+        .iter()
+        .rev()
+        .find(|s| s.path == "/seats")
+        .expect("proxied");
     let h = |n: &str| s.headers.get(n).and_then(|v| v.to_str().ok());
     let doc = v.api("/_boxoffice/status").await.json();
     assert_eq!(h("boxoffice-user"), doc["user"].as_str());
@@ -327,7 +334,10 @@ async fn complete_frees_the_slot_and_revoke_clears_the_pass() {
     assert_eq!(backend.seen().len(), seen_before);
     // The slot went to B at the next admission.
     step(&srv);
-    assert_eq!(b.api("/_boxoffice/status").await.json()["state"], "admitted");
+    assert_eq!(
+        b.api("/_boxoffice/status").await.json()["state"],
+        "admitted"
+    );
     b.page("/_boxoffice/wait").await;
     let revoked = b.page("/revoke").await;
     assert_eq!(revoked.status, 200);
@@ -437,7 +447,11 @@ async fn a_backend_that_is_down_is_an_error_not_the_waiting_page() {
     assert_eq!(api.json()["error"]["code"], "backend_unavailable");
     let page = v.page("/x").await;
     assert_eq!(page.status, 502);
-    assert!(page.text().contains("backend_unavailable"), "{}", page.text());
+    assert!(
+        page.text().contains("backend_unavailable"),
+        "{}",
+        page.text()
+    );
     assert!(!page.text().contains("bo-wait"), "not the waiting page");
     srv.stop().await.unwrap();
 }
@@ -543,7 +557,10 @@ async fn the_gate_stream_sends_the_visitors_document() {
     let doc: Value = serde_json::from_str(data).unwrap();
     // First in line with a free slot: the background driver may admit the
     // visitor before the stream opens (the clock is manual, not the driver).
-    assert!(doc["state"] == "waiting" || doc["state"] == "admitted", "{doc}");
+    assert!(
+        doc["state"] == "waiting" || doc["state"] == "admitted",
+        "{doc}"
+    );
     assert!(doc.get("pass").is_none());
     assert_eq!(doc["event_name"], "Test night");
     // Admission is pushed on the stream.
