@@ -51,9 +51,13 @@ fi
 
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
-$CARGO build --release --bin boxoffice --example booking
-BIN=target/release/boxoffice
-BOOKING=target/release/examples/booking
+# PROFILE=debug uses what `cargo test` built (scripts/demo-gate-check.sh).
+PROFILE=${PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+  $CARGO build --release --bin boxoffice --example booking
+fi
+BIN=target/$PROFILE/boxoffice
+BOOKING=target/$PROFILE/examples/booking
 
 # Fresh credentials every run (48 hex characters: long enough for the
 # secret's 32 bytes), handed over in the environment, not on a command line
@@ -139,7 +143,7 @@ Open $GATE/ in a browser.
 
 Two visitors shop at a time. To stand in line behind 10 others (each shops
 ${SHOP_S:-20} s once let in, then leaves), run in another terminal first:
-  $SELF crowd 10
+  API_PORT=$API_PORT GATE_PORT=$GATE_PORT $SELF crowd 10
 (each visitor is just: curl -s -H 'Accept: application/json' $GATE/)
 
 Watch the line:
@@ -147,8 +151,9 @@ Watch the line:
 
 Payment fails ${FAIL_RATE:-0.2} of the time (FAIL_RATE=0 make demo to turn that off): the
 seats go back on sale and the coupon back to stock.
-Admin token for this run: $BOXOFFICE_ADMIN_TOKEN
-  (pause: curl -X POST $API/v1/events/$EVENT/pause -H "Authorization: Bearer \$TOKEN")
+Pause admissions (the page says so, and everyone keeps their place), then resume:
+  curl -s -X POST $API/v1/events/$EVENT/pause -H "Authorization: Bearer $BOXOFFICE_ADMIN_TOKEN"
+  curl -s -X POST $API/v1/events/$EVENT/resume -H "Authorization: Bearer $BOXOFFICE_ADMIN_TOKEN"
 
 Ctrl-C stops it all.
 EOF
