@@ -1,20 +1,56 @@
 #!/usr/bin/env bash
-# Installs what the tests need and is missing: redis-server (tests start their
-# own on a free loopback port and stop it by PID; no system service is used).
+# Installs what the tests need and is missing, from Debian's packages only
+# (never a browser downloaded from anywhere else):
+# - redis-server: tests start their own on a free loopback port and stop it
+#   by PID; no system service is used.
+# - chromium, chromium-driver: the real-browser tests (testkit::browser)
+#   start their own chromedriver on a free loopback port.
+# - fonts-nanum: a Korean font, so the Korean waiting page renders as text
+#   in the browser tests' screenshots, not as boxes.
+# Each is checked on its own; the missing ones are installed in one apt-get
+# call, and nothing at all is done when everything is there.
 set -euo pipefail
-if command -v redis-server >/dev/null 2>&1; then
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# Debian's chromium package ships /usr/bin/chromium (a wrapper script) and
+# the real binary /usr/lib/chromium/chromium.
+if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/lib/chromium/chromium ]; then
+    missing+=(chromium)
+fi
+command -v chromedriver >/dev/null 2>&1 || [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if ! { command -v fc-list >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi nanum; } \
+    && [ ! -d /usr/share/fonts/truetype/nanum ]; then
+    missing+=(fonts-nanum)
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi
-echo "ensure-test-deps: installing redis-server from Debian's packages" >&2
+echo "ensure-test-deps: installing ${missing[*]} from Debian's packages" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends redis-server
-# Debian's package may start a system service; tests never use it.
-if command -v systemctl >/dev/null 2>&1; then
-    $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
-fi
-command -v redis-server
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+for pkg in "${missing[@]}"; do
+    case "$pkg" in
+    redis-server)
+        # Debian's package may start a system service; tests never use it.
+        if command -v systemctl >/dev/null 2>&1; then
+            $SUDO systemctl disable --now redis-server >/dev/null 2>&1 || true
+        fi
+        command -v redis-server
+        ;;
+    chromium) [ -x /usr/lib/chromium/chromium ] || command -v chromium ;;
+    chromium-driver) command -v chromedriver ;;
+    fonts-nanum)
+        # Without fontconfig's cache refreshed Chromium may not see it yet.
+        if command -v fc-cache >/dev/null 2>&1; then
+            $SUDO fc-cache -f >/dev/null 2>&1 || true
+        fi
+        ;;
+    esac
+done

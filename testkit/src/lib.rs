@@ -8,7 +8,10 @@
 //! For Redis HA tests: a replica ([`RedisOptions::replica_of`]) and a
 //! [`Sentinel`], each on its own free port and stopped by PID.
 //! Sync and std-only, so both the tokio tests and the threaded benchmark can
-//! use it.
+//! use it; the one exception is [`browser`] (headless Chromium over
+//! WebDriver, async, for the real-browser tests).
+
+pub mod browser;
 
 use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
