@@ -238,6 +238,7 @@ async fn two_sessions_languages_cookies_script_and_screenshots() {
     }
     eprintln!("screenshots: {} {}", ko_png.display(), en_png.display());
 
+    let pages = t0.elapsed();
     ko.close().await.expect("close ko");
     en.close().await.expect("close en");
     drop(b);
@@ -253,7 +254,8 @@ async fn two_sessions_languages_cookies_script_and_screenshots() {
     let left = processes_naming(&dir);
     assert!(left.is_empty(), "left running: {left:?}");
     eprintln!(
-        "browser_smoke: chromedriver up {started:?}, two sessions {sessions:?}, total {:?}",
+        "browser_smoke: chromedriver up {started:?}, two sessions at {sessions:?}, \
+         pages done at {pages:?}, closed and stopped at {:?}",
         t0.elapsed()
     );
 }

@@ -15,6 +15,22 @@
 //! message, unless `BOXOFFICE_REQUIRE_BROWSER=1` (set by `make test`), where
 //! a missing browser fails the test: CI must never pass by skipping.
 //!
+//! ```ignore
+//! use boxoffice_testkit::browser::{self, SessionOptions};
+//! use std::time::Duration;
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn waiting_page() {
+//!     let Some(b) = browser::require_or_skip() else { return };
+//!     let ko = b.session(SessionOptions::korean()).await.expect("session");
+//!     ko.goto("http://127.0.0.1:8081/").await.expect("goto");
+//!     let pos = browser::wait_for_text(&ko, "#bo-position", |t| !t.is_empty(),
+//!                                      Duration::from_secs(10)).await.expect("position");
+//!     browser::screenshot(&ko, "wait-ko").await.expect("png"); // target/browser-artifacts/
+//!     ko.close().await.expect("close");
+//! } // drop(b): open sessions ended, chromedriver killed by PID
+//! ```
+//!
 //! Environment overrides: `BOXOFFICE_CHROMEDRIVER` and `BOXOFFICE_CHROMIUM`
 //! (paths to the binaries; a path that does not exist counts as missing),
 //! `BOXOFFICE_CHROMIUM_NO_SANDBOX=1` (also pass `--no-sandbox` when not root).
@@ -355,6 +371,17 @@ impl Drop for Browser {
             );
         }
         self.end_sessions();
+        // An ended session's Chromium takes a moment to quit; let it, so
+        // chromedriver reaps it rather than leaving it to init. Chromium's
+        // zygotes and crashpad handler are reparented to init whatever we
+        // do (it double-forks them) and are reaped by it.
+        // (chromedriver names the dir too, in --log-path: not counted.)
+        let driver = self.driver.id().map(|p| p.to_string());
+        crate::wait_until(Duration::from_secs(3), Duration::from_millis(50), || {
+            pids_naming(self.dir.path())
+                .iter()
+                .all(|p| Some(p) == driver.as_ref())
+        });
         self.driver.kill();
         // A Chromium whose session could not be ended (chromedriver hung)
         // would outlive its killed driver: end those still running with a
@@ -671,24 +698,29 @@ fn http_request(port: u16, method: &str, path: &str, timeout: Duration) -> io::R
     Ok(String::from_utf8_lossy(&buf[head_end..end]).into_owned())
 }
 
-/// SIGKILL of every process whose command line names `dir` (our profiles);
-/// reads /proc, so Linux only (elsewhere it finds nothing).
-fn kill_leftovers(dir: &Path) {
+/// PIDs of the running processes whose command line names `dir` (our
+/// profiles); reads /proc, so Linux only (elsewhere it finds nothing). A
+/// zombie has an empty command line and is not listed.
+fn pids_naming(dir: &Path) -> Vec<String> {
     let needle = dir.display().to_string();
     let me = std::process::id().to_string();
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    let pids: Vec<String> = procs
+    procs
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|name| name.bytes().all(|b| b.is_ascii_digit()) && *name != me)
         .filter(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&needle))
         })
-        .collect();
+        .collect()
+}
+
+/// SIGKILL of every process still running with `dir` in its command line.
+fn kill_leftovers(dir: &Path) {
+    let pids = pids_naming(dir);
     if !pids.is_empty() {
         let _ = Command::new("sh")
             .arg("-c")
