@@ -219,11 +219,18 @@ async fn visitors_wait_move_up_and_book_through_the_gate() {
     )
     .await
     .expect(201, None);
-    srv.admin_put(
-        &format!("/v1/coupons/{COUPON}"),
-        &json!({"stock": 3, "per_user": 1}),
-    )
-    .await;
+    let coupon = srv
+        .admin_put(
+            &format!("/v1/coupons/{COUPON}"),
+            &json!({"stock": 3, "per_user": 1}),
+        )
+        .await;
+    assert!(
+        coupon.status == 201 || coupon.status == 200,
+        "coupon: {} {:?}",
+        coupon.status,
+        coupon.body
+    );
     let cfg = booking::Config {
         boxoffice: format!("http://{}", srv.addr),
         service_token: SERVICE.into(),
@@ -417,7 +424,11 @@ async fn visitors_wait_move_up_and_book_through_the_gate() {
     bb.close().await.expect("close B");
     drop(b);
     let _ = stop_backend.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(10), backend).await;
+    tokio::time::timeout(Duration::from_secs(10), backend)
+        .await
+        .expect("the backend stops in time")
+        .expect("backend task")
+        .expect("the backend served without error");
     srv.stop().await.expect("server stops");
     eprintln!(
         "gate_browser: browser and servers ready {ready:?}, line moved {moved:?}, \
