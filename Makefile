@@ -21,6 +21,7 @@ test:
 	./scripts/ensure-test-deps.sh
 	BOXOFFICE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
 	./scripts/demo-check.sh target/debug/boxoffice
+	./scripts/demo-gate-check.sh
 
 ## Formatting and clippy, warnings are errors; no dependency may need a newer
 ## Rust than Cargo.toml's rust-version (scripts/check-msrv.sh).
