@@ -13,7 +13,7 @@ use crate::commit::Write;
 use crate::http::errors::ApiError;
 use crate::state::AppState;
 use boxoffice_engine::queue::TicketState;
-use boxoffice_engine::{passes, EventId, JoinAs, Rejection, TicketView, Timestamp};
+use boxoffice_engine::{EventId, JoinAs, Rejection, TicketView, Timestamp};
 use http::HeaderMap;
 use std::net::IpAddr;
 
@@ -53,17 +53,10 @@ pub fn from_pass(
     now: Timestamp,
 ) -> Option<Admitted> {
     let pass = cookies::get(headers, cookies::PASS)?;
-    let claims = passes::verify(pass, &state.engine.config().pass_keys, now).ok()?;
-    if claims.event != event.as_str() {
-        return None;
-    }
-    let user = boxoffice_engine::UserId::new(&claims.user).ok()?;
-    // Same check a hold makes: the session behind the pass is still
-    // admitted (a completed or revoked session's pass opens nothing).
-    state
-        .engine
-        .check_pass(event, &user, Some(pass), now)
-        .ok()?;
+    // The same check a hold makes, in one verification: signature, expiry,
+    // this event, and the session behind the pass still admitted (a
+    // completed or revoked session's pass opens nothing).
+    let claims = state.engine.honoured_pass(event, pass, now).ok()?;
     Some(Admitted {
         user: claims.user,
         ticket: claims.ticket,

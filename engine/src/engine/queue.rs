@@ -240,6 +240,23 @@ impl Engine {
         self.verify_pass(e, user, pass, now)
     }
 
+    /// The claims of a pass the engine honours for `id` right now:
+    /// signature, expiry, event, and the session behind it still admitted.
+    /// Who it names comes from the pass itself (the gate, which has no other
+    /// word for the user); one verification, under the shard's read lock.
+    pub fn honoured_pass(
+        &self,
+        id: &EventId,
+        pass: &str,
+        now: Timestamp,
+    ) -> Result<PassClaims, Rejection> {
+        let shard = self.event_shard(id).read();
+        let now = shard.observe(now);
+        let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+        let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+        self.session_pass(e, room, None, pass, now)
+    }
+
     pub(super) fn verify_pass(
         &self,
         e: &EventState,
@@ -251,18 +268,32 @@ impl Engine {
             return Ok(());
         };
         let pass = pass.ok_or(Rejection::PassRequired)?;
+        self.session_pass(e, room, Some(user), pass, now)
+            .map(|_| ())
+    }
+
+    /// A pass's claims when it verifies, names this event (and `user`, when
+    /// given), and its session is still admitted; checked in that order.
+    fn session_pass(
+        &self,
+        e: &EventState,
+        room: &crate::queue::WaitingRoom,
+        user: Option<&UserId>,
+        pass: &str,
+        now: Timestamp,
+    ) -> Result<PassClaims, Rejection> {
         let invalid = |p| Rejection::PassInvalid(p);
         let claims = passes::verify(pass, &self.cfg.pass_keys, now)
             .map_err(|err| invalid(PassInvalid::Token(err)))?;
         if claims.event != e.id.as_str() {
             return Err(invalid(PassInvalid::OtherEvent));
         }
-        if claims.user != user.as_str() {
+        if user.is_some_and(|u| claims.user != u.as_str()) {
             return Err(invalid(PassInvalid::OtherUser));
         }
         if !room.is_admitted(&claims.ticket, now) {
             return Err(invalid(PassInvalid::SessionEnded));
         }
-        Ok(())
+        Ok(claims)
     }
 }
