@@ -46,6 +46,10 @@ pub fn event_config() -> EventConfig {
             session_ttl_s: const { nz(600) },
             idle_timeout_s: const { nz(120) },
             max_waiting: const { nz(1_000_000) },
+            poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(
+                nz(5),
+                nz(1_000_000),
+            ),
             identity: Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         }),

@@ -370,6 +370,10 @@ async fn recovery_1m_waiting_users() {
             session_ttl_s: nz(600),
             idle_timeout_s: nz(3600),
             max_waiting: nz(2_000_000),
+            poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(
+                nz(100),
+                nz(2_000_000),
+            ),
             identity: boxoffice_engine::Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         });

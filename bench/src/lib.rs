@@ -50,6 +50,10 @@ pub fn queue(capacity: u32, admit_per_s: u32) -> QueueConfig {
         session_ttl_s: nz(600),
         idle_timeout_s: nz(86_400),
         max_waiting: nz(100_000_000),
+        poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(
+            nz(admit_per_s),
+            nz(100_000_000),
+        ),
         identity: boxoffice_engine::Identity::Signed,
         prequeue: PrequeueOrder::Fifo,
     }

@@ -13,6 +13,7 @@ pub mod limits {
     pub const MAX_CAPACITY: u32 = 10_000_000;
     pub const MAX_ADMIT_PER_S: u32 = 100_000;
     pub const MAX_WAITING: u32 = 100_000_000;
+    pub const MAX_POLL_BUDGET: u32 = 10_000_000;
     pub const MAX_SESSION_TTL_S: u32 = 86_400;
     pub const MAX_IDLE_TIMEOUT_S: u32 = 86_400;
     pub const MAX_HOLD_TTL_S: u32 = 86_400;
@@ -61,6 +62,9 @@ pub struct QueueConfig {
     pub max_waiting: NonZeroU32,
     pub prequeue: PrequeueOrder,
     pub identity: Identity,
+    /// Most status polls per second the advice asks of everyone in line
+    /// together (`queue::advice`; at least [`QueueConfig::min_poll_budget`]).
+    pub poll_budget_per_s: NonZeroU32,
 }
 
 impl QueueConfig {
@@ -73,7 +77,10 @@ impl QueueConfig {
 
     /// A waiting room with the two settings that have no default; the others
     /// take theirs (callers override fields as given).
-    pub const fn new(capacity: NonZeroU32, admit_per_s: NonZeroU32) -> Self {
+    /// (`poll_budget_per_s` is the default for the default `max_waiting`:
+    /// a caller that changes `max_waiting` sets it with
+    /// [`QueueConfig::default_poll_budget`]).
+    pub fn new(capacity: NonZeroU32, admit_per_s: NonZeroU32) -> Self {
         QueueConfig {
             capacity,
             admit_per_s,
@@ -82,7 +89,23 @@ impl QueueConfig {
             max_waiting: Self::DEFAULT_MAX_WAITING,
             prequeue: PrequeueOrder::Random,
             identity: Identity::Signed,
+            poll_budget_per_s: Self::default_poll_budget(admit_per_s, Self::DEFAULT_MAX_WAITING),
         }
+    }
+
+    /// The poll budget of a room that names none: `max(20 000, 2 ×
+    /// min_poll_budget)`, within [`limits::MAX_POLL_BUDGET`].
+    pub fn default_poll_budget(admit_per_s: NonZeroU32, max_waiting: NonZeroU32) -> NonZeroU32 {
+        let b = crate::queue::advice::default_budget(admit_per_s.get(), max_waiting.get())
+            .min(u64::from(limits::MAX_POLL_BUDGET));
+        NonZeroU32::new(u32::try_from(b).unwrap_or(limits::MAX_POLL_BUDGET)).unwrap_or(nz(1))
+    }
+
+    /// The least poll budget a room may have: `⌈admit_per_s × (1 + ln
+    /// max_waiting)⌉`, so that the advice never tells anyone to come back
+    /// after their turn at the configured rate.
+    pub fn min_poll_budget(&self) -> u64 {
+        crate::queue::advice::min_budget(self.admit_per_s.get(), self.max_waiting.get())
     }
 }
 
@@ -224,6 +247,21 @@ impl EventConfig {
                 q.max_waiting.get(),
                 limits::MAX_WAITING,
             )?;
+            at_most(
+                "queue.poll_budget_per_s",
+                q.poll_budget_per_s.get(),
+                limits::MAX_POLL_BUDGET,
+            )?;
+            let floor = q.min_poll_budget();
+            if u64::from(q.poll_budget_per_s.get()) < floor {
+                return Err(err(
+                    "queue.poll_budget_per_s",
+                    format!(
+                        "must be at least {floor} (admit_per_s × (1 + ln max_waiting)), \
+                         or the advice would tell people at the front to come back after their turn"
+                    ),
+                ));
+            }
         }
         let h = &self.holds;
         // ttl_s first: an over-long ttl_s alone also raises the default

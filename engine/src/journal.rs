@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 /// generation instead of an id. Seat `Confirmed`/`Released`/`Expired` and
 /// coupon `Returned` carry the user (and seats) for events out. Version 1
 /// data is refused, not misread.
-pub const FORMAT_VERSION: u8 = 2;
+///
+/// 3: the queue config carries `poll_budget_per_s`, and room snapshots the
+/// line's peak length (the poll budget, `queue::advice`).
+pub const FORMAT_VERSION: u8 = 3;
 
 /// One state change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

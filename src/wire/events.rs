@@ -34,6 +34,7 @@ struct QueueRequest {
     max_waiting: Option<Positive>,
     prequeue: Option<Prequeue>,
     identity: Option<IdentityMode>,
+    poll_budget_per_s: Option<Positive>,
 }
 
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -133,10 +134,15 @@ impl From<PrequeueOrder> for Prequeue {
 impl From<QueueRequest> for QueueConfig {
     fn from(q: QueueRequest) -> Self {
         let d = QueueConfig::new(q.capacity.0, q.admit_per_s.0);
+        let max_waiting = q.max_waiting.map_or(d.max_waiting, |v| v.0);
         QueueConfig {
             session_ttl_s: q.session_ttl_s.map_or(d.session_ttl_s, |v| v.0),
             idle_timeout_s: q.idle_timeout_s.map_or(d.idle_timeout_s, |v| v.0),
-            max_waiting: q.max_waiting.map_or(d.max_waiting, |v| v.0),
+            max_waiting,
+            poll_budget_per_s: q.poll_budget_per_s.map_or_else(
+                || QueueConfig::default_poll_budget(q.admit_per_s.0, max_waiting),
+                |v| v.0,
+            ),
             prequeue: q.prequeue.map_or(d.prequeue, PrequeueOrder::from),
             identity: q.identity.map_or(d.identity, Identity::from),
             ..d
@@ -229,6 +235,7 @@ struct QueueDoc {
     max_waiting: u32,
     prequeue: Prequeue,
     identity: IdentityMode,
+    poll_budget_per_s: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -263,6 +270,7 @@ impl<'a> EventDoc<'a> {
                 max_waiting: q.max_waiting.get(),
                 prequeue: q.prequeue.into(),
                 identity: q.identity.into(),
+                poll_budget_per_s: q.poll_budget_per_s.get(),
             }),
             seats: c
                 .seats

@@ -326,6 +326,7 @@ impl Workload {
             session_ttl_s: nz(40),
             idle_timeout_s: nz(30),
             max_waiting: nz(1000),
+            poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(nz(2), nz(1000)),
             identity: boxoffice_engine::Identity::Signed,
             prequeue: if i == 0 {
                 PrequeueOrder::Fifo

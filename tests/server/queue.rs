@@ -293,3 +293,73 @@ async fn thousand_users_end_to_end() {
         "not faster than the rate allows"
     );
 }
+
+/// `queue.poll_budget_per_s`: a default from the rate and line size, shown
+/// in the event document; below the floor or over the maximum is a 400 that
+/// names the field and creates nothing; a budget that binds stretches the
+/// advice at the back of a long line.
+#[tokio::test]
+async fn the_poll_budget_has_a_floor_a_default_and_binds() {
+    let srv = TestServer::start().await;
+    let doc = create_event(&srv, "dflt", &small_event(Some(queue_cfg(1, 100)))).await;
+    // 100/s, 1 000 000 in line: floor ⌈100 × (1 + ln 1e6)⌉ = 1 482; default
+    // max(20 000, 2 × floor).
+    assert_eq!(doc["queue"]["poll_budget_per_s"], 20_000);
+
+    let mut low = queue_cfg(1, 100);
+    low["poll_budget_per_s"] = json!(1_481);
+    let r = srv
+        .admin_put("/v1/events/low", &small_event(Some(low)))
+        .await;
+    r.expect(400, Some("bad_request"));
+    let msg = r.json()["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        msg.contains("queue.poll_budget_per_s") && msg.contains("1482"),
+        "{msg}"
+    );
+    srv.get("/v1/events/low")
+        .await
+        .expect(404, Some("event_not_found"));
+
+    let mut high = queue_cfg(1, 100);
+    high["poll_budget_per_s"] = json!(10_000_001);
+    srv.admin_put("/v1/events/high", &small_event(Some(high)))
+        .await
+        .expect(400, Some("bad_request"));
+
+    // At the floor, with 3 000 in line, the back is told far more than 30 s.
+    let mut tight = queue_cfg(1, 1);
+    tight["max_waiting"] = json!(5_000);
+    tight["poll_budget_per_s"] = json!(10);
+    let doc = create_event(&srv, "tight", &small_event(Some(tight))).await;
+    assert_eq!(doc["queue"]["poll_budget_per_s"], 10);
+    srv.call(Method::POST, "/v1/events/tight/pause")
+        .admin()
+        .send()
+        .await
+        .expect(200, None);
+    let mut last = Value::Null;
+    for i in 0..3_000 {
+        let r = srv
+            .service_post("/v1/events/tight/queue", &json!({"user": format!("u{i}")}))
+            .await;
+        r.expect(201, None);
+        last = r.json();
+    }
+    let back = last["poll_after_ms"].as_u64().unwrap_or(0);
+    // ⌈(1 + ln 3000) / 10 × 3000⌉ s ≈ 2 702 s.
+    assert!((2_600_000..2_800_000).contains(&back), "{back}");
+    let r = srv
+        .service_post("/v1/events/tight/queue", &json!({"user": "u0"}))
+        .await;
+    r.expect(200, None);
+    let front = r.json();
+    assert_eq!(front["position"], 1);
+    assert!(
+        front["poll_after_ms"].as_u64().unwrap_or(0) <= 2_000,
+        "{front}"
+    );
+}

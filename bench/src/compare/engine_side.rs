@@ -201,6 +201,10 @@ impl System for EngineSide {
             session_ttl_s: nz(86_400),
             idle_timeout_s: nz(86_400),
             max_waiting: nz(100_000_000),
+            poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(
+                nz(per_s),
+                nz(100_000_000),
+            ),
             identity: boxoffice_engine::Identity::Signed,
             prequeue: PrequeueOrder::Fifo,
         };

@@ -40,15 +40,20 @@
 //! one already past at creation, is open at once.
 //!
 //! # Presence and idle users
-//! `status` and a rejoin count as presence. A user in line (pre-queue or
-//! waiting) not heard from for `idle_timeout_s` loses the place (state
-//! `expired`): every read reports it at once, admission never admits such a
-//! user (an idle user at the front is dropped, journaled, and the next one
-//! taken), and `tick` sweeps the tickets with a cursor that checks
+//! `status` and a rejoin count as presence: each sets the ticket's presence
+//! deadline from the advice it gives (`t + max(idle_timeout, poll_after +
+//! ⅔ idle_timeout)`, see [`advice`]). A user in line (pre-queue or waiting)
+//! not heard from by the deadline loses the place (state `expired`): every
+//! read reports it at once, admission never admits such a user (an idle
+//! user at the front is dropped, journaled, and the next one taken), and
+//! `tick` sweeps the tickets with a cursor that checks
 //! `ceil(tickets × elapsed / (idle_timeout / 4))` tickets per tick (at least
 //! 1024, at most all). A full pass therefore takes at most `idle_timeout / 4`
 //! of time, so an idle user stops counting in others' positions at most
-//! `idle_timeout / 4` (plus one tick) after going idle.
+//! `idle_timeout / 4` (plus one tick) after the deadline. While the advice
+//! is at most `idle_timeout / 3` (any line short enough that the poll
+//! budget does not bind) the deadline is exactly `idle_timeout` after the
+//! last read.
 //!
 //! # Admission
 //! `tick` (every ≤ 50 ms) admits in strict queue order while fewer than
@@ -66,11 +71,15 @@
 //!   paused (the measurement restarts on resume) or before opening. While
 //!   admission is rate-bound the slots are exactly `T` apart, so a waiting
 //!   user's ETA never rises.
-//! - `poll_after_ms`, waiting: `clamp(min(10 ms × position, eta / 2), 1 000,
-//!   30 000)`; pre-queue: the time until `opens_at` clamped to the same range;
-//!   admitted: time until the session ends, same range; ended: 30 000. For
-//!   users in line it is further capped at `max(idle_timeout / 3, 100 ms)` so
-//!   that following the advice never makes anyone idle.
+//! - `poll_after_ms`, waiting: `max(clamp(min(10 ms × position, eta / 2),
+//!   1 000, 30 000), ⌈(1 + ln L) / B × position⌉)` with `L` users in line
+//!   and the event's poll budget `B` (`queue.poll_budget_per_s`): the
+//!   expected polls/s of the whole line stay within `B` for any `L`, the
+//!   front hears most often, and nobody is told to come back after their
+//!   turn. Pre-queue: the time until `opens_at` clamped to the same range,
+//!   at least `⌈L / B⌉`, and spread by ticket after opening. Admitted: time
+//!   until the session ends, same range; ended: 30 000. Rules and proofs:
+//!   the [`advice`] module.
 //!
 //! # Scale
 //! Positions are exact in O(log n) with people leaving from anywhere: a live
@@ -85,12 +94,15 @@
 //! data plus the (small, hot) line structures.
 
 mod admission;
+pub mod advice;
 mod line;
 mod prequeue;
 mod room;
 mod ticket;
 mod users;
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod tests;
 
@@ -277,6 +289,9 @@ pub struct RoomSnapshot {
     tat_ns: u64,
     slot_ns: Vec<u64>,
     recent_ms: Vec<u64>,
+    /// Most users ever in line at once: bounds the longest poll advice the
+    /// room can have given, which a restore grants everyone as presence.
+    peak_in_line: u64,
 }
 
 impl RoomSnapshot {

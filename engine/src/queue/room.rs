@@ -8,14 +8,14 @@
 //! reads or ends it).
 
 use super::admission::{RateGate, Sessions};
+use super::advice;
 use super::line::Line;
 use super::prequeue::random_order;
 use super::ticket::TicketCodec;
 use super::users::{st, Users};
 use super::{
     Admission, JoinOutcome, QueueChange, QueueRejection, QueueStatus, RoomInit, RoomPhase,
-    RoomSnapshot, RoomTick, SessionRecord, TicketState, POLL_MAX_MS, POLL_MIN_MS,
-    POLL_MS_PER_POSITION, SWEEP_MIN,
+    RoomSnapshot, RoomTick, SessionRecord, TicketState, POLL_MAX_MS, POLL_MIN_MS, SWEEP_MIN,
 };
 use crate::config::{PrequeueOrder, QueueConfig};
 use crate::ids::{EventId, UserId};
@@ -78,11 +78,14 @@ pub struct WaitingRoom {
     sessions: Sessions,
     rate: RateGate,
     served: u64,
+    /// Most users in line at once so far (derived from the journal).
+    peak_in_line: u64,
     // Soft state (not journaled, not in snapshots).
     sweep_next: u32,
     sweep_at: Timestamp,
-    /// Presence given to users replayed in after a restore: `apply(Joined)`
-    /// records `max(at, presence_floor)` so a long outage drops nobody.
+    /// Presence deadline given to users replayed in after a restore:
+    /// `apply(Joined)` records `max(at + idle, presence_floor)` so a long
+    /// outage drops nobody.
     presence_floor: u64,
     /// The user-id hash `join` computed for the uid it is about to journal,
     /// so `apply` need not hash again (checked against the uid; replay hashes).
@@ -135,6 +138,7 @@ impl WaitingRoom {
             sessions: Sessions::default(),
             rate: RateGate::default(),
             served: 0,
+            peak_in_line: 0,
             sweep_next: 0,
             sweep_at: init.created_at,
             sweep_min: SWEEP_MIN,
@@ -220,7 +224,9 @@ impl WaitingRoom {
                 bytes,
                 Some(hash),
                 state,
-                at.as_millis().max(self.presence_floor),
+                at.as_millis()
+                    .saturating_add(self.idle_ms())
+                    .max(self.presence_floor),
             )
             .is_none()
         {
@@ -233,6 +239,7 @@ impl WaitingRoom {
         } else {
             self.prequeue_live += 1;
         }
+        self.peak_in_line = self.peak_in_line.max(self.in_line());
     }
 
     fn apply_opened(&mut self, order: PrequeueOrder) {
@@ -323,10 +330,22 @@ impl WaitingRoom {
         u64::from(self.cfg.idle_timeout_s.get()) * 1000
     }
 
-    /// Not heard from for `idle_timeout` at `now`.
+    /// Past its presence deadline at `now` (see [`advice`]).
     #[inline]
     fn is_idle(&self, uid: u32, now: Timestamp) -> bool {
-        now.as_millis().saturating_sub(self.users.seen(uid)) >= self.idle_ms()
+        now.as_millis() >= self.users.due(uid)
+    }
+
+    #[inline]
+    fn budget(&self) -> u32 {
+        self.cfg.poll_budget_per_s.get()
+    }
+
+    /// The cap on the unbudgeted advice that keeps a short line's presence
+    /// rule "heard from within `idle_timeout`".
+    #[inline]
+    fn presence_cap(&self) -> u64 {
+        (self.idle_ms() / 3).max(100)
     }
 
     /// Live users in line (pre-queue or waiting).
@@ -371,22 +390,22 @@ impl WaitingRoom {
         self.rate.eta_s(position)
     }
 
-    fn poll_after_ms(&self, v: &View, eta_s: Option<u64>, now: Timestamp) -> u64 {
-        let presence_cap = (self.idle_ms() / 3).max(100);
+    fn poll_after_ms(&self, uid: u32, v: &View, eta_s: Option<u64>, now: Timestamp) -> u64 {
         match v.state {
-            TicketState::Waiting => {
-                let by_pos = v.position.unwrap_or(1).saturating_mul(POLL_MS_PER_POSITION);
-                let by_eta = eta_s.map_or(u64::MAX, |e| e.saturating_mul(500));
-                by_pos
-                    .min(by_eta)
-                    .clamp(POLL_MIN_MS, POLL_MAX_MS)
-                    .min(presence_cap)
-            }
-            TicketState::Prequeue => self
-                .opens_at
-                .map_or(POLL_MIN_MS, |t| t.ms_since(now))
-                .clamp(POLL_MIN_MS, POLL_MAX_MS)
-                .min(presence_cap),
+            TicketState::Waiting => advice::waiting(
+                v.position.unwrap_or(1),
+                self.in_line(),
+                eta_s,
+                self.budget(),
+                self.presence_cap(),
+            ),
+            TicketState::Prequeue => advice::prequeue(
+                self.opens_at.map_or(0, |t| t.ms_since(now)),
+                self.in_line(),
+                uid,
+                self.budget(),
+                self.presence_cap(),
+            ),
             TicketState::Admitted => v
                 .admission
                 .map_or(POLL_MIN_MS, |a| a.expires_at.ms_since(now))
@@ -395,10 +414,26 @@ impl WaitingRoom {
         }
     }
 
-    fn report(&self, ticket: String, user: UserId, v: View, now: Timestamp) -> QueueStatus {
+    /// The status of `uid` as `v` says, with its advice; for a user in line
+    /// the read counts as presence, with the deadline that advice implies.
+    fn report(
+        &self,
+        uid: u32,
+        ticket: String,
+        user: UserId,
+        v: View,
+        now: Timestamp,
+    ) -> QueueStatus {
         let eta_s = v.position.and_then(|p| self.eta_s(p));
+        let poll_after_ms = self.poll_after_ms(uid, &v, eta_s, now);
+        if matches!(v.state, TicketState::Prequeue | TicketState::Waiting) {
+            self.users.touch(
+                uid,
+                advice::deadline(now.as_millis(), poll_after_ms, self.idle_ms()),
+            );
+        }
         QueueStatus {
-            poll_after_ms: self.poll_after_ms(&v, eta_s, now),
+            poll_after_ms,
             ticket,
             user,
             state: v.state,
@@ -451,10 +486,8 @@ impl WaitingRoom {
             let v = self.view(uid, raw, now);
             match v.state {
                 TicketState::Prequeue | TicketState::Waiting | TicketState::Admitted => {
-                    if v.state != TicketState::Admitted {
-                        self.users.touch(uid, now.as_millis());
-                    }
-                    let status = self.report(self.tickets.encode_string(uid), user.clone(), v, now);
+                    let status =
+                        self.report(uid, self.tickets.encode_string(uid), user.clone(), v, now);
                     return Ok(JoinOutcome {
                         created: false,
                         status,
@@ -478,7 +511,7 @@ impl WaitingRoom {
         );
         let raw = self.users.state(uid).unwrap_or(st::LEFT);
         let v = self.view(uid, raw, now);
-        let status = self.report(self.tickets.encode_string(uid), user.clone(), v, now);
+        let status = self.report(uid, self.tickets.encode_string(uid), user.clone(), v, now);
         Ok(JoinOutcome {
             created: true,
             status,
@@ -490,11 +523,8 @@ impl WaitingRoom {
         let (uid, raw) = self.decode(ticket)?;
         let user = self.user_id(uid).ok_or(QueueRejection::TicketNotFound)?;
         let v = self.view(uid, raw, now);
-        if matches!(v.state, TicketState::Prequeue | TicketState::Waiting) {
-            self.users.touch(uid, now.as_millis());
-        }
         // A ticket that decodes has exactly one spelling: the input.
-        Ok(self.report(ticket.to_owned(), user, v, now))
+        Ok(self.report(uid, ticket.to_owned(), user, v, now))
     }
 
     /// Leave the line, or give up an admitted session (the slot frees at
@@ -714,8 +744,10 @@ impl WaitingRoom {
     /// after rebuilding a room by replaying a journal into
     /// [`WaitingRoom::new`], so that time spent down drops nobody.
     pub fn refresh_presence(&mut self, now: Timestamp) {
-        self.presence_floor = self.presence_floor.max(now.as_millis());
-        self.users.set_all_seen(now.as_millis());
+        let longest = advice::bound(self.peak_in_line, self.budget(), self.presence_cap());
+        let due = advice::deadline(now.as_millis(), longest, self.idle_ms());
+        self.presence_floor = self.presence_floor.max(due);
+        self.users.set_all_due(due);
     }
 
     /// Approximate heap bytes held by the room (for metrics and benchmarks).
@@ -786,6 +818,7 @@ impl WaitingRoom {
             tat_ns: self.rate.tat_ns,
             slot_ns: self.rate.slots.iter().copied().collect(),
             recent_ms: self.rate.recent.iter().copied().collect(),
+            peak_in_line: self.peak_in_line,
         }
     }
 
@@ -864,6 +897,7 @@ impl WaitingRoom {
             }
         }
         room.served = snap.served;
+        room.peak_in_line = snap.peak_in_line.max(room.in_line());
         let mut recent = snap.recent_ms;
         recent.sort_unstable();
         room.rate = RateGate {

@@ -24,6 +24,7 @@ fn cfg(capacity: u32, rate: u32) -> QueueConfig {
         session_ttl_s: nz(600),
         idle_timeout_s: nz(120),
         max_waiting: nz(1_000_000),
+        poll_budget_per_s: QueueConfig::default_poll_budget(nz(rate), nz(1_000_000)),
         identity: crate::config::Identity::Signed,
         prequeue: PrequeueOrder::Random,
     }
@@ -351,6 +352,9 @@ fn an_idle_user_at_the_front_is_skipped_at_once() {
 fn the_sweep_makes_a_full_pass_within_a_quarter_of_the_idle_timeout() {
     let mut c = cfg(1, 1);
     c.idle_timeout_s = nz(4);
+    // A budget that never binds for 50 000 (at 20 000/s the line's back
+    // would be told ~30 s, and presence would follow that advice).
+    c.poll_budget_per_s = nz(10_000_000);
     let mut r = room(&c);
     let mut out = vec![];
     r.pause(T0, &mut out);
@@ -944,6 +948,7 @@ fn room_cfg() -> impl Strategy<Value = (QueueConfig, Option<u64>)> {
                 session_ttl_s: nz(ttl),
                 idle_timeout_s: nz(idle),
                 max_waiting: nz(max),
+                poll_budget_per_s: QueueConfig::default_poll_budget(nz(rate), nz(max)),
                 identity: crate::config::Identity::Signed,
                 prequeue: if fifo {
                     PrequeueOrder::Fifo

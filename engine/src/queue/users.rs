@@ -3,9 +3,9 @@
 //!
 //! Everything is indexed by `uid`, the room's join sequence number, in chunks
 //! of 65 536 uids so growth never doubles a large allocation. Each uid has one
-//! 32-byte record, aligned so it never straddles a cache line: `last_seen` (ms
-//! since the epoch, an `AtomicU64` so `status` records presence under a shared
-//! lock), the state byte, and the user id itself when it fits in 22 bytes (else
+//! 32-byte record, aligned so it never straddles a cache line: the presence
+//! deadline (ms since the epoch by which the user must be heard from again,
+//! an `AtomicU64` so `status` records presence under a shared lock), the state byte, and the user id itself when it fits in 22 bytes (else
 //! an offset into the chunk's overflow arena). A `status` thus reads one cache
 //! line for everything it needs about the ticket.
 //!
@@ -45,7 +45,7 @@ pub(crate) mod st {
 
 #[repr(C, align(32))]
 struct Rec {
-    seen: AtomicU64,
+    due: AtomicU64,
     state: u8,
     len: u8,
     /// The user id if `len <= INLINE`, else its offset (u32 LE) in `overflow`.
@@ -143,39 +143,41 @@ impl Users {
         }
     }
 
-    /// Last time (ms) this uid was heard from.
+    /// Presence deadline (ms) of this uid: idle from then on.
     #[inline]
-    pub(crate) fn seen(&self, uid: u32) -> u64 {
+    pub(crate) fn due(&self, uid: u32) -> u64 {
         let (c, i) = loc(uid);
         self.chunks
             .get(c)
             .and_then(|ch| ch.recs.get(i))
-            .map_or(0, |r| r.seen.load(Relaxed))
+            .map_or(0, |r| r.due.load(Relaxed))
     }
 
-    /// Record presence at `now_ms` (never moves backwards, give or take a
-    /// race between two concurrent polls of one ticket, which is harmless).
+    /// Record presence: the deadline becomes `due_ms` unless it is already
+    /// later (never moves backwards, give or take a race between two
+    /// concurrent polls of one ticket, which is harmless: both deadlines
+    /// are ones the user was given).
     #[inline]
-    pub(crate) fn touch(&self, uid: u32, now_ms: u64) {
+    pub(crate) fn touch(&self, uid: u32, due_ms: u64) {
         let (c, i) = loc(uid);
         if let Some(a) = self
             .chunks
             .get(c)
             .and_then(|ch| ch.recs.get(i))
-            .map(|r| &r.seen)
+            .map(|r| &r.due)
         {
             // A plain load/store: no locked RMW, and no write when unchanged.
-            if a.load(Relaxed) < now_ms {
-                a.store(now_ms, Relaxed);
+            if a.load(Relaxed) < due_ms {
+                a.store(due_ms, Relaxed);
             }
         }
     }
 
-    /// Set presence of every uid to `ms` (restore).
-    pub(crate) fn set_all_seen(&mut self, ms: u64) {
+    /// Set the presence deadline of every uid to `ms` (restore).
+    pub(crate) fn set_all_due(&mut self, ms: u64) {
         for ch in &mut self.chunks {
             for r in &mut ch.recs {
-                *r.seen.get_mut() = ms;
+                *r.due.get_mut() = ms;
             }
         }
     }
@@ -205,7 +207,7 @@ impl Users {
         user: &[u8],
         hash: Option<u32>,
         state: u8,
-        seen_ms: u64,
+        due_ms: u64,
     ) -> Option<u32> {
         let uid = self.len;
         if uid == u32::MAX {
@@ -226,7 +228,7 @@ impl Users {
             chunk.overflow.extend_from_slice(user);
         }
         chunk.recs.push(Rec {
-            seen: AtomicU64::new(seen_ms),
+            due: AtomicU64::new(due_ms),
             state,
             len,
             data,
@@ -285,7 +287,7 @@ mod tests {
             let id = format!("user-{i}");
             assert_eq!(u.find(id.as_bytes(), u.hash(id.as_bytes())), Some(i));
             assert_eq!(u.bytes(i), Some(id.as_bytes()));
-            assert_eq!(u.seen(i), u64::from(i));
+            assert_eq!(u.due(i), u64::from(i));
         }
         let find = |u: &Users, id: &[u8]| u.find(id, u.hash(id));
         assert_eq!(find(&u, b"nobody"), None);
@@ -295,9 +297,9 @@ mod tests {
         assert_eq!(find(&u, b"user-5"), Some(n));
         assert_eq!(u.bytes(5), Some(&b"user-5"[..]));
         u.touch(5, 10);
-        assert_eq!(u.seen(5), 10);
+        assert_eq!(u.due(5), 10);
         u.touch(5, 3);
-        assert_eq!(u.seen(5), 10);
+        assert_eq!(u.due(5), 10);
         assert_eq!(u.state(n + 1), None);
         // Ids too long for the record go to the overflow arena.
         let long = "L".repeat(128);

@@ -50,6 +50,10 @@ pub fn queue(capacity: u32, admit_per_s: u32, session_ttl_s: u32, idle_s: u32) -
         session_ttl_s: nz(session_ttl_s),
         idle_timeout_s: nz(idle_s),
         max_waiting: nz(1_000_000),
+        poll_budget_per_s: boxoffice_engine::QueueConfig::default_poll_budget(
+            nz(admit_per_s),
+            nz(1_000_000),
+        ),
         identity: boxoffice_engine::Identity::Signed,
         prequeue: PrequeueOrder::Fifo,
     }
