@@ -71,6 +71,20 @@ fn opt_f(v: Option<f64>, decimals: usize) -> String {
         .map_or("—".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
+fn or_unknown(s: &str) -> String {
+    if s.is_empty() {
+        "(not recorded)".to_owned()
+    } else {
+        esc(s)
+    }
+}
+
+/// Seconds with one decimal, or what to say when there are none.
+fn secs(v: Option<f64>, none: &str) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or(none.to_owned(), |x| format!("{x:.1} s"))
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
@@ -103,7 +117,7 @@ pub(crate) fn page(run: &RunData, verdict: &Verdict) -> String {
     header(&mut h, run, verdict, title);
     truths(&mut h, verdict);
     measures(&mut h, &m);
-    charts_section(&mut h, run);
+    charts_section(&mut h, run, &m);
     latency(&mut h, run);
     errors(&mut h, run, &m);
     let _ = write!(
@@ -153,8 +167,8 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) {
     };
     let s = &run.setup;
     let rows: Vec<(&str, String)> = vec![
-        ("Machine", esc(&run.meta.machine)),
-        ("Command", format!("<code>{}</code>", esc(&run.meta.command))),
+        ("Machine", or_unknown(&run.meta.machine)),
+        ("Command", format!("<code>{}</code>", or_unknown(&run.meta.command))),
         (
             "Load average",
             format!("{:.2} at start, {:.2} at end", run.meta.load_start, run.meta.load_end),
@@ -163,8 +177,10 @@ fn header(h: &mut String, run: &RunData, verdict: &Verdict, title: &str) {
         (
             "Server",
             format!(
-                "CPU {} s, peak RSS {}",
-                opt_f(run.meta.server_cpu_s, 1),
+                "CPU {}, peak RSS {}",
+                run.meta
+                    .server_cpu_s
+                    .map_or("—".to_owned(), |c| format!("{c:.1} s")),
                 run.meta.server_peak_rss.map_or("—".to_owned(), bytes)
             ),
         ),
@@ -266,12 +282,12 @@ fn measures(h: &mut String, m: &Measures) {
     card(
         h,
         "seats sold out after",
-        &opt_f(m.seats_sell_out_s, 1).replace('—', "not sold out"),
+        &secs(m.seats_sell_out_s, "not sold out"),
     );
     card(
         h,
         "coupon gone after",
-        &opt_f(m.coupon_sell_out_s, 1).replace('—', "not gone"),
+        &secs(m.coupon_sell_out_s, "not gone"),
     );
     card(h, "peak active sessions", &m.peak_active.to_string());
     card(
@@ -353,7 +369,7 @@ fn figure(out: &mut String, title: &str, caption: &str, chart: &Chart, (w, h): (
     );
 }
 
-fn charts_section(h: &mut String, run: &RunData) {
+fn charts_section(h: &mut String, run: &RunData, m: &Measures) {
     let sec = |f: fn(&crate::model::SecondStats) -> f64| -> Vec<(f64, f64)> {
         run.seconds
             .iter()
@@ -482,11 +498,10 @@ fn charts_section(h: &mut String, run: &RunData) {
         },
         (charts::WIDTH, charts::HEIGHT),
     );
-    let per_user: Vec<(f64, f64)> = run
-        .seconds
+    let per_user: Vec<(f64, f64)> = m
+        .polls_per_waiting_user_by_s
         .iter()
-        .filter(|x| x.in_line > 0)
-        .map(|x| (f64::from(x.t_s), x.polls as f64 / x.in_line as f64))
+        .map(|&(t, r)| (f64::from(t), r))
         .collect();
     figure(
         h,

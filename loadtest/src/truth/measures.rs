@@ -71,6 +71,9 @@ pub struct Measures {
     /// Σ polls / Σ users in line over the seconds: polls per waiting user
     /// per second.
     pub polls_per_waiting_user_s: Option<f64>,
+    /// The same per second, `(t_s, polls / in_line)`, over the seconds with
+    /// someone in line.
+    pub polls_per_waiting_user_by_s: Vec<(u32, f64)>,
     /// Mean polls/s over the seconds with ≥ [`BUSY_LINE`] in line, and that
     /// mean over the event's poll budget (when it has one).
     pub polls_per_s_busy_mean: Option<f64>,
@@ -163,6 +166,12 @@ pub(super) fn measure(run: &RunData, order: &OrderAnalysis) -> Measures {
         polls_per_s_peak: polls.peak,
         polls_per_s_mean: ratio(polls.total, run.seconds.len() as u64),
         polls_per_waiting_user_s: ratio(polls.total_in_line_polls, polls.user_seconds),
+        polls_per_waiting_user_by_s: run
+            .seconds
+            .iter()
+            .filter(|x| x.in_line > 0)
+            .map(|x| (x.t_s, x.polls as f64 / x.in_line as f64))
+            .collect(),
         polls_per_s_busy_mean: busy,
         poll_budget_per_s: budget,
         poll_budget_use: busy.filter(|_| budget > 0).map(|b| b / f64::from(budget)),
@@ -283,6 +292,10 @@ mod tests {
         assert_eq!(m.polls_per_s_busy_mean, Some(1000.0));
         assert_eq!(m.poll_budget_use, Some(1.0));
         assert_eq!(m.polls_per_waiting_user_s, Some(3000.0 / 6000.0));
+        assert_eq!(
+            m.polls_per_waiting_user_by_s,
+            [(0, 0.45), (1, 0.5), (2, 0.55)]
+        );
         assert_eq!(m.errors_by_code.get("hold 409 seat_taken"), Some(&3));
         // The fixture's last sample still has two seats free.
         assert_eq!(m.seats_sell_out_s, None);
