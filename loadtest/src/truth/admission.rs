@@ -16,8 +16,7 @@
 //! sliding log keeps them): the most admissions in any window starting at an
 //! admission, which is the most in any window at all.
 
-use super::seats::finish;
-use super::{admission_times, Source, Truth};
+use super::{admission_times, finish, Source, Truth};
 use crate::model::RunData;
 use std::collections::HashMap;
 
@@ -152,14 +151,22 @@ pub(super) fn rate(run: &RunData) -> Truth {
 }
 
 /// Admissions per whole second of the run from `start_ms` (for the
-/// report), seconds without one left out.
+/// report): every second from the first to the last with one, empty ones 0,
+/// so a chart of it drops to zero where nobody was let in.
 pub(crate) fn per_second(sorted_ms: &[u64], start_ms: u64) -> Vec<(u32, u64)> {
-    let mut v: Vec<(u32, u64)> = Vec::new();
+    let second = |t: u64| u32::try_from(t.saturating_sub(start_ms) / 1000).unwrap_or(u32::MAX);
+    let (Some(&first), Some(&last)) = (sorted_ms.first(), sorted_ms.last()) else {
+        return Vec::new();
+    };
+    let (first, last) = (second(first), second(last));
+    // A run is minutes long; a clock far off must not allocate without bound.
+    if last - first > 1_000_000 {
+        return Vec::new();
+    }
+    let mut v: Vec<(u32, u64)> = (first..=last).map(|s| (s, 0)).collect();
     for &t in sorted_ms {
-        let s = u32::try_from(t.saturating_sub(start_ms) / 1000).unwrap_or(u32::MAX);
-        match v.last_mut() {
-            Some((last, n)) if *last == s => *n += 1,
-            _ => v.push((s, 1)),
+        if let Some(slot) = v.get_mut((second(t) - first) as usize) {
+            slot.1 += 1;
         }
     }
     v
@@ -287,7 +294,9 @@ mod tests {
     fn per_second_buckets() {
         assert_eq!(
             per_second(&[1000, 1500, 2999, 5000], 1000),
-            [(0, 2), (1, 1), (4, 1)]
+            [(0, 2), (1, 1), (2, 0), (3, 0), (4, 1)]
         );
+        assert_eq!(per_second(&[], 0), []);
+        assert_eq!(per_second(&[0, u64::MAX], 0), []);
     }
 }

@@ -11,8 +11,7 @@
 //! stream order: the coupons out never exceed the stock at any point, and
 //! no user ever holds more than `per_user` at once.
 
-use super::seats::finish;
-use super::{few, out_of, transport_failures, Truth};
+use super::{few, finish, out_of, transport_failures, Truth};
 use crate::model::{Op, RunData};
 use std::collections::HashMap;
 

@@ -11,13 +11,13 @@
 //!
 //! | truth | module | promise |
 //! |-------|--------|---------|
-//! | `seats_sold_once` | [`seats`] | I1: no seat sold twice |
-//! | `coupon_conservation` | [`coupons`] | I2: `issued + remaining == stock`, `per_user` |
-//! | `capacity` | [`admission`] | I7: never more than `capacity` sessions |
-//! | `admission_rate` | [`admission`] | I7: never more than `admit_per_s` in any second |
-//! | `fifo`, `positions_never_rose` | [`order`] | I3: nobody overtaken, the draw as published |
-//! | `rejoin_keeps_place`, `idle_users_dropped` | [`presence`] | tickets and presence |
-//! | `nothing_lost` | [`seats`] | I6: nothing acknowledged is lost |
+//! | `seats_sold_once` | `seats` | I1: no seat sold twice |
+//! | `coupon_conservation` | `coupons` | I2: `issued + remaining == stock`, `per_user` |
+//! | `capacity` | `admission` | I7: never more than `capacity` sessions |
+//! | `admission_rate` | `admission` | I7: never more than `admit_per_s` in any second |
+//! | `fifo`, `positions_never_rose` | `order` | I3: nobody overtaken, the draw as published |
+//! | `rejoin_keeps_place`, `idle_users_dropped` | `presence` | tickets and presence |
+//! | `nothing_lost` | `seats` | I6: nothing acknowledged is lost |
 //!
 //! The [`measures`] (Kendall τ, ETA honesty, poll load, time to sell out,
 //! errors) are reported, not judged.
@@ -155,6 +155,16 @@ pub(crate) fn transport_failures(run: &RunData, ops: &[Op]) -> u64 {
         .filter(|e| e.status == 0 && ops.contains(&e.op))
         .map(|e| e.count)
         .sum()
+}
+
+/// The truth: passed iff no problem; the detail is the problems (if any)
+/// followed by the numbers.
+pub(crate) fn finish(name: &str, detail: String, problems: Vec<String>) -> Truth {
+    if problems.is_empty() {
+        Truth::new(name, true, detail)
+    } else {
+        Truth::new(name, false, format!("{}; {detail}", problems.join("; ")))
+    }
 }
 
 /// `a, b, c … (+n more)`: the first few offenders, for a detail line.

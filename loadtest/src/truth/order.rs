@@ -25,8 +25,7 @@
 //! never showed a higher position than the one before.
 
 use super::kendall::{kendall_tau_b, Kendall};
-use super::seats::finish;
-use super::{out_of, Source, Truth};
+use super::{finish, out_of, Source, Truth};
 use crate::model::{RunData, VuRecord};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

@@ -13,8 +13,7 @@
 //! (`poll`, `stream`, `second_tab`: reading at least as often as told) saw
 //! its place `expired` while in line.
 
-use super::seats::finish;
-use super::{few, Truth};
+use super::{few, finish, Truth};
 use crate::model::{Behaviour, RunData};
 
 pub(super) fn rejoin_keeps_place(run: &RunData) -> Truth {

@@ -14,7 +14,7 @@
 //! within the readback's issued count, and with `boxoffice:out` every
 //! confirmed hold, kept claim and admission a VU saw is in the record.
 
-use super::{few, out_of, transport_failures, Truth};
+use super::{few, finish, out_of, transport_failures, Truth};
 use crate::model::{HoldOutcome, Op, RunData};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -226,15 +226,6 @@ fn sorted<'a>(it: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut v: Vec<&str> = it.collect();
     v.sort_unstable();
     v
-}
-
-/// The truth: passed iff no problem, the problems (or the summary) as detail.
-pub(super) fn finish(name: &str, detail: String, problems: Vec<String>) -> Truth {
-    if problems.is_empty() {
-        Truth::new(name, true, detail)
-    } else {
-        Truth::new(name, false, format!("{}; {detail}", problems.join("; ")))
-    }
 }
 
 #[cfg(test)]
