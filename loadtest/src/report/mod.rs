@@ -165,6 +165,21 @@ mod tests {
         assert!(html::page(&run, &verdict).contains("✗ FAILED"));
     }
 
+    /// Whatever the data, the checks and every report format come out.
+    #[test]
+    fn no_run_data_makes_it_panic() {
+        for seed in 0..400 {
+            let run = crate::truth::fixture::hostile(seed);
+            let verdict = check(&run);
+            assert_eq!(verdict.truths.len(), 9);
+            let page = html::page(&run, &verdict);
+            assert!(page.ends_with("</html>\n"));
+            assert!(!summary(&run, &verdict).is_empty());
+            serde_json::to_vec_pretty(&serde_json::json!({"run": run, "verdict": verdict}))
+                .expect("json");
+        }
+    }
+
     #[test]
     fn text_is_escaped() {
         assert_eq!(

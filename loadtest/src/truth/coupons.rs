@@ -11,7 +11,7 @@
 //! stream order: the coupons out never exceed the stock at any point, and
 //! no user ever holds more than `per_user` at once.
 
-use super::{few, finish, out_of, transport_failures, Truth};
+use super::{few, finish, out_of, total, transport_failures, Truth};
 use crate::model::{Op, RunData};
 use std::collections::HashMap;
 
@@ -20,7 +20,7 @@ pub(super) fn conservation(run: &RunData) -> Truth {
     let stock = rb.coupon_stock;
     let per_user = run.setup.coupon_per_user;
     let mut problems = Vec::new();
-    if rb.coupon_issued + rb.coupon_remaining != stock {
+    if u128::from(rb.coupon_issued) + u128::from(rb.coupon_remaining) != u128::from(stock) {
         problems.push(format!(
             "readback issued {} + remaining {} != stock {stock}",
             rb.coupon_issued, rb.coupon_remaining
@@ -33,10 +33,11 @@ pub(super) fn conservation(run: &RunData) -> Truth {
         ));
     }
     let claims: Vec<_> = run.vus.iter().filter_map(|v| v.claim.as_ref()).collect();
-    let kept: u64 = claims
-        .iter()
-        .map(|c| u64::from(!c.returned) + u64::from(c.extra_accepted))
-        .sum();
+    let kept = total(
+        claims
+            .iter()
+            .map(|c| u64::from(!c.returned) + u64::from(c.extra_accepted)),
+    );
     let unknown = transport_failures(run, &[Op::Claim, Op::ReturnCoupon]);
     if rb.coupon_issued.abs_diff(kept) > unknown {
         problems.push(format!(

@@ -144,24 +144,9 @@ mod tests {
         k
     }
 
-    /// A tiny deterministic generator (SplitMix64): no test dependency.
-    struct Gen(u64);
-    impl Gen {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
-
     #[test]
     fn matches_the_definition_on_random_inputs() {
-        let mut g = Gen(12);
+        let mut g = super::super::fixture::Gen(12);
         for case in 0..600 {
             let n = g.below(40) as usize;
             // Small value ranges make ties on either side common.

@@ -10,8 +10,8 @@
 //! [`BUSY_LINE`] users in line, and its share of the budget.
 
 use super::admission::{peak_overlap, peak_window, sessions};
-use super::admission_times;
 use super::order::OrderAnalysis;
+use super::{admission_times, total};
 use crate::model::RunData;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -138,9 +138,10 @@ pub(super) fn measure(run: &RunData, order: &OrderAnalysis) -> Measures {
     let budget = run.setup.poll_budget_per_s;
     let mut errors_by_code = BTreeMap::new();
     for e in &run.errors {
-        *errors_by_code
+        let n = errors_by_code
             .entry(format!("{} {} {}", e.op.name(), e.status, e.code))
-            .or_insert(0) += e.count;
+            .or_insert(0u64);
+        *n = n.saturating_add(e.count);
     }
     let (eta_vus, eta_deciles) = eta_deciles(run);
     Measures {
@@ -162,7 +163,7 @@ pub(super) fn measure(run: &RunData, order: &OrderAnalysis) -> Measures {
         eta_rises: run.vus.iter().map(|v| u64::from(v.eta_rises)).sum(),
         eta_rises_steady: run.vus.iter().map(|v| u64::from(v.eta_rises_steady)).sum(),
         polls: polls.total,
-        stream_events: run.seconds.iter().map(|s| s.stream_events).sum(),
+        stream_events: total(run.seconds.iter().map(|s| s.stream_events)),
         polls_per_s_peak: polls.peak,
         polls_per_s_mean: ratio(polls.total, run.seconds.len() as u64),
         polls_per_waiting_user_s: ratio(polls.total_in_line_polls, polls.user_seconds),
@@ -175,7 +176,7 @@ pub(super) fn measure(run: &RunData, order: &OrderAnalysis) -> Measures {
         polls_per_s_busy_mean: busy,
         poll_budget_per_s: budget,
         poll_budget_use: busy.filter(|_| budget > 0).map(|b| b / f64::from(budget)),
-        errors: run.errors.iter().map(|e| e.count).sum(),
+        errors: total(run.errors.iter().map(|e| e.count)),
         errors_by_code,
     }
 }
@@ -191,17 +192,17 @@ struct Polls {
 fn poll_load(run: &RunData) -> (Polls, Option<f64>) {
     let s = &run.seconds;
     let polls = Polls {
-        total: s.iter().map(|x| x.polls).sum(),
+        total: total(s.iter().map(|x| x.polls)),
         peak: s.iter().map(|x| x.polls).max().unwrap_or(0),
-        total_in_line_polls: s.iter().filter(|x| x.in_line > 0).map(|x| x.polls).sum(),
-        user_seconds: s.iter().map(|x| x.in_line).sum(),
+        total_in_line_polls: total(s.iter().filter(|x| x.in_line > 0).map(|x| x.polls)),
+        user_seconds: total(s.iter().map(|x| x.in_line)),
     };
     let busy: Vec<u64> = s
         .iter()
         .filter(|x| x.in_line >= BUSY_LINE)
         .map(|x| x.polls)
         .collect();
-    let mean = ratio(busy.iter().sum(), busy.len() as u64);
+    let mean = ratio(total(busy.iter().copied()), busy.len() as u64);
     (polls, mean)
 }
 

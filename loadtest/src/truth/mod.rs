@@ -31,7 +31,7 @@ mod presence;
 mod seats;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 
 use crate::model::{Op, OutEntry, RunData};
 use serde::{Deserialize, Serialize};
@@ -150,11 +150,12 @@ pub(crate) fn admissions_per_second(run: &RunData) -> Vec<(u32, u64)> {
 /// `timeout`): their effect on the server is unknown, so counts the client
 /// keeps may differ from the server's by at most this many.
 pub(crate) fn transport_failures(run: &RunData, ops: &[Op]) -> u64 {
-    run.errors
-        .iter()
-        .filter(|e| e.status == 0 && ops.contains(&e.op))
-        .map(|e| e.count)
-        .sum()
+    total(
+        run.errors
+            .iter()
+            .filter(|e| e.status == 0 && ops.contains(&e.op))
+            .map(|e| e.count),
+    )
 }
 
 /// The truth: passed iff no problem; the detail is the problems (if any)
@@ -165,6 +166,12 @@ pub(crate) fn finish(name: &str, detail: String, problems: Vec<String>) -> Truth
     } else {
         Truth::new(name, false, format!("{}; {detail}", problems.join("; ")))
     }
+}
+
+/// A sum that saturates: counts come from the client and the server, and a
+/// corrupt one must make a check fail, not the checker panic.
+pub(crate) fn total(it: impl IntoIterator<Item = u64>) -> u64 {
+    it.into_iter().fold(0, u64::saturating_add)
 }
 
 /// `a, b, c … (+n more)`: the first few offenders, for a detail line.

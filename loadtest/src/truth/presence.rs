@@ -58,7 +58,8 @@ pub(super) fn idle_users_dropped(run: &RunData) -> Truth {
             if let Some(a) = v.admitted {
                 admitted += 1;
                 let heard = v.last_wait.map(|o| o.at_ms).or(v.join_ack_ms);
-                if timeout_ms > 0 && heard.is_some_and(|h| a.iat_ms > h + timeout_ms) {
+                if timeout_ms > 0 && heard.is_some_and(|h| a.iat_ms > h.saturating_add(timeout_ms))
+                {
                     admitted_idle.push(v.id);
                 }
             } else {

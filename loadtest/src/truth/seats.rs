@@ -14,7 +14,7 @@
 //! within the readback's issued count, and with `boxoffice:out` every
 //! confirmed hold, kept claim and admission a VU saw is in the record.
 
-use super::{few, finish, out_of, transport_failures, Truth};
+use super::{few, finish, out_of, total, transport_failures, Truth};
 use crate::model::{HoldOutcome, Op, RunData};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -143,14 +143,14 @@ pub(super) fn nothing_lost(run: &RunData) -> Truth {
             few(&lost_holds)
         ));
     }
-    let kept: u64 = run
-        .vus
-        .iter()
-        .filter_map(|v| v.claim.as_ref())
-        .map(|c| u64::from(!c.returned) + u64::from(c.extra_accepted))
-        .sum();
+    let kept = total(
+        run.vus
+            .iter()
+            .filter_map(|v| v.claim.as_ref())
+            .map(|c| u64::from(!c.returned) + u64::from(c.extra_accepted)),
+    );
     let unknown = transport_failures(run, &[Op::ReturnCoupon]);
-    if kept > run.readback.coupon_issued + unknown {
+    if kept > run.readback.coupon_issued.saturating_add(unknown) {
         problems.push(format!(
             "VUs keep {kept} coupons, the readback counts {} issued",
             run.readback.coupon_issued
