@@ -173,6 +173,11 @@ pub(crate) fn with_out(mut run: RunData) -> RunData {
             });
         }
     }
+    // The stream is in the order things happened.
+    out.sort_by_key(|e| e.at_ms);
+    for (i, e) in out.iter_mut().enumerate() {
+        e.id = format!("1-0-{i}-0");
+    }
     run.out = Some(out);
     run.meta.redis = true;
     run

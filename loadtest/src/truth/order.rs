@@ -402,6 +402,16 @@ mod tests {
     }
 
     #[test]
+    fn the_draw_is_checked_on_the_out_record_too() {
+        let a = analyse(&fixture::with_out(random_run(true)));
+        assert_eq!((a.source, a.compared, a.drawn), (Source::Out, 11, 8));
+        assert!(a.truth().passed, "{}", a.truth().detail);
+        let a = analyse(&fixture::with_out(random_run(false)));
+        assert!(a.overtakes() > 0);
+        assert!(!a.truth().passed);
+    }
+
+    #[test]
     fn a_seed_that_does_not_match_its_digest_fails() {
         let mut run = random_run(true);
         run.readback.prequeue_seed_sha256 = Some(hex(&[0u8; 32]));
