@@ -110,7 +110,9 @@ pub struct EventSetup {
 }
 
 /// What a VU was scripted to do while in line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Behaviour {
     /// Polls as `poll_after_ms` says.
@@ -435,6 +437,24 @@ pub struct ClientStats {
     pub requests: u64,
     /// Largest open-loop send lag over the run (ms).
     pub max_send_lag_ms: u64,
+}
+
+impl RunData {
+    /// Everything but the per-VU records (for reports of big runs).
+    pub fn clone_without_vus(&self) -> RunData {
+        RunData {
+            meta: self.meta.clone(),
+            setup: self.setup.clone(),
+            vus: Vec::new(),
+            samples: self.samples.clone(),
+            seconds: self.seconds.clone(),
+            ops: self.ops.clone(),
+            errors: self.errors.clone(),
+            readback: self.readback.clone(),
+            out: self.out.clone(),
+            client: self.client.clone(),
+        }
+    }
 }
 
 impl VuRecord {

@@ -14,11 +14,27 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// Writes `report.json` (the run and the verdict, pretty).
+///
+/// Per-VU records are kept up to [`JSON_VU_LIMIT`] VUs (about 1.3 KB each
+/// pretty-printed); a bigger run keeps everything else and says how many
+/// records it left out (`vus_omitted`), so a million-VU report stays a file
+/// one can open.
 pub fn write_json(run: &RunData, verdict: &Verdict, path: &Path) -> Result<()> {
-    let doc = serde_json::json!({"run": run, "verdict": verdict});
-    std::fs::write(path, serde_json::to_vec_pretty(&doc)?)?;
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    if run.vus.len() <= JSON_VU_LIMIT {
+        serde_json::to_writer_pretty(file, &serde_json::json!({"run": run, "verdict": verdict}))?;
+        return Ok(());
+    }
+    let mut slim = serde_json::to_value(run.clone_without_vus())?;
+    if let Some(o) = slim.as_object_mut() {
+        o.insert("vus_omitted".into(), run.vus.len().into());
+    }
+    serde_json::to_writer_pretty(file, &serde_json::json!({"run": slim, "verdict": verdict}))?;
     Ok(())
 }
+
+/// Most per-VU records written into `report.json`.
+pub const JSON_VU_LIMIT: usize = 100_000;
 
 /// Writes `report.html`: one file, no external resource.
 pub fn write_html(run: &RunData, verdict: &Verdict, path: &Path) -> Result<()> {
