@@ -110,7 +110,9 @@ pub struct EventSetup {
 }
 
 /// What a VU was scripted to do while in line.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Behaviour {
     /// Polls as `poll_after_ms` says.
