@@ -301,7 +301,7 @@ mod tests {
         let j = r#"{"v":1,"id":"5-0-9-0","type":"queue.admitted","event":"e1","at":"2026-12-01T11:00:00.250Z","data":{"join":7}}"#;
         let e = out_entry(j, "e1", "c1").expect("ours");
         assert_eq!(e.join, Some(7));
-        assert_eq!(e.at_ms, 1_764_586_800_250);
+        assert_eq!(e.at_ms, 1_796_122_800_250);
         assert!(out_entry(j, "e2", "c1").is_none());
         let c = r#"{"v":1,"id":"5-1-2-0","type":"coupon.claimed","event":"c1","at":"2026-12-01T11:00:00Z","data":{"coupon":"c1","claim":"k1","user":"u"}}"#;
         assert_eq!(
@@ -310,8 +310,8 @@ mod tests {
         );
         assert!(out_entry("{", "e1", "c1").is_none());
         assert_eq!(
-            rfc3339_ms(&rfc3339(1_764_586_800_250)),
-            Some(1_764_586_800_250)
+            rfc3339_ms(&rfc3339(1_796_122_800_250)),
+            Some(1_796_122_800_250)
         );
     }
 
