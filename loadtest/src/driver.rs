@@ -66,6 +66,9 @@ pub struct Played {
     pub requests: u64,
     pub max_send_lag_ms: u64,
     pub peak_streams: u64,
+    /// Most requests in flight at once: equal to `limits.connections` means
+    /// the pool was saturated (requests queued in the client).
+    pub peak_in_flight: u64,
     pub poll_budget_per_s: u32,
     /// The run hit `limits.max_duration_s` with work left.
     pub timed_out: bool,
@@ -194,6 +197,7 @@ struct Core {
     admitted: u64,
     sold: u64,
     in_flight: u64,
+    peak_in_flight: u64,
     streams_open: u64,
     peak_streams: u64,
     streams_started: u32,
@@ -1061,6 +1065,7 @@ async fn worker(core: Shared, src: Ipv4Addr, dst: SocketAddr, auth: Rc<Auth>, ti
             let mut c = core.borrow_mut();
             let now = c.now_us();
             c.in_flight += 1;
+            c.peak_in_flight = c.peak_in_flight.max(c.in_flight);
             let lag_ms = now.saturating_sub(job.at_us) / 1000;
             let t = (now / 1_000_000) as u32;
             c.rec.sent(t, lag_ms);
@@ -1305,6 +1310,7 @@ pub async fn play(plan: Plan) -> Played {
         admitted: 0,
         sold: 0,
         in_flight: 0,
+        peak_in_flight: 0,
         streams_open: 0,
         peak_streams: 0,
         streams_started: 0,
@@ -1429,6 +1435,7 @@ pub async fn play(plan: Plan) -> Played {
         requests: c.rec.requests,
         max_send_lag_ms: c.rec.max_send_lag_ms,
         peak_streams: c.peak_streams,
+        peak_in_flight: c.peak_in_flight,
         poll_budget_per_s: c.poll_budget_per_s,
         timed_out,
         ended_ms,

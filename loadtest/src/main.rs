@@ -316,6 +316,11 @@ async fn play(
             played.max_send_lag_ms
         ));
     }
+    if played.peak_in_flight >= u64::from(conns) {
+        limits.push(format!(
+            "client connection pool: all {conns} connections busy at once (requests queued in the client; raise limits.connections)"
+        ));
+    }
     if transport > 0 {
         limits.push(format!("{transport} transport failures or timeouts"));
     }
