@@ -311,14 +311,16 @@ async fn play(
         }
     }
     if played.max_send_lag_ms >= 100 {
+        // Behind schedule: either every connection was busy (requests
+        // queued in the client) or the client itself was slow to send.
+        let why = if played.peak_in_flight >= u64::from(conns) {
+            format!("all {conns} connections were busy (requests queued in the client; raise limits.connections)")
+        } else {
+            "connections were free: the client was slow to send (its CPU, or a busy machine: see the load average)".to_string()
+        };
         limits.push(format!(
-            "client send lag: up to {} ms behind the open-loop schedule",
+            "client send lag: up to {} ms behind the open-loop schedule; {why}",
             played.max_send_lag_ms
-        ));
-    }
-    if played.peak_in_flight >= u64::from(conns) {
-        limits.push(format!(
-            "client connection pool: all {conns} connections busy at once (requests queued in the client; raise limits.connections)"
         ));
     }
     if transport > 0 {
