@@ -332,6 +332,15 @@ async fn play(
             sc.limits.max_duration_s
         ));
     }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let load_end = server::loadavg();
+    // Only the start says something about others: by the end the load
+    // average includes this run itself.
+    if load_start >= 0.75 * cpus {
+        limits.push(format!(
+            "busy machine: load average {load_start:.2} before the run on {cpus} CPUs (other processes competed for them)"
+        ));
+    }
     if limits.is_empty() {
         limits.push(format!(
             "none: arrivals and requests went out as scheduled (send lag ≤ {} ms)",
@@ -360,7 +369,7 @@ async fn play(
             sample_ms: sc.sample_ms,
             machine: server::machine(),
             load_start,
-            load_end: server::loadavg(),
+            load_end,
             server_cpu_s,
             server_peak_rss,
             client_cpu_s,
