@@ -53,6 +53,9 @@ pub struct Plan {
     pub t0_ms: u64,
     pub t0: Instant,
     pub progress: bool,
+    /// The server's PID when this tool started it: the run stops (and
+    /// fails) as soon as the process is gone.
+    pub server_pid: Option<u32>,
 }
 
 /// What the driver recorded.
@@ -72,6 +75,8 @@ pub struct Played {
     pub poll_budget_per_s: u32,
     /// The run hit `limits.max_duration_s` with work left.
     pub timed_out: bool,
+    /// The server process ended during the run.
+    pub server_died: bool,
     pub ended_ms: u64,
 }
 
@@ -1282,6 +1287,7 @@ pub async fn play(plan: Plan) -> Played {
         t0_ms,
         t0,
         progress,
+        server_pid,
     } = plan;
     let users = sc.users();
     let schedule = Schedule::new(&sc.arrivals.phases);
@@ -1351,6 +1357,8 @@ pub async fn play(plan: Plan) -> Played {
     let mut last_report = Instant::now();
     let mut last_requests = 0u64;
     let mut last_line = Instant::now();
+    let mut last_alive = Instant::now();
+    let mut server_died = false;
     let timed_out = loop {
         tick.tick().await;
         let (over, streams) = {
@@ -1398,6 +1406,15 @@ pub async fn play(plan: Plan) -> Played {
                 bar.set_message(msg);
             }
         }
+        if let Some(pid) = server_pid {
+            if last_alive.elapsed() >= Duration::from_millis(500) {
+                last_alive = Instant::now();
+                if !crate::server::alive(pid) {
+                    server_died = true;
+                    break true;
+                }
+            }
+        }
         if over {
             let c = core.borrow();
             let nothing_left = c.schedule.peek().is_none()
@@ -1438,6 +1455,7 @@ pub async fn play(plan: Plan) -> Played {
         peak_in_flight: c.peak_in_flight,
         poll_budget_per_s: c.poll_budget_per_s,
         timed_out,
+        server_died,
         ended_ms,
     }
 }

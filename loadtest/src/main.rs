@@ -200,6 +200,7 @@ async fn play(
     sources: Vec<std::net::Ipv4Addr>,
     server_pid: Option<&str>,
 ) -> Result<RunData> {
+    let started_pid = server_pid.and_then(|p| p.parse().ok());
     let auth = http::Auth::new(target.addr, &target.service_token, &target.admin_token)?;
     let mut admin = setup::Admin::new(auth.clone(), sources[0], target.addr);
     let t0 = Instant::now();
@@ -248,6 +249,7 @@ async fn play(
         t0_ms,
         t0,
         progress: !args.quiet,
+        server_pid: started_pid,
     };
     eprintln!(
         "boxoffice-loadtest: {} — {} VUs, {} seats, coupon stock {}, server {}",
@@ -258,6 +260,9 @@ async fn play(
         target.addr
     );
     let played = driver::play(plan).await;
+    if played.server_died {
+        bail!("the server process ended during the run (see server.log in the --out directory)");
+    }
     let wall_s = (played.ended_ms.saturating_sub(t0_ms)) as f64 / 1000.0;
     let client_cpu_s = server::cpu_seconds("self").unwrap_or(0.0) - cpu0;
     let server_cpu_s = match (server_pid.and_then(server::cpu_seconds), server_cpu0) {

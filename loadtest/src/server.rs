@@ -167,6 +167,17 @@ pub fn machine() -> String {
     )
 }
 
+/// Whether process `pid` still runs (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 /// The 1-minute load average.
 pub fn loadavg() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -208,6 +219,8 @@ mod tests {
         assert!(cpu_seconds("self").is_some());
         assert!(peak_rss("self").is_some_and(|b| b > 0));
         assert!(!machine().is_empty());
+        assert!(alive(std::process::id()));
+        assert!(!alive(u32::MAX));
         assert_eq!(random_hex(4).map(|s| s.len()).ok(), Some(8));
     }
 }
