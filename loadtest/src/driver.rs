@@ -1359,6 +1359,17 @@ pub async fn play(plan: Plan) -> Played {
     let mut last_line = Instant::now();
     let mut last_alive = Instant::now();
     let mut server_died = false;
+    // Per-second CPU of this process and the server, from /proc.
+    let server_pid_s = server_pid.map(|p| p.to_string());
+    let mut cpu_at = (
+        0u32,
+        Instant::now(),
+        crate::server::cpu_seconds("self").unwrap_or(0.0),
+        server_pid_s
+            .as_deref()
+            .and_then(crate::server::cpu_seconds)
+            .unwrap_or(0.0),
+    );
     let timed_out = loop {
         tick.tick().await;
         let (over, streams) = {
@@ -1404,6 +1415,22 @@ pub async fn play(plan: Plan) -> Played {
                 }
             } else {
                 bar.set_message(msg);
+            }
+        }
+        {
+            let mut c = core.borrow_mut();
+            let now_s = c.now_s();
+            if now_s > cpu_at.0 {
+                let dt = cpu_at.1.elapsed().as_secs_f64().max(1e-3);
+                let me = crate::server::cpu_seconds("self").unwrap_or(cpu_at.2);
+                let srv = server_pid_s
+                    .as_deref()
+                    .and_then(crate::server::cpu_seconds)
+                    .unwrap_or(cpu_at.3);
+                let s = c.rec.sec(cpu_at.0);
+                s.client_cpu_pct = (100.0 * (me - cpu_at.2) / dt).round() as u32;
+                s.server_cpu_pct = (100.0 * (srv - cpu_at.3) / dt).round() as u32;
+                cpu_at = (now_s, Instant::now(), me, srv);
             }
         }
         if let Some(pid) = server_pid {

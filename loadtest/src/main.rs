@@ -315,6 +315,28 @@ async fn play(
             limits.push(format!("server CPU: {:.0}% of a core", core(s)));
         }
     }
+    // The busiest second of each side: a run can be limited in its peak
+    // even when the average is low.
+    let busiest = |f: fn(&boxoffice_loadtest::model::SecondStats) -> u32| {
+        played
+            .seconds
+            .iter()
+            .map(|s| (f(s), s.t_s))
+            .max()
+            .unwrap_or((0, 0))
+    };
+    let (cpu_c, t_c) = busiest(|s| s.client_cpu_pct);
+    let (cpu_s, t_s) = busiest(|s| s.server_cpu_pct);
+    if cpu_c >= 90 {
+        limits.push(format!(
+            "client CPU: {cpu_c}% of a core in its busiest second (t = {t_c} s)"
+        ));
+    }
+    if server_cpu_s.is_some() && cpu_s >= 90 {
+        limits.push(format!(
+            "server CPU: {cpu_s}% of a core in its busiest second (t = {t_s} s)"
+        ));
+    }
     if played.max_send_lag_ms >= 100 {
         // Behind schedule: either every connection was busy (requests
         // queued in the client) or the client itself was slow to send.
