@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run demo test lint fmt bench build clean
+.PHONY: run demo test loadtest lint fmt bench build clean
 
 ## Build and start the server on $(LISTEN) with a demo event (memory only, no Redis).
 run:
@@ -20,8 +20,18 @@ demo:
 test:
 	./scripts/ensure-test-deps.sh
 	BOXOFFICE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
+	./target/debug/boxoffice-loadtest run --quiet --scenario loadtest/scenarios/smoke.toml --server-bin target/debug/boxoffice --out target/loadtest-smoke
 	./scripts/demo-check.sh target/debug/boxoffice
 	./scripts/demo-gate-check.sh
+
+## The flash-sale simulator's default scenario (about a minute, loopback
+## only): a release server it starts and stops itself, 50,000 virtual users,
+## a venue and a coupon that sell out; exits non-zero if a truth check fails.
+## The report: target/loadtest/report.html (and report.json).
+loadtest:
+	$(CARGO) build --release -p boxoffice --bin boxoffice -p boxoffice-loadtest
+	./target/release/boxoffice-loadtest run --scenario loadtest/scenarios/default.toml --server-bin target/release/boxoffice --out target/loadtest
+	@echo "report: target/loadtest/report.html"
 
 ## Formatting and clippy, warnings are errors; no dependency may need a newer
 ## Rust than Cargo.toml's rust-version (scripts/check-msrv.sh).

@@ -304,6 +304,14 @@ pub struct SecondStats {
     /// open-loop schedule's lag, > 0 when the client could not keep up.
     pub in_flight: u64,
     pub max_send_lag_ms: u64,
+    /// CPU used in this second, in percent of one core (from /proc): this
+    /// process, and the server when the tool started it (else 0). Added by
+    /// the driver (issue 12) so a report can say per second what limited
+    /// the run.
+    #[serde(default)]
+    pub client_cpu_pct: u32,
+    #[serde(default)]
+    pub server_cpu_pct: u32,
 }
 
 /// The operations whose latency is measured.
