@@ -29,7 +29,7 @@ test:
 ## a venue and a coupon that sell out; exits non-zero if a truth check fails.
 ## The report: target/loadtest/report.html (and report.json).
 loadtest:
-	$(CARGO) build --release -p boxoffice --bin boxoffice -p boxoffice-loadtest
+	$(CARGO) build --release --workspace --bin boxoffice --bin boxoffice-loadtest
 	./target/release/boxoffice-loadtest run --scenario loadtest/scenarios/default.toml --server-bin target/release/boxoffice --out target/loadtest
 	@echo "report: target/loadtest/report.html"
 

@@ -1015,7 +1015,10 @@ impl Core {
             Behaviour::Refresh => self.after_ms(vu, Act::Rejoin, advice),
             Behaviour::Idle => {
                 self.st[i].phase = Phase::Silent;
-                let ms = u64::from(self.sc.event.idle_timeout_s) * 1000 + 1500;
+                // Silent past the presence deadline the join's advice set
+                // (`max(idle, advice + ⅔ idle)`, docs/api.md), then a read.
+                let idle_ms = u64::from(self.sc.event.idle_timeout_s) * 1000;
+                let ms = boxoffice_engine::queue::advice::grace(advice, idle_ms) + 1500;
                 self.after_ms(vu, Act::IdleCheck, ms);
             }
             Behaviour::Stream => {
