@@ -41,6 +41,17 @@ fn runs<T: PartialEq>(v: &[T]) -> impl Iterator<Item = u64> + '_ {
     v.chunk_by(|a, b| a == b).map(|c| c.len() as u64)
 }
 
+impl Kendall {
+    /// `(C − D) / (C + D)` over the pairs ordered on both sides (Goodman and
+    /// Kruskal's γ): 1.0 exactly when no pair is in opposite order, whatever
+    /// the ties. τ-b stays below 1 whenever one side has ties (admissions
+    /// in the same millisecond, whose order a client cannot see).
+    pub fn tau_ordered(&self) -> Option<f64> {
+        let d = self.concordant + self.discordant;
+        (d > 0).then(|| (self.concordant as f64 - self.discordant as f64) / d as f64)
+    }
+}
+
 /// τ-b of `(x, y)` pairs.
 pub fn kendall_tau_b(pairs: &[(u64, u64)]) -> Kendall {
     let n = pairs.len() as u64;

@@ -44,6 +44,10 @@ pub struct Measures {
     /// Order: τ-b (`None` when undefined), overtakes, users compared and not
     /// placeable.
     pub kendall_tau: Option<f64>,
+    /// τ over the pairs ordered on both sides (ties left out): 1.0 when no
+    /// pair is in opposite order.
+    #[serde(default)]
+    pub kendall_tau_ordered: Option<f64>,
     pub overtakes: u64,
     pub order_compared: u64,
     pub order_unplaced: u64,
@@ -148,6 +152,7 @@ pub(super) fn measure(run: &RunData, order: &OrderAnalysis) -> Measures {
         admission_source: source.label().to_owned(),
         admitted: times.len() as u64,
         kendall_tau: order.kendall.tau_b,
+        kendall_tau_ordered: order.kendall.tau_ordered(),
         overtakes: order.overtakes(),
         order_compared: order.compared,
         order_unplaced: order.unplaced,

@@ -68,6 +68,13 @@ impl OrderAnalysis {
             self.source.label(),
             self.overtakes()
         );
+        if let Some(t) = self.kendall.tau_ordered() {
+            detail.push_str(&format!(
+                " (τ {t:.6} over the {} pairs admitted in distinct milliseconds; {} pairs share one)",
+                self.kendall.concordant + self.kendall.discordant,
+                self.kendall.ties_y.saturating_sub(self.kendall.ties_xy)
+            ));
+        }
         if self.random {
             detail.push_str(&format!(", {} placed by the published draw", self.drawn));
         }
