@@ -770,11 +770,12 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let mut failures = Vec::new();
     for t in &all {
         // What Grafana substitutes: the selected event, a rate window of a
-        // few scrapes, the dashboard's --max-streams.
+        // few scrapes, the dashboard's --max-connections and --max-streams.
         let q = t
             .expr
             .replace("$__rate_interval", "10s")
             .replace("$event", EVENT)
+            .replace("$max_connections", "10000")
             .replace("$max_streams", "10000");
         assert!(
             !q.contains('$'),
@@ -797,6 +798,73 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() {
             Ok(r) => eprintln!("ok  {:<45} {} {} series", t.panel, t.ref_id, r.len()),
         }
     }
+
+    // The series the lease, room and connection panels stand on hold the
+    // values this run gave them, as Prometheus scraped them.
+    let one = |promql: &str| -> Option<f64> {
+        let r = query(&prom, promql).ok()?;
+        match r.as_slice() {
+            [v] => v["value"][1].as_str()?.parse().ok(),
+            _ => None,
+        }
+    };
+    let expect_value = |failures: &mut Vec<String>, promql: &str, want: &dyn Fn(f64) -> bool| {
+        let got = one(promql);
+        if !got.is_some_and(want) {
+            failures.push(format!("{promql}: {got:?}"));
+        }
+    };
+    let (w, s) = (
+        format!("instance=\"{writer}\""),
+        format!("instance=\"{standby}\""),
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_replication_lease_held{{{w}}}"),
+        &|v| v == 1.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_replication_epoch{{{w}}}"),
+        &|v| v >= 1.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_replication_lease_held{{{s}}}"),
+        &|v| v == 0.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_replication_epoch{{{s}}}"),
+        &|v| v == 0.0,
+    );
+    let ev = format!("event=\"{EVENT}\"");
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_queue_capacity{{{ev}}}"),
+        &|v| v == 100.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_queue_admit_per_s{{{ev}}}"),
+        &|v| v == 50.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_queue_phase{{{ev},phase=\"open\"}}"),
+        &|v| v == 1.0,
+    );
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_queue_phase{{{ev},phase=\"paused\"}}"),
+        &|v| v == 0.0,
+    );
+    // Each scrape is a connection of its own (Prometheus keeps it alive).
+    expect_value(
+        &mut failures,
+        &format!("boxoffice_http_open_connections{{{w},listener=\"api\"}}"),
+        &|v| v >= 1.0,
+    );
 
     // The alert rules loaded into the real Prometheus all evaluate (health
     // "ok"; "unknown" only until their first evaluation).
