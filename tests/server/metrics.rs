@@ -178,6 +178,38 @@ async fn open_connections_count_keep_alive_connections() {
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
     assert_eq!(open().await, before + 1.0, "a keep-alive connection");
 
+    // A live stream gives its connection's slot back: counted as a stream,
+    // not as a connection.
+    create_event(&srv, "conns", &small_event(Some(queue_cfg(1, 1)))).await;
+    let ticket = join(&srv, "conns", "u1").await["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET /v1/events/conns/queue/{ticket}/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let t = text(&srv.get("/metrics").await);
+    assert_eq!(
+        value(&t, "boxoffice_http_sse_open_streams"),
+        Some(1.0),
+        "{t}"
+    );
+    assert_eq!(
+        value(&t, API),
+        Some(before + 1.0),
+        "the stream is not a connection"
+    );
+    drop(stream);
+
     // Closed, it is uncounted once the server sees the end.
     drop(tcp);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
