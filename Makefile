@@ -14,12 +14,14 @@ run:
 demo:
 	CARGO=$(CARGO) ./scripts/demo.sh
 
-## Every test: unit, property, integration, server, browser. The browser
-## tests fail (instead of skipping) when Chromium is missing: the line above
-## installs it, so a skip here would hide a broken set-up.
+## Every test: unit, property, integration, server, browser, and the
+## operator's kit against a real Prometheus (tests/ops_prometheus.rs). The
+## browser and Prometheus tests fail (instead of skipping) when Chromium or
+## prometheus/promtool is missing: the line above installs them, so a skip
+## here would hide a broken set-up.
 test:
 	./scripts/ensure-test-deps.sh
-	BOXOFFICE_REQUIRE_BROWSER=1 $(CARGO) test --workspace
+	BOXOFFICE_REQUIRE_BROWSER=1 BOXOFFICE_REQUIRE_PROMETHEUS=1 $(CARGO) test --workspace
 	./target/debug/boxoffice-loadtest run --quiet --scenario loadtest/scenarios/smoke.toml --server-bin target/debug/boxoffice --out target/loadtest-smoke
 	./scripts/demo-check.sh target/debug/boxoffice
 	./scripts/demo-gate-check.sh

@@ -61,6 +61,16 @@ impl Durability {
         }
     }
 
+    /// Whether this server holds the writer lease, and the fencing epoch it
+    /// writes under (0 unless it holds the lease; memory only: never).
+    pub fn lease(&self) -> (bool, u64) {
+        match self {
+            Durability::Memory => (false, 0),
+            Durability::Redis(r) if r.holds_lease() => (true, r.epoch()),
+            Durability::Redis(_) => (false, 0),
+        }
+    }
+
     /// False while replication is not the active writer (`/readyz`).
     pub fn ready(&self) -> bool {
         match self {

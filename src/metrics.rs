@@ -11,7 +11,7 @@
 //! event or coupon, so deleted ids leave nothing behind on `/metrics`. Every
 //! unlabelled series is registered at zero on start.
 
-use boxoffice_engine::{CouponId, Engine, EventId, TickReport, Timestamp};
+use boxoffice_engine::{CouponId, Engine, EventId, Phase, TickReport, Timestamp};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -19,7 +19,9 @@ use metrics_exporter_prometheus::{
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Latency buckets (seconds): 50 µs to 5 s.
@@ -32,10 +34,42 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     open_streams: AtomicI64,
+    /// Connections holding a `--max-connections` slot, per [`Listener`].
+    open_connections: [Arc<AtomicI64>; 2],
     /// Last (time, served) per event, for the admissions-per-second gauge.
     served: Mutex<HashMap<EventId, (Timestamp, u64, f64)>>,
     /// Counters of each live event and coupon.
     owned: Mutex<Owned>,
+}
+
+/// The listener a connection came in on (label `listener` of
+/// `boxoffice_http_open_connections`): each has its own `--max-connections`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    Api,
+    Gate,
+}
+
+impl Listener {
+    const ALL: [Listener; 2] = [Listener::Api, Listener::Gate];
+
+    fn label(self) -> &'static str {
+        match self {
+            Listener::Api => "api",
+            Listener::Gate => "gate",
+        }
+    }
+}
+
+/// One connection counted in `boxoffice_http_open_connections`, uncounted
+/// when dropped (with its connection slot: a live stream gives both back).
+#[derive(Debug)]
+pub struct OpenConnection(Arc<AtomicI64>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Counters labelled by an event or coupon id (see the module docs).
@@ -117,6 +151,7 @@ impl Metrics {
             recorder,
             handle,
             open_streams: AtomicI64::new(0),
+            open_connections: Default::default(),
             served: Mutex::new(HashMap::new()),
             owned: Mutex::new(Owned::default()),
         };
@@ -128,7 +163,11 @@ impl Metrics {
                 counter!(*name).absolute(0);
             }
             gauge!("boxoffice_http_sse_open_streams").set(0.0);
+            for l in Listener::ALL {
+                gauge!("boxoffice_http_open_connections", "listener" => l.label()).set(0.0);
+            }
             gauge!(repl::STORE_LOST).set(0.0);
+            repl::lease(false, 0);
         });
         m
     }
@@ -217,6 +256,25 @@ impl Metrics {
         self.open_streams.load(Ordering::Relaxed)
     }
 
+    /// Counts a connection given a slot on `listener` until the returned
+    /// guard is dropped.
+    pub fn connection_opened(&self, listener: Listener) -> OpenConnection {
+        let n = &self.open_connections[listener as usize];
+        n.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(n.clone())
+    }
+
+    /// Connections holding a slot on `listener` now.
+    pub fn open_connections(&self, listener: Listener) -> i64 {
+        self.open_connections[listener as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether this server holds the writer lease and its fencing epoch (0
+    /// unless held), set at each scrape from the replicator.
+    pub fn lease(&self, held: bool, epoch: u64) {
+        self.with(|| crate::replicate::metrics::lease(held, epoch));
+    }
+
     pub fn join(&self, event: &EventId, created: bool) {
         let kind = if created { "new" } else { "rejoin" };
         self.event_counter(event, |c| *c.joins.entry(kind).or_default() += 1);
@@ -285,6 +343,10 @@ impl Metrics {
         let coupons = engine.coupons();
         self.with(|| {
             gauge!("boxoffice_http_sse_open_streams").set(self.open_streams() as f64);
+            for l in Listener::ALL {
+                gauge!("boxoffice_http_open_connections", "listener" => l.label())
+                    .set(self.open_connections(l) as f64);
+            }
         });
         let mut out = self.handle.render();
         if !out.is_empty() && !out.ends_with("\n\n") {
@@ -343,6 +405,45 @@ impl Metrics {
         for (name, help, lines) in &gauges {
             family(&mut out, name, "gauge", help, lines);
         }
+        // The room's settings: only events with a waiting room have them.
+        let room = |name: &str, v: &dyn Fn(&boxoffice_engine::EventStats) -> Option<NonZeroU32>| {
+            per_event(&|e, _| v(e).map(|n| format!("{name}{{event=\"{}\"}} {n}", e.id)))
+        };
+        family(
+            &mut out,
+            "boxoffice_queue_capacity",
+            "gauge",
+            "Most users admitted at once (the waiting room's capacity)",
+            &room("boxoffice_queue_capacity", &|e| e.capacity),
+        );
+        family(
+            &mut out,
+            "boxoffice_queue_admit_per_s",
+            "gauge",
+            "Most admissions per second (the waiting room's admit_per_s)",
+            &room("boxoffice_queue_admit_per_s", &|e| e.admit_per_s),
+        );
+        // One line per phase, 1 for the current one: `== 1` selects events
+        // in a phase, and a change of phase is a change of value, not a new
+        // series.
+        let mut phases = Vec::with_capacity(events.len() * PHASES.len());
+        for e in &events {
+            for p in PHASES {
+                phases.push(format!(
+                    "boxoffice_queue_phase{{event=\"{}\",phase=\"{}\"}} {}",
+                    e.id,
+                    p.as_str(),
+                    u8::from(e.phase == p)
+                ));
+            }
+        }
+        family(
+            &mut out,
+            "boxoffice_queue_phase",
+            "gauge",
+            "1 for the event's current phase (prequeue, open, paused, closed), 0 for the others",
+            &phases,
+        );
         let served_lines = per_event(&|e, _| {
             Some(format!(
                 "boxoffice_queue_served_total{{event=\"{}\"}} {}",
@@ -474,6 +575,9 @@ impl Metrics {
     }
 }
 
+/// Every phase, in the order `boxoffice_queue_phase` lists them.
+const PHASES: [Phase; 4] = [Phase::Prequeue, Phase::Open, Phase::Paused, Phase::Closed];
+
 /// Unlabelled counters, registered at zero on start.
 const GLOBAL_COUNTERS: &[&str] = &[
     "boxoffice_queue_admissions_total",
@@ -538,6 +642,10 @@ fn describe_all() {
     describe_gauge!(
         "boxoffice_http_sse_open_streams",
         "Open live status streams"
+    );
+    describe_gauge!(
+        "boxoffice_http_open_connections",
+        "Connections holding a --max-connections slot (live streams give theirs back), by listener"
     );
     describe_counter!(
         "boxoffice_queue_admissions_total",

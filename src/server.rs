@@ -88,7 +88,12 @@ pub async fn serve(
         let st = state.clone();
         // The slot goes with every request of the connection, so a live
         // stream can give it back (streams have their own cap).
-        let slot = ConnSlot::new(slot);
+        let slot = ConnSlot::new(
+            slot,
+            state
+                .metrics
+                .connection_opened(crate::metrics::Listener::Api),
+        );
         let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let st = st.clone();
             req.extensions_mut().insert(slot.clone());

@@ -138,7 +138,12 @@ async fn accept(gate: Arc<Gate>, settings: &GateSettings, listener: TcpListener)
             Some(c)
         };
         let _ = tcp.set_nodelay(true);
-        let slot = ConnSlot::new(slot);
+        let slot = ConnSlot::new(
+            slot,
+            state
+                .metrics
+                .connection_opened(crate::metrics::Listener::Gate),
+        );
         let g = gate.clone();
         let svc = service_fn(move |mut req: Request<Incoming>| {
             let g = g.clone();

@@ -91,12 +91,21 @@ pub struct Cx {
 /// A connection's slot under `--max-connections`, shared by its requests
 /// (through the request extensions). A live stream releases it, so open
 /// streams count against `--max-streams` only and never lock out requests.
+/// The slot is counted in `boxoffice_http_open_connections` while held.
 #[derive(Clone, Debug, Default)]
-pub struct ConnSlot(Arc<parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>);
+pub struct ConnSlot(Arc<parking_lot::Mutex<Option<HeldSlot>>>);
+
+type HeldSlot = (
+    tokio::sync::OwnedSemaphorePermit,
+    crate::metrics::OpenConnection,
+);
 
 impl ConnSlot {
-    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        ConnSlot(Arc::new(parking_lot::Mutex::new(Some(permit))))
+    pub fn new(
+        permit: tokio::sync::OwnedSemaphorePermit,
+        counted: crate::metrics::OpenConnection,
+    ) -> Self {
+        ConnSlot(Arc::new(parking_lot::Mutex::new(Some((permit, counted)))))
     }
 
     /// Gives the slot back now (the connection lives on, uncounted).

@@ -37,6 +37,8 @@ pub async fn metrics(cx: Cx) -> Reply {
             ));
         }
     }
+    let (held, epoch) = st.durability.lease();
+    st.metrics.lease(held, epoch);
     let text = st.metrics.render(&st.engine, st.now());
     let mut r = Response::new(full(text));
     r.headers_mut().insert(

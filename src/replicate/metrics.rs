@@ -15,6 +15,12 @@ pub const RECOVERY_SECONDS: &str = "boxoffice_replication_recovery_seconds";
 /// 1 once this server found its Redis keyspace lost acknowledged state or
 /// holds another store (it then refuses writes and is unready), else 0.
 pub const STORE_LOST: &str = "boxoffice_replication_store_lost";
+/// The fencing epoch this server writes under while it holds the writer
+/// lease (recovering or writing), else 0 (a standby, a deposed writer,
+/// memory only).
+pub const EPOCH: &str = "boxoffice_replication_epoch";
+/// 1 while this server holds the writer lease (recovering or writing), else 0.
+pub const LEASE_HELD: &str = "boxoffice_replication_lease_held";
 /// Outcomes appended to the events-out stream, label `type`.
 pub const EVENTS_OUT: &str = "boxoffice_events_out_total";
 
@@ -57,6 +63,14 @@ pub fn describe() {
     describe_gauge!(
         STORE_LOST,
         "1 if this server found the Redis keyspace lost acknowledged state or changed store (it refuses writes until restarted after `boxoffice store new`), else 0"
+    );
+    describe_gauge!(
+        EPOCH,
+        "Fencing epoch this server writes under while it holds the writer lease, else 0"
+    );
+    describe_gauge!(
+        LEASE_HELD,
+        "1 while this server holds the writer lease (recovering or writing), else 0"
     );
     describe_counter!(
         EVENTS_OUT,
@@ -102,6 +116,13 @@ pub(crate) fn snapshot_total_bytes(bytes: usize) {
 
 pub(crate) fn recovered(seconds: f64) {
     gauge!(RECOVERY_SECONDS).set(seconds);
+}
+
+/// `epoch` is 0 unless `held`, so a standby or a deposed writer never
+/// shows an epoch it does not write under.
+pub(crate) fn lease(held: bool, epoch: u64) {
+    gauge!(LEASE_HELD).set(if held { 1.0 } else { 0.0 });
+    gauge!(EPOCH).set(if held { epoch as f64 } else { 0.0 });
 }
 
 pub(crate) fn store_lost(lost: bool) {

@@ -785,6 +785,16 @@ impl Replicator {
         self.shared.replica_shortfalls.load(Ordering::Relaxed)
     }
 
+    /// Whether this server holds the writer lease as far as it knows: it
+    /// took it (recovering or writing) and was not deposed, did not find its
+    /// store lost and is not closed.
+    pub fn holds_lease(&self) -> bool {
+        matches!(
+            self.shared.status(),
+            Status::Recovering | Status::Recovered | Status::Active
+        )
+    }
+
     /// Our fencing epoch (0 before the lease is taken).
     pub fn epoch(&self) -> u64 {
         self.shared.epoch.load(Ordering::Acquire)

@@ -2,9 +2,12 @@
 //! recovered. The listener before then: a standby or a recovering server
 //! already answers, so probes see it alive (`/healthz` 200) but not ready
 //! (`/readyz` and everything else 503 `unavailable` with `Retry-After`).
-//! `/metrics` answers the one series that matters before recovery,
-//! `boxoffice_replication_store_lost`: a standby that found the keyspace lost
-//! stays here, unready, and an alert must see why. Nothing here touches
+//! `/metrics` answers the series that matter before recovery:
+//! `boxoffice_replication_store_lost` (a standby that found the keyspace lost
+//! stays here, unready, and an alert must see why) and
+//! `boxoffice_replication_lease_held` / `_epoch` (0 while waiting for the
+//! lease, the lease's epoch while recovering), so "no writer holds the
+//! lease" is visible from the standbys too. Nothing here touches
 //! state; connections are closed after each answer so no client stays
 //! attached to this placeholder once the real server runs.
 
@@ -21,11 +24,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+/// What the placeholder knows of its replicator, read at accept.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    lost: bool,
+    lease_held: bool,
+    epoch: u64,
+}
+
 fn answer(
     req: &Request<Incoming>,
-    lost: bool,
+    seen: Seen,
     metrics_token: Option<&str>,
 ) -> Response<Full<Bytes>> {
+    let lost = seen.lost;
     let metrics_refused =
         metrics_token.is_some_and(|t| !crate::http::metrics_allowed(req.headers(), t));
     let (status, body) = if req.uri().path() == "/healthz" {
@@ -38,11 +50,17 @@ fn answer(
                 .to_string(),
         )
     } else if req.uri().path() == "/metrics" {
+        use super::metrics::{EPOCH, LEASE_HELD, STORE_LOST};
+        let epoch = if seen.lease_held { seen.epoch } else { 0 };
         let mut r = Response::new(Full::new(Bytes::from(format!(
-            "# HELP {name} 1 if this server found the Redis keyspace lost acknowledged state or changed store, else 0\n\
-             # TYPE {name} gauge\n{name} {}\n",
+            "# HELP {STORE_LOST} 1 if this server found the Redis keyspace lost acknowledged state or changed store, else 0\n\
+             # TYPE {STORE_LOST} gauge\n{STORE_LOST} {}\n\
+             # HELP {LEASE_HELD} 1 while this server holds the writer lease (recovering or writing), else 0\n\
+             # TYPE {LEASE_HELD} gauge\n{LEASE_HELD} {}\n\
+             # HELP {EPOCH} Fencing epoch this server writes under while it holds the writer lease, else 0\n\
+             # TYPE {EPOCH} gauge\n{EPOCH} {epoch}\n",
             u8::from(lost),
-            name = super::metrics::STORE_LOST,
+            u8::from(seen.lease_held),
         ))));
         r.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -100,11 +118,15 @@ pub async fn answer_until<T>(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     continue;
                 };
-                let lost = rep.store_lost();
+                let seen = Seen {
+                    lost: rep.store_lost(),
+                    lease_held: rep.holds_lease(),
+                    epoch: rep.epoch(),
+                };
                 let token: Option<std::sync::Arc<str>> = metrics_token.map(Into::into);
                 let svc = service_fn(move |req: Request<Incoming>| {
                     let token = token.clone();
-                    async move { Ok::<_, Infallible>(answer(&req, lost, token.as_deref())) }
+                    async move { Ok::<_, Infallible>(answer(&req, seen, token.as_deref())) }
                 });
                 let mut http = http1::Builder::new();
                 http.keep_alive(false);

@@ -694,3 +694,40 @@ async fn joins_through_the_gate_are_limited_per_address() {
     assert!(r.header("retry-after").is_some());
     srv.stop().await.unwrap();
 }
+
+/// The gate's connections are counted apart from the API's:
+/// `boxoffice_http_open_connections{listener="gate"}`.
+#[tokio::test]
+async fn the_gate_listener_counts_its_open_connections() {
+    const GATE: &str = "boxoffice_http_open_connections{listener=\"gate\"} ";
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let gate = srv.gate.expect("gate address");
+    let open = || async {
+        let t = String::from_utf8_lossy(&srv.get("/metrics").await.body).into_owned();
+        t.lines()
+            .find_map(|l| l.strip_prefix(GATE))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {GATE}line:\n{t}"))
+    };
+    let until = |want: f64| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = open().await;
+            if now == want {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gate: {now}, not {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    until(0.0).await;
+    // Counted from accept, before a request is read.
+    let tcp = tokio::net::TcpStream::connect(gate).await.expect("connect");
+    until(1.0).await;
+    drop(tcp);
+    until(0.0).await;
+}

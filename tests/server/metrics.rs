@@ -1,5 +1,6 @@
 //! `/metrics`: every documented series from start, no series of deleted
-//! ids, and `--metrics-token`.
+//! ids, the waiting room's settings and phase, open connections, and
+//! `--metrics-token`.
 
 use crate::common::*;
 use boxoffice::{ManualClock, Server, Settings};
@@ -27,6 +28,10 @@ async fn unlabelled_series_start_at_zero() {
         "boxoffice_queue_sessions_expired_total 0",
         "boxoffice_queue_rooms_opened_total 0",
         "boxoffice_seats_holds_expired_total 0",
+        // Memory only: never the writer.
+        "boxoffice_replication_lease_held 0",
+        "boxoffice_replication_epoch 0",
+        "boxoffice_http_open_connections{listener=\"gate\"} 0",
     ] {
         assert!(t.lines().any(|l| l == series), "{series} missing:\n{t}");
     }
@@ -35,8 +40,186 @@ async fn unlabelled_series_start_at_zero() {
         "boxoffice_queue_joins_total",
         "boxoffice_seats_free",
         "boxoffice_coupons_claims_total",
+        "boxoffice_queue_capacity",
+        "boxoffice_queue_admit_per_s",
+        "boxoffice_queue_phase",
+        "boxoffice_http_open_connections",
     ] {
         assert!(t.contains(&format!("# TYPE {family} ")), "{family}:\n{t}");
+    }
+}
+
+/// The value of the one line `series` (name and labels exactly as
+/// rendered), or None when there is no such line.
+fn value(t: &str, series: &str) -> Option<f64> {
+    t.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn phases(t: &str, event: &str) -> Vec<(String, f64)> {
+    ["prequeue", "open", "paused", "closed"]
+        .iter()
+        .map(|p| {
+            let s = format!("boxoffice_queue_phase{{event=\"{event}\",phase=\"{p}\"}}");
+            let v = value(t, &s).unwrap_or_else(|| panic!("{s} missing:\n{t}"));
+            (p.to_string(), v)
+        })
+        .collect()
+}
+
+fn in_phase(t: &str, event: &str, want: &str) {
+    for (p, v) in phases(t, event) {
+        assert_eq!(v, f64::from(u8::from(p == want)), "{event} {p}:\n{t}");
+    }
+}
+
+#[tokio::test]
+async fn room_settings_and_phase_follow_the_event() {
+    let srv = TestServer::start().await;
+    create_event(&srv, "room", &small_event(Some(queue_cfg(10, 3)))).await;
+    create_event(&srv, "plain", &small_event(None)).await;
+    let t = text(&srv.get("/metrics").await);
+    assert_eq!(
+        value(&t, "boxoffice_queue_capacity{event=\"room\"}"),
+        Some(10.0)
+    );
+    assert_eq!(
+        value(&t, "boxoffice_queue_admit_per_s{event=\"room\"}"),
+        Some(3.0)
+    );
+    in_phase(&t, "room", "open");
+    // No waiting room: no settings to measure against, but a phase.
+    assert!(
+        !t.contains("boxoffice_queue_capacity{event=\"plain\"}"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("boxoffice_queue_admit_per_s{event=\"plain\"}"),
+        "{t}"
+    );
+    in_phase(&t, "plain", "open");
+
+    srv.call(Method::POST, "/v1/events/room/pause")
+        .admin()
+        .send()
+        .await
+        .expect(200, None);
+    in_phase(&text(&srv.get("/metrics").await), "room", "paused");
+    srv.call(Method::POST, "/v1/events/room/resume")
+        .admin()
+        .send()
+        .await
+        .expect(200, None);
+
+    // Replaced, the room's new settings show at once.
+    srv.admin_put("/v1/events/room", &small_event(Some(queue_cfg(25, 7))))
+        .await
+        .expect(200, None);
+    let t = text(&srv.get("/metrics").await);
+    assert_eq!(
+        value(&t, "boxoffice_queue_capacity{event=\"room\"}"),
+        Some(25.0)
+    );
+    assert_eq!(
+        value(&t, "boxoffice_queue_admit_per_s{event=\"room\"}"),
+        Some(7.0)
+    );
+    in_phase(&t, "room", "open");
+
+    // A pre-queue until opens_at.
+    let mut later = small_event(Some(queue_cfg(5, 5)));
+    later["opens_at"] = json!("2026-12-01T11:00:00Z");
+    create_event(&srv, "later", &later).await;
+    in_phase(&text(&srv.get("/metrics").await), "later", "prequeue");
+
+    for id in ["room", "plain", "later"] {
+        srv.call(Method::DELETE, &format!("/v1/events/{id}"))
+            .admin()
+            .send()
+            .await
+            .expect(204, None);
+    }
+    let t = text(&srv.get("/metrics").await);
+    for gone in ["\"room\"", "\"plain\"", "\"later\""] {
+        assert!(!t.contains(gone), "stale series of {gone}:\n{t}");
+    }
+    for family in [
+        "boxoffice_queue_capacity",
+        "boxoffice_queue_admit_per_s",
+        "boxoffice_queue_phase",
+    ] {
+        assert!(
+            t.contains(&format!("# TYPE {family} gauge")),
+            "{family}:\n{t}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn open_connections_count_keep_alive_connections() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const API: &str = "boxoffice_http_open_connections{listener=\"api\"}";
+    let srv = TestServer::start().await;
+    // The test client's own pooled connection is counted too: measure from it.
+    let open = || async { value(&text(&srv.get("/metrics").await), API).expect("api line") };
+    let before = open().await;
+    assert!(before >= 1.0, "the scrape's own connection: {before}");
+
+    // A second connection, kept alive after its answer.
+    let mut tcp = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 512];
+    let n = tcp.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    assert_eq!(open().await, before + 1.0, "a keep-alive connection");
+
+    // A live stream gives its connection's slot back: counted as a stream,
+    // not as a connection.
+    create_event(&srv, "conns", &small_event(Some(queue_cfg(1, 1)))).await;
+    let ticket = join(&srv, "conns", "u1").await["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(srv.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            format!("GET /v1/events/conns/queue/{ticket}/stream HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let n = stream.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+    let t = text(&srv.get("/metrics").await);
+    assert_eq!(
+        value(&t, "boxoffice_http_sse_open_streams"),
+        Some(1.0),
+        "{t}"
+    );
+    assert_eq!(
+        value(&t, API),
+        Some(before + 1.0),
+        "the stream is not a connection"
+    );
+    drop(stream);
+
+    // Closed, it is uncounted once the server sees the end.
+    drop(tcp);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = open().await;
+        if now == before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {now} open");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -13,6 +13,7 @@ use crate::seats::SeatCounts;
 use crate::shard::EventState;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::num::NonZeroU32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Phase {
@@ -57,6 +58,10 @@ pub struct EventStats {
     pub admitted: u64,
     pub served: u64,
     pub seats: SeatCounts,
+    /// The waiting room's `capacity` and `admit_per_s` (None without a
+    /// room): what `admitted` and the admissions are measured against.
+    pub capacity: Option<NonZeroU32>,
+    pub admit_per_s: Option<NonZeroU32>,
 }
 
 /// An event's counts with its name and opening time.
@@ -76,6 +81,8 @@ fn stats_of(e: &EventState, now: Timestamp) -> EventStats {
         admitted: room.map_or(0, |r| r.admitted(now)),
         served: room.map_or(0, |r| r.served()),
         seats: e.seats.counts(now),
+        capacity: e.config.queue.as_ref().map(|q| q.capacity),
+        admit_per_s: e.config.queue.as_ref().map(|q| q.admit_per_s),
     }
 }
 
