@@ -617,6 +617,9 @@ impl Core {
             },
             Act::Poll0 | Act::Poll1 | Act::IdleCheck => match (status, http::status_doc(body)) {
                 (200, Some(doc)) => {
+                    if job.act == Act::IdleCheck {
+                        self.vus[i].idle_checked = true;
+                    }
                     self.status(vu, &doc, job.act);
                 }
                 (404, _) => {

@@ -186,6 +186,10 @@ pub struct VuRecord {
     pub admitted: Option<AdmittedRecord>,
     /// The final ticket state the VU saw (`admitted`, `expired`, `left` …).
     pub final_state: Option<String>,
+    /// An `idle` VU's read after its silence was answered (false: the run
+    /// ended before its presence deadline came, so it is not judged).
+    #[serde(default)]
+    pub idle_checked: bool,
     /// The session's end as the VU caused it.
     pub ended: Option<EndRecord>,
     pub hold: Option<HoldRecord>,
