@@ -4,14 +4,14 @@
 # then reads the server's memory, samples tickets and their advice, and
 # measures status polls on random tickets with wrk.
 #
-#   scripts/line-http.sh [N=10000000] [JOIN_SECONDS=300]
+#   scripts/line-http.sh [N=10000000] [JOIN_SECONDS=360]
 #
 # Loopback only; starts its own release server on a free port and stops it
 # by PID. Needs wrk and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10000000}
-JOIN_S=${2:-300}
+JOIN_S=${2:-360}
 BIN=target/release/boxoffice
 [ -x "$BIN" ] || cargo build --release --bin boxoffice
 WORK=$(mktemp -d)
