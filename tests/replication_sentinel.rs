@@ -462,7 +462,10 @@ async fn failover_under_load(how: Failover, required: u32) {
     // waits for the dead writer's lease).
     server.kill();
     let (_server2, http) = boxoffice_with(&url, "sync-replica", &log, &extra);
-    http.wait_ready(Duration::from_secs(30)).await;
+    // Liveness bound only (what this test asserts is that nothing is lost):
+    // the lease wait plus replaying ~14k entries took over 30 s once on the
+    // 2-core CI machine with the browser and Prometheus tests beside it.
+    http.wait_ready(Duration::from_secs(60)).await;
     let mut seats_seen = HashSet::new();
     for (hold, seats) in &seen.confirms {
         let r = http
