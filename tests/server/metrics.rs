@@ -181,10 +181,12 @@ async fn open_connections_count_keep_alive_connections() {
     // A live stream gives its connection's slot back: counted as a stream,
     // not as a connection.
     create_event(&srv, "conns", &small_event(Some(queue_cfg(1, 1)))).await;
-    let ticket = join(&srv, "conns", "u1").await["ticket"]
-        .as_str()
-        .expect("ticket")
-        .to_string();
+    // u0 takes the one place (once the driver admits it), so u1 waits and
+    // its stream stays open: a stream of an admitted ticket ends at once.
+    join(&srv, "conns", "u0").await;
+    let joined = join(&srv, "conns", "u1").await;
+    assert_eq!(joined["state"], "waiting", "{joined}");
+    let ticket = joined["ticket"].as_str().expect("ticket").to_string();
     let mut stream = tokio::net::TcpStream::connect(srv.addr)
         .await
         .expect("connect");
