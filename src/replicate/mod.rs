@@ -551,6 +551,12 @@ fn default_owner() -> String {
 impl Replicator {
     /// A replicator for the Redis at `url` (no I/O yet).
     pub fn new(url: &str, opts: Options) -> Result<Self, ReplicateError> {
+        Self::new_born(url, opts, Instant::now())
+    }
+
+    /// [`Replicator::new`] with the origin of its clocks given (tests place
+    /// it in the past, as a lease wait does, without sleeping).
+    fn new_born(url: &str, opts: Options, born: Instant) -> Result<Self, ReplicateError> {
         let endpoint = endpoint::Endpoint::parse(url).map_err(ReplicateError::Url)?;
         tracing::debug!(redis = %endpoint.describe(), mode = ?opts.mode, "replication: Redis endpoint");
         let owner = opts.owner.clone().unwrap_or_else(default_owner);
@@ -570,7 +576,7 @@ impl Replicator {
                 wake: Notify::new(),
                 link_up: AtomicBool::new(true),
                 backlog: AtomicU64::new(0),
-                born: Instant::now(),
+                born,
                 oldest_pending_ms: AtomicU64::new(0),
                 last_drain_ms: AtomicU64::new(0),
                 host: OnceLock::new(),
@@ -675,6 +681,11 @@ impl Replicator {
             host.with_metrics(&mut metrics::events_out_zero);
         }
         let _ = s.host.set(Arc::downgrade(&host));
+        // The journals hold nothing unshipped now (recovery read them from
+        // Redis): the bound on their age starts here, not at `born`, which
+        // may lie a lease wait in the past. Without this, a write that came
+        // before the shipper's first drain was refused as lagging.
+        s.note_drained();
         s.set_status(Status::Active);
         let shipper = rt.spawn(shipper::run(s.clone(), host.clone()));
         *s.shipper.lock() = Some(shipper);
@@ -870,5 +881,57 @@ impl Replicator {
             t.abort();
         }
         s.set_status(Status::Closed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_engine::{CouponConfig, CouponId, EngineConfig, PassKey, PassKeys, Timestamp};
+
+    /// A writer that became active long after it was built (it waited out
+    /// an old lease) takes a burst of async writes that come before its
+    /// shipper has run once. Failed before `spawn` noted a drain: the age
+    /// of the unshipped change was measured from `born`, 10 s back.
+    #[test]
+    fn a_new_writer_is_not_lagging_before_its_shipper_first_runs() {
+        let opts = Options {
+            mode: Mode::Async,
+            max_lag: Duration::from_secs(1),
+            ..Options::default()
+        };
+        let born = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .expect("the clock is over 10 s past its origin");
+        // Port 1: nothing there, and nothing here ever connects (the
+        // spawned tasks are never polled).
+        let r = Replicator::new_born("redis://127.0.0.1:1", opts, born).expect("replicator");
+        let key = PassKey::new("k1", b"a-test-secret-of-32-bytes-length").expect("key");
+        let cfg = EngineConfig::new([7; 32], PassKeys::new(key));
+        let engine = Arc::new(Engine::new(cfg));
+        let heads: Box<[watch::Sender<u64>]> = (0..engine.shard_count())
+            .map(|i| watch::Sender::new(engine.journal_seq(i)))
+            .collect();
+        let _ = r.shared.durable.set(heads);
+        r.shared.set_status(Status::Recovered);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let _guard = rt.enter();
+        r.spawn(engine.clone()).expect("spawn");
+
+        assert_eq!(r.admit_write(), Ok(()));
+        let coupon = CouponId::new("c1").expect("id");
+        let config = CouponConfig {
+            stock: 1,
+            per_user: CouponConfig::DEFAULT_PER_USER,
+            opens_at: None,
+            closes_at: None,
+        };
+        let put = engine.put_coupon(&coupon, config, Timestamp(1));
+        assert!(put.is_ok(), "put: {put:?}");
+        assert_eq!(r.backlog(), 1, "the write is not shipped yet");
+        assert_eq!(r.admit_write(), Ok(()), "the next write is admitted");
     }
 }
