@@ -12,7 +12,10 @@
 //! unlabelled series is registered at zero on start.
 
 use boxoffice_engine::{CouponId, Engine, EventId, Phase, TickReport, Timestamp};
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Counter,
+    Histogram,
+};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -21,7 +24,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Latency buckets (seconds): 50 µs to 5 s.
@@ -40,6 +43,46 @@ pub struct Metrics {
     served: Mutex<HashMap<EventId, (Timestamp, u64, f64)>>,
     /// Counters of each live event and coupon.
     owned: Mutex<Owned>,
+    /// The API's request series, registered once each.
+    http: HttpSeries,
+}
+
+/// The HTTP request series of the API listener as handles made on first
+/// use: a request bumps a counter and records into a histogram it finds by
+/// index, with no label hashing, key building or registry lookup. Slots are
+/// the routes of `router::ROUTES`, then `unmatched` and `preflight`.
+struct HttpSeries {
+    /// `[slot][method][status]`.
+    requests: Box<[OnceLock<Counter>]>,
+    /// `[slot][method]`.
+    durations: Box<[OnceLock<Histogram>]>,
+}
+
+/// The method labels (`crate::http::method_label`), in slot order.
+const METHODS: [&str; 8] = [
+    "GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS", "OTHER",
+];
+
+/// The status labels with a slot (others take the slow path).
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503,
+];
+
+/// Route slots: one per API route, then these.
+pub const SLOT_UNMATCHED: usize = crate::http::router::ROUTE_COUNT;
+pub const SLOT_PREFLIGHT: usize = SLOT_UNMATCHED + 1;
+const SLOTS: usize = SLOT_PREFLIGHT + 1;
+
+impl HttpSeries {
+    fn new() -> Self {
+        fn cells<T>(n: usize) -> Box<[OnceLock<T>]> {
+            (0..n).map(|_| OnceLock::new()).collect()
+        }
+        HttpSeries {
+            requests: cells(SLOTS * METHODS.len() * STATUSES.len()),
+            durations: cells(SLOTS * METHODS.len()),
+        }
+    }
 }
 
 /// The listener a connection came in on (label `listener` of
@@ -154,6 +197,7 @@ impl Metrics {
             open_connections: Default::default(),
             served: Mutex::new(HashMap::new()),
             owned: Mutex::new(Owned::default()),
+            http: HttpSeries::new(),
         };
         m.with(describe_all);
         // Present from start, at zero: a dashboard or alert sees 0, not "no data".
@@ -214,6 +258,47 @@ impl Metrics {
             counter!("boxoffice_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
             histogram!("boxoffice_http_request_duration_seconds", "route" => route, "method" => method).record(elapsed.as_secs_f64());
         });
+    }
+
+    /// [`Metrics::http`] for a request of the API listener, through its
+    /// pre-registered handles: `slot` is the route's index in
+    /// `router::ROUTES`, or [`SLOT_UNMATCHED`] / [`SLOT_PREFLIGHT`], and
+    /// `route` its label. A method or status without a slot takes the
+    /// labelled path (same series).
+    pub fn api_request(
+        &self,
+        slot: usize,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let m = METHODS.iter().position(|&x| x == method);
+        let st = STATUSES.iter().position(|&x| x == status);
+        let (Some(m), Some(st), true) = (m, st, slot < SLOTS) else {
+            return self.http(route, method, status, elapsed);
+        };
+        let at = slot * METHODS.len() + m;
+        let requests = self.http.requests.get(at * STATUSES.len() + st);
+        let durations = self.http.durations.get(at);
+        let (Some(requests), Some(durations)) = (requests, durations) else {
+            return self.http(route, method, status, elapsed);
+        };
+        let label = status_label(status).unwrap_or("other");
+        requests
+            .get_or_init(|| {
+                self.with(|| {
+                    counter!("boxoffice_http_requests_total", "route" => route, "method" => method, "status" => label)
+                })
+            })
+            .increment(1);
+        durations
+            .get_or_init(|| {
+                self.with(|| {
+                    histogram!("boxoffice_http_request_duration_seconds", "route" => route, "method" => method)
+                })
+            })
+            .record(elapsed.as_secs_f64());
     }
 
     pub fn rate_limited(&self, route: &'static str) {

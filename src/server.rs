@@ -94,10 +94,11 @@ pub async fn serve(
                 .metrics
                 .connection_opened(crate::metrics::Listener::Api),
         );
-        let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            let st = st.clone();
-            req.extensions_mut().insert(slot.clone());
-            async move { Ok::<_, Infallible>(crate::http::handle(st, req, peer).await) }
+        // (Handed over as an argument: request extensions would cost a map
+        // allocation per request.)
+        let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (st, slot) = (st.clone(), slot.clone());
+            async move { Ok::<_, Infallible>(crate::http::handle(st, req, peer, slot).await) }
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(tcp), svc));
         // The slot is freed when the last clone (the service's) is dropped

@@ -70,9 +70,11 @@ impl AppState {
     ) -> Result<Self, SetupError> {
         settings.validate()?;
         let joins = JoinLimiter::new(&settings.limits, clock.clone());
+        let mut auth_key = [0u8; 16];
+        getrandom::fill(&mut auth_key).map_err(|e| SetupError::Random(e.to_string()))?;
         Ok(AppState {
             engine,
-            auth: Auth::new(&settings.admin_token, &settings.service_token),
+            auth: Auth::new(&settings.admin_token, &settings.service_token, auth_key),
             joins,
             polls: crate::http::limits::PollLimiter::new(&settings.limits, clock.clone()),
             join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),

@@ -43,11 +43,42 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
+/// `v` as JSON, written into this thread's reusable buffer and split off
+/// it: some twenty bodies share one allocation, instead of a `Vec` grown per
+/// response. A body a client does not read keeps its chunk alive, so chunks
+/// are small: a stalled connection (it holds at most one unsent body, as
+/// hyper reads no request while an answer waits) pins at most 8 KiB.
+pub fn to_json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Option<Bytes> {
+    use bytes::BufMut;
+    /// Room reserved per body; a bigger one grows the buffer as it goes.
+    const RESERVE: usize = 1024;
+    /// Each fresh buffer.
+    const CHUNK: usize = 8 * 1024;
+    thread_local! {
+        static BUF: std::cell::RefCell<bytes::BytesMut> =
+            std::cell::RefCell::new(bytes::BytesMut::new());
+    }
+    BUF.with(|b| {
+        let mut buf = b.try_borrow_mut().ok()?;
+        if buf.capacity() < RESERVE {
+            // Reclaims the old allocation when every body cut from it is
+            // gone, else starts a new one.
+            buf.reserve(CHUNK);
+        }
+        let mut w = (&mut *buf).writer();
+        if serde_json::to_writer(&mut w, v).is_err() {
+            buf.clear();
+            return None;
+        }
+        Some(buf.split().freeze())
+    })
+}
+
 pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Response<Body> {
     // A document that does not serialise (a timestamp past year 9999) is a
     // bug: answer 500 rather than an empty body with the intended status.
     // (The 500's own document is a `Value` of strings, which always does.)
-    let Ok(body) = serde_json::to_vec(v) else {
+    let Some(body) = to_json_bytes(v) else {
         return ApiError::internal().into_response();
     };
     let mut r = Response::new(full(body));
@@ -75,7 +106,8 @@ pub struct Cx {
     pub state: Arc<AppState>,
     pub parts: http::request::Parts,
     body: Option<Incoming>,
-    params: Vec<String>,
+    /// Path parameters as byte ranges of `parts.uri.path()` (no copies).
+    params: [std::ops::Range<usize>; router::Params::MAX],
     pub peer: SocketAddr,
     pub route: &'static str,
     /// Set once the request body was read to its end. `None` when the
@@ -89,7 +121,7 @@ pub struct Cx {
 }
 
 /// A connection's slot under `--max-connections`, shared by its requests
-/// (through the request extensions). A live stream releases it, so open
+/// (handed to [`handle`] with each). A live stream releases it, so open
 /// streams count against `--max-streams` only and never lock out requests.
 /// The slot is counted in `boxoffice_http_open_connections` while held.
 #[derive(Clone, Debug, Default)]
@@ -116,7 +148,10 @@ impl ConnSlot {
 
 impl Cx {
     pub fn param(&self, i: usize) -> &str {
-        self.params.get(i).map_or("", String::as_str)
+        self.params
+            .get(i)
+            .and_then(|r| self.parts.uri.path().get(r.clone()))
+            .unwrap_or("")
     }
 
     pub fn event_id(&self) -> Result<EventId, ApiError> {
@@ -279,11 +314,26 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Where each parameter lies in `path` (which it was sliced from).
+fn param_ranges(
+    path: &str,
+    params: router::Params<'_>,
+) -> [std::ops::Range<usize>; router::Params::MAX] {
+    let mut out: [std::ops::Range<usize>; router::Params::MAX] = Default::default();
+    let base = path.as_ptr() as usize;
+    for (o, p) in out.iter_mut().zip(params.as_slice()) {
+        let start = (p.as_ptr() as usize).saturating_sub(base);
+        *o = start..start + p.len();
+    }
+    out
+}
+
 /// Answers one request.
 pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    conn: ConnSlot,
 ) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
@@ -291,7 +341,8 @@ pub async fn handle(
     let cors = allowed_origin(&state, req.headers());
     if let Some(origin) = cors.as_ref().filter(|_| method == Method::OPTIONS) {
         if let Some(resp) = preflight(origin, &req) {
-            state.metrics.http(
+            state.metrics.api_request(
+                crate::metrics::SLOT_PREFLIGHT,
                 "preflight",
                 "OPTIONS",
                 resp.status().as_u16(),
@@ -303,7 +354,6 @@ pub async fn handle(
     // A request with a body (a length above 0, or chunked) until it is read.
     let body_read =
         (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(AtomicBool::new(false)));
-    let conn = req.extensions().get::<ConnSlot>().cloned();
     let unread = body_read.clone();
     let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
         Match::Found {
@@ -311,7 +361,7 @@ pub async fn handle(
             endpoint,
             params,
         } => {
-            let params = params.into_iter().map(str::to_string).collect();
+            let params = param_ranges(req.uri().path(), params);
             let run = async {
                 state.auth.check(req.headers(), endpoint.realm)?;
                 // Every method but GET may change state: with Redis, refuse it
@@ -328,7 +378,7 @@ pub async fn handle(
                     peer,
                     route: route.pattern,
                     body_read,
-                    conn,
+                    conn: Some(conn),
                 };
                 dispatch(endpoint.id, cx).await
             };
@@ -353,14 +403,18 @@ pub async fn handle(
                     );
                 }
             }
-            (route.pattern, resp)
+            ((route.slot(), route.pattern), resp)
         }
         Match::MethodNotAllowed { route } => (
-            route.pattern,
+            (route.slot(), route.pattern),
             ApiError::method_not_allowed(route.allow()).into_response(),
         ),
-        Match::NotFound => ("unmatched", ApiError::not_found().into_response()),
+        Match::NotFound => (
+            (crate::metrics::SLOT_UNMATCHED, "unmatched"),
+            ApiError::not_found().into_response(),
+        ),
     };
+    let (slot, route_label) = route_label;
     let mut resp = resp;
     if unread.is_some_and(|r| !r.load(Ordering::Relaxed)) {
         resp.headers_mut()
@@ -368,7 +422,9 @@ pub async fn handle(
     }
     let elapsed = started.elapsed();
     let (method, status) = (method_label(&method), resp.status().as_u16());
-    state.metrics.http(route_label, method, status, elapsed);
+    state
+        .metrics
+        .api_request(slot, route_label, method, status, elapsed);
     // The access log: the route pattern (never the raw path: it carries
     // tickets, hold and claim ids), never headers or bodies. Fields are
     // integers and static strings, so a disabled target costs one cached

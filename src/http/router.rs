@@ -95,6 +95,9 @@ const fn ep(method: &'static str, id: RouteId, realm: Realm) -> Endpoint {
 use Realm::{Admin, Public, PublicOrService, Service};
 use RouteId::*;
 
+/// How many routes [`ROUTES`] has (the metrics keep a slot for each).
+pub const ROUTE_COUNT: usize = ROUTES.len();
+
 pub static ROUTES: &[Route] = &[
     Route {
         pattern: "/v1/events/{event}",
@@ -206,13 +209,49 @@ pub fn routes() -> Vec<RouteInfo> {
         .collect()
 }
 
+/// Path parameters of one match (at most [`Params::MAX`]), borrowed from
+/// the path: routing allocates nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    vals: [&'a str; Params::MAX],
+    len: usize,
+}
+
+impl<'a> Params<'a> {
+    /// The most parameters any pattern has.
+    pub const MAX: usize = 2;
+
+    pub fn as_slice(&self) -> &[&'a str] {
+        &self.vals[..self.len]
+    }
+
+    fn push(&mut self, v: &'a str) -> Option<()> {
+        *self.vals.get_mut(self.len)? = v;
+        self.len += 1;
+        Some(())
+    }
+}
+
+impl Route {
+    /// This route's index in [`ROUTES`] (its metrics slot); `ROUTE_COUNT`
+    /// for a route outside the table (none is built elsewhere).
+    pub fn slot(&'static self) -> usize {
+        let at = (self as *const Route as usize).wrapping_sub(ROUTES.as_ptr() as usize);
+        let i = at / std::mem::size_of::<Route>();
+        match ROUTES.get(i) {
+            Some(r) if std::ptr::eq(r, self) => i,
+            _ => ROUTE_COUNT,
+        }
+    }
+}
+
 /// The outcome of routing one request.
 #[derive(Debug)]
 pub enum Match<'a> {
     Found {
         route: &'static Route,
         endpoint: &'static Endpoint,
-        params: Vec<&'a str>,
+        params: Params<'a>,
     },
     MethodNotAllowed {
         route: &'static Route,
@@ -220,23 +259,53 @@ pub enum Match<'a> {
     NotFound,
 }
 
-fn matches<'a>(pattern: &str, path: &'a str) -> Option<Vec<&'a str>> {
-    let mut params = Vec::new();
-    let mut want = pattern.split('/');
-    let mut have = path.split('/');
-    loop {
-        match (want.next(), have.next()) {
-            (None, None) => return Some(params),
-            (Some(w), Some(h)) if w.starts_with('{') => {
-                if h.is_empty() {
-                    return None;
-                }
-                params.push(h);
+/// The most segments any pattern has (`/v1/events/{event}/queue/{ticket}/stream`).
+const MAX_SEGMENTS: usize = 7;
+
+/// A path split at `/` once, into at most [`MAX_SEGMENTS`] pieces (`None`
+/// when it has more: no pattern is that long).
+fn segments(path: &str) -> Option<([&str; MAX_SEGMENTS], usize)> {
+    let mut segs = [""; MAX_SEGMENTS];
+    let mut n = 0;
+    for s in path.split('/') {
+        *segs.get_mut(n)? = s;
+        n += 1;
+    }
+    Some((segs, n))
+}
+
+/// Every pattern, split once (the table is static, so this is built once).
+fn split_patterns() -> &'static [([&'static str; MAX_SEGMENTS], usize)] {
+    static SPLIT: std::sync::OnceLock<Vec<([&'static str; MAX_SEGMENTS], usize)>> =
+        std::sync::OnceLock::new();
+    SPLIT.get_or_init(|| {
+        ROUTES
+            .iter()
+            .map(|r| {
+                // The patterns are constants within the bound (a unit test
+                // checks it); a longer one would match no path.
+                segments(r.pattern).unwrap_or(([""; MAX_SEGMENTS], usize::MAX))
+            })
+            .collect()
+    })
+}
+
+fn matches<'a>(pattern: &[&str], path: &[&'a str]) -> Option<Params<'a>> {
+    if pattern.len() != path.len() {
+        return None;
+    }
+    let mut params = Params::default();
+    for (w, h) in pattern.iter().zip(path) {
+        if w.starts_with('{') {
+            if h.is_empty() {
+                return None;
             }
-            (Some(w), Some(h)) if w == h => {}
-            _ => return None,
+            params.push(h)?;
+        } else if w != h {
+            return None;
         }
     }
+    Some(params)
 }
 
 /// Finds the endpoint for `method` and `path`. `HEAD` is served wherever
@@ -247,8 +316,15 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Match<'a> {
     } else {
         method.as_str()
     };
-    for r in ROUTES {
-        if let Some(params) = matches(r.pattern, path) {
+    let Some((segs, n)) = segments(path) else {
+        return Match::NotFound;
+    };
+    let path = &segs[..n];
+    for (r, (pat, len)) in ROUTES.iter().zip(split_patterns()) {
+        let Some(pat) = pat.get(..*len) else {
+            continue;
+        };
+        if let Some(params) = matches(pat, path) {
             return match r.endpoints.iter().find(|e| e.method == method) {
                 Some(endpoint) => Match::Found {
                     route: r,
@@ -284,7 +360,7 @@ mod tests {
                 endpoint, params, ..
             } => {
                 assert_eq!(endpoint.id, RouteId::QueueStream);
-                assert_eq!(params, vec!["e1", "t1"]);
+                assert_eq!(params.as_slice(), ["e1", "t1"]);
             }
             other => panic!("{other:?}"),
         }
@@ -316,6 +392,28 @@ mod tests {
         ] {
             assert!(matches!(route(&Method::GET, p), Match::NotFound), "{p}");
         }
+    }
+
+    #[test]
+    fn slots_are_table_positions() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert_eq!(r.slot(), i, "{}", r.pattern);
+        }
+    }
+
+    #[test]
+    fn every_pattern_fits_the_bounds() {
+        for r in ROUTES {
+            let (_, n) = segments(r.pattern).expect("within MAX_SEGMENTS");
+            let params = r.pattern.matches('{').count();
+            assert!(params <= Params::MAX, "{}", r.pattern);
+            assert!(n <= MAX_SEGMENTS);
+        }
+        // A path longer than any pattern is simply not found.
+        assert!(matches!(
+            route(&Method::GET, "/v1/events/e/queue/t/stream/x/y/z"),
+            Match::NotFound
+        ));
     }
 
     #[test]
