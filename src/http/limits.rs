@@ -326,15 +326,19 @@ pub fn is_json(headers: &HeaderMap) -> Option<bool> {
     let Ok(v) = v.to_str() else {
         return Some(false);
     };
-    let mime = v
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    Some(
-        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")),
-    )
+    // Compared without case, in place (no lowercased copy per request).
+    let mime = v.split(';').next().unwrap_or("").trim().as_bytes();
+    let prefix = b"application/";
+    let suffix = b"+json";
+    let starts = mime
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix));
+    let ends = mime
+        .len()
+        .checked_sub(suffix.len())
+        .and_then(|at| mime.get(at..))
+        .is_some_and(|s| s.eq_ignore_ascii_case(suffix));
+    Some(mime.eq_ignore_ascii_case(b"application/json") || (starts && ends))
 }
 
 #[cfg(test)]

@@ -227,11 +227,11 @@ impl Cx {
                 // A body trickled or never sent must not hold its
                 // connection (and a slot) for as long as the client likes.
                 let wait = self.state.settings.limits.body_read_timeout;
-                let collected = tokio::time::timeout(wait, Limited::new(body, max).collect())
+                let collected = tokio::time::timeout(wait, collect(Limited::new(body, max)))
                     .await
                     .map_err(|_| request_timeout(wait))?;
                 match collected {
-                    Ok(c) => c.to_bytes(),
+                    Ok(c) => c,
                     Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                         return Err(ApiError::payload_too_large(max))
                     }
@@ -276,6 +276,36 @@ impl Cx {
         }
         Ok(())
     }
+}
+
+/// The whole body. One data frame (a body with `Content-Length`, as every
+/// client of this API sends it) is kept as it came, without a frame list.
+async fn collect<B>(body: B) -> Result<Bytes, B::Error>
+where
+    B: http_body::Body<Data = Bytes>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<bytes::BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue; // trailers
+        };
+        match (&mut joined, first.take()) {
+            (Some(all), _) => all.extend_from_slice(&data),
+            (None, None) => first = Some(data),
+            (None, Some(head)) => {
+                let mut all = bytes::BytesMut::with_capacity(head.len() + data.len());
+                all.extend_from_slice(&head);
+                all.extend_from_slice(&data);
+                joined = Some(all);
+            }
+        }
+    }
+    Ok(match joined {
+        Some(all) => all.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// 408: the body did not arrive within `--body-read-timeout`.
@@ -554,5 +584,29 @@ mod tests {
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("%"), None);
         assert_eq!(percent_decode("%ff"), None);
+    }
+
+    /// A body of several frames (chunked) is joined in order; trailers are
+    /// not data; an error ends it.
+    #[test]
+    fn collecting_bodies() {
+        use http_body_util::StreamBody;
+        type Frame = Result<http_body::Frame<Bytes>, &'static str>;
+        let run = |frames: Vec<Frame>| {
+            let body = StreamBody::new(futures_util::stream::iter(frames));
+            futures_util::FutureExt::now_or_never(collect(body)).expect("ready")
+        };
+        let data = |s: &'static str| Ok(http_body::Frame::data(Bytes::from_static(s.as_bytes())));
+        assert_eq!(run(vec![]), Ok(Bytes::new()));
+        assert_eq!(
+            run(vec![data("{\"a\":1}")]),
+            Ok(Bytes::from_static(b"{\"a\":1}"))
+        );
+        let trailers = Ok(http_body::Frame::trailers(http::HeaderMap::new()));
+        assert_eq!(
+            run(vec![data("{\"a\""), data(":"), trailers, data("1}")]),
+            Ok(Bytes::from_static(b"{\"a\":1}"))
+        );
+        assert_eq!(run(vec![data("{"), Err("reset")]), Err("reset"));
     }
 }

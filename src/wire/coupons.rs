@@ -4,7 +4,7 @@ use super::ids::User;
 use super::num::{Natural, Positive};
 use super::time::rfc3339_opt;
 use boxoffice_engine::coupons::CouponCounts;
-use boxoffice_engine::{ClaimReply, CouponConfig, CouponId, Timestamp};
+use boxoffice_engine::{ClaimId, ClaimReply, CouponConfig, CouponId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// `PUT /v1/coupons/{coupon}`. Converted, not validated: the engine checks
@@ -69,7 +69,8 @@ impl<'a> CouponDoc<'a> {
 /// The claim document.
 #[derive(Debug, Serialize)]
 pub struct ClaimDoc<'a> {
-    claim: String,
+    #[serde(serialize_with = "super::display")]
+    claim: &'a ClaimId,
     coupon: &'a str,
     user: &'a str,
     remaining: u32,
@@ -78,7 +79,7 @@ pub struct ClaimDoc<'a> {
 impl<'a> ClaimDoc<'a> {
     pub fn new(r: &'a ClaimReply) -> Self {
         ClaimDoc {
-            claim: r.claim.to_string(),
+            claim: &r.claim,
             coupon: r.coupon.as_str(),
             user: r.user.as_str(),
             remaining: r.remaining,

@@ -52,6 +52,26 @@ impl WireError {
     }
 }
 
+/// `#[serde(serialize_with = "display")]`: a field written as its
+/// `Display` text, straight into the output (no `String` on the way).
+pub fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// [`display`] for each item of a list.
+pub fn display_all<T: std::fmt::Display, S: serde::Serializer>(
+    v: &[T],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    struct Shown<'a, T>(&'a T);
+    impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(self.0)
+        }
+    }
+    s.collect_seq(v.iter().map(Shown))
+}
+
 /// Parses a body as JSON (the parser's recursion limit bounds nesting).
 pub fn parse_json(body: &[u8]) -> Result<Value, WireError> {
     serde_json::from_slice(body).map_err(|e| {

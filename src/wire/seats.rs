@@ -8,7 +8,7 @@ use super::{text, within, WireError};
 use boxoffice_engine::config::limits;
 use boxoffice_engine::passes::MAX_PASS_LEN;
 use boxoffice_engine::seats::{HoldInfo, HoldState, RowStatus, SeatChoice, SeatCounts};
-use boxoffice_engine::{EventId, Timestamp, UserId};
+use boxoffice_engine::{EventId, HoldId, SeatId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -117,10 +117,12 @@ impl ExtendRequest {
 /// The hold document.
 #[derive(Debug, Serialize)]
 pub struct HoldDoc<'a> {
-    hold: String,
+    #[serde(serialize_with = "super::display")]
+    hold: &'a HoldId,
     event: &'a str,
     user: &'a str,
-    seats: Vec<String>,
+    #[serde(serialize_with = "super::display_all")]
+    seats: &'a [SeatId],
     state: &'static str,
     #[serde(with = "rfc3339")]
     created_at: Timestamp,
@@ -142,10 +144,10 @@ impl<'a> HoldDoc<'a> {
         let expires = h.state != HoldState::Sold;
         let left_ms = if live { h.expires_at.ms_since(now) } else { 0 };
         HoldDoc {
-            hold: h.id.to_string(),
+            hold: &h.id,
             event: event.as_str(),
             user: h.user.as_str(),
-            seats: h.seats.iter().map(ToString::to_string).collect(),
+            seats: &h.seats,
             state: h.state.as_str(),
             created_at: h.created_at,
             expires_at: expires.then_some(h.expires_at),

@@ -28,10 +28,23 @@ const FORMAT: EncodedConfig = Config::DEFAULT
 
 /// `t` as RFC 3339 UTC with milliseconds: `2026-12-01T11:00:00.000Z`.
 pub fn format(t: Timestamp) -> Result<String, OutOfRange> {
+    let mut buf = [0u8; TEXT_LEN];
+    format_to(t, &mut buf).map(str::to_string)
+}
+
+/// The length of every timestamp [`format`] writes.
+const TEXT_LEN: usize = "2026-12-01T11:00:00.000Z".len();
+
+/// [`format`] into `buf` (no allocation: the serialisers' path).
+pub fn format_to(t: Timestamp, buf: &mut [u8; TEXT_LEN]) -> Result<&str, OutOfRange> {
     let nanos = i128::from(t.as_millis()) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|dt| dt.format(&Iso8601::<FORMAT>).ok())
+    let dt = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| OutOfRange(t))?;
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let n = dt
+        .format_into(&mut w, &Iso8601::<FORMAT>)
+        .map_err(|_| OutOfRange(t))?;
+    buf.get(..n)
+        .and_then(|b| std::str::from_utf8(b).ok())
         .ok_or(OutOfRange(t))
 }
 
@@ -62,8 +75,9 @@ pub mod rfc3339 {
     use serde::{de, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
-        let text = format(*t).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        let mut buf = [0u8; TEXT_LEN];
+        let text = format_to(*t, &mut buf).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(text)
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
