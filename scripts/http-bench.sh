@@ -34,13 +34,13 @@ trap cleanup EXIT
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 BOX_BIN=${BOX_BIN:-}
 if [ -n "$BOX_BIN" ]; then
-  cargo build --release --example bare_hyper >&2
+  cargo build --release -p boxoffice-bench --bin bare_hyper >&2
 else
-  cargo build --release --bin boxoffice --example bare_hyper >&2
+  cargo build --release -p boxoffice -p boxoffice-bench --bin boxoffice --bin bare_hyper >&2
   BOX_BIN=./target/release/boxoffice
 fi
 
-./target/release/examples/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
+./target/release/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
 PIDS+=($!)
 start_box() { # binary port
   # The load comes from one address: per-client limits off (where the binary has them).
