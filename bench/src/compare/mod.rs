@@ -12,6 +12,7 @@ pub mod engine_side;
 pub mod http_side;
 pub mod memory;
 pub mod redis_design;
+pub mod redis_layout;
 pub mod report;
 pub mod suite;
 pub mod workloads;
@@ -20,7 +21,7 @@ use anyhow::{Context, Result};
 use engine_side::EngineSide;
 use http_side::{HttpServer, HttpSide};
 use memory::Probe;
-use redis_design::{RedisServer, RedisSide};
+use redis_design::{Keyspace, RedisServer, RedisSide};
 use report::{MemRow, Meta, Report, Row, Status, Sys, Work};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -237,7 +238,7 @@ pub fn run(opts: &Options) -> Result<Report> {
     let mut rows = Vec::new();
 
     let engine = EngineSide::new(&plan)?;
-    let redis_side = RedisSide::new(&redis, plan.clone())?;
+    let redis_side = RedisSide::new(&redis, plan.clone(), Keyspace::direct())?;
     let http_side = http.as_ref().ok().map(|s| HttpSide::new(s, plan.clone()));
     let not_run = |sys: Sys| match (&http, sys) {
         (Err(status), Sys::Http) => status.clone(),
