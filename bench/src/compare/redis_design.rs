@@ -16,7 +16,7 @@
 //! The scripts, keys and commands come from [`super::redis_layout`], shared
 //! with the HTTP front in front of Redis (`bin/redis_front.rs`).
 
-use super::redis_layout::{Claim, CouponKeys, QueueKeys, Scripts, SeatKeys};
+use super::redis_layout::{coupon_name, event_ns, Claim, CouponKeys, QueueKeys, Scripts, SeatKeys};
 use super::suite::{ClaimResult, Client, Coupon, JoinReply, Outcome, System};
 use super::workloads::{cpu_delta, cpu_time, histogram, record, Measured, Plan};
 use anyhow::{ensure, Context, Result};
@@ -43,6 +43,22 @@ impl Keyspace {
             seats: SeatKeys::new(""),
             main: CouponKeys::new("c"),
             spin: CouponKeys::new("cs"),
+        }
+    }
+
+    /// The front's (`bin/redis_front.rs`): keys of the named events and
+    /// coupons, as the front builds them from the request paths.
+    pub fn behind_front(
+        queue_event: &str,
+        seat_event: &str,
+        main_coupon: &str,
+        spin_coupon: &str,
+    ) -> Self {
+        Keyspace {
+            queue: QueueKeys::new(&event_ns(queue_event)),
+            seats: SeatKeys::new(&event_ns(seat_event)),
+            main: CouponKeys::new(&coupon_name(main_coupon)),
+            spin: CouponKeys::new(&coupon_name(spin_coupon)),
         }
     }
 
@@ -237,6 +253,7 @@ impl<'a> RedisSide<'a> {
                 elapsed: busy,
                 hist,
                 cpu,
+                cpu_parts: Vec::new(),
             },
             vec![format!("{batches} batches of ZPOPMIN {batch} + SADD")],
         ))
@@ -282,8 +299,8 @@ impl<'a> RedisSide<'a> {
 impl System for RedisSide<'_> {
     type Client = RedisClient;
 
-    fn pid(&self) -> Option<u32> {
-        self.server.pid()
+    fn pids(&self) -> Vec<Option<u32>> {
+        vec![self.server.pid()]
     }
 
     fn client(&self) -> Result<RedisClient> {
