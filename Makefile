@@ -46,8 +46,9 @@ fmt:
 	$(CARGO) fmt --all
 
 ## Criterion benchmarks of the engine, then the side-by-side comparison with the
-## Redis design (starts its own redis-server and server; rewrites its section of
-## docs/benchmarks.md and docs/compare.svg). HTTP front: scripts/http-bench.sh.
+## Redis design, that design behind an HTTP front and bare hyper (starts its own
+## redis-servers and servers; rewrites its section of docs/benchmarks.md and
+## docs/compare.svg). HTTP front under wrk: scripts/http-bench.sh.
 bench:
 	./scripts/ensure-test-deps.sh
 	$(CARGO) bench -p boxoffice-bench --bench engine

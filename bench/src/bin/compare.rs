@@ -1,10 +1,13 @@
 //! `compare`: boxoffice against the usual Redis design, side by side, in one
-//! run on this machine. Starts its own `redis-server` and `boxoffice serve`
-//! on free loopback ports and stops both by PID.
+//! run on this machine; over HTTP also against that design behind an HTTP
+//! front (`redis_front`) and against bare hyper (`bare_hyper`, the ceiling).
+//! Starts its own `redis-server`s, `boxoffice serve`, `redis_front` and
+//! `bare_hyper` on free loopback ports and stops them all by PID.
 //!
 //! ```text
 //! cargo run --release -p boxoffice-bench --bin compare -- --out docs/benchmarks.md
 //! cargo run --release -p boxoffice-bench --bin compare -- --quick
+//! cargo run --release -p boxoffice-bench --bin compare -- --only http,front,bare
 //! ```
 //!
 //! `--help` lists the options. Exits non-zero if any correctness check fails;
@@ -44,11 +47,23 @@ struct Args {
     /// A `boxoffice` binary (default: build and use target/release/boxoffice).
     #[arg(long, value_name = "PATH")]
     server: Option<PathBuf>,
-    /// Skip the HTTP side.
+    /// A `redis_front` binary (default: build and use
+    /// target/release/redis_front).
+    #[arg(long, value_name = "PATH")]
+    front: Option<PathBuf>,
+    /// A `bare_hyper` binary (default: build and use target/release/bare_hyper).
+    #[arg(long, value_name = "PATH")]
+    bare: Option<PathBuf>,
+    /// Skip boxoffice's HTTP side (the front and bare hyper still run).
     #[arg(long)]
     no_http: bool,
     /// Run only these systems; the others' rows say so.
-    #[arg(long, value_name = "engine,redis,http", value_delimiter = ',', value_parser = parse_sys)]
+    #[arg(
+        long,
+        value_name = "engine,redis,http,front,bare",
+        value_delimiter = ',',
+        value_parser = parse_sys
+    )]
     only: Option<Vec<Sys>>,
     /// Internal: print the engine's bytes per waiting user for this many
     /// users and exit (the memory probe runs in a fresh child process).
@@ -57,12 +72,10 @@ struct Args {
 }
 
 fn parse_sys(s: &str) -> Result<Sys, String> {
-    match s.trim() {
-        "engine" => Ok(Sys::Engine),
-        "http" => Ok(Sys::Http),
-        "redis" => Ok(Sys::Redis),
-        other => Err(format!("unknown system {other:?} (engine, redis, http)")),
-    }
+    Sys::from_flag(s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = Sys::ALL.iter().map(|s| s.flag()).collect();
+        format!("unknown system {:?} ({})", s.trim(), names.join(", "))
+    })
 }
 
 fn main() -> ExitCode {
@@ -75,9 +88,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Builds the server binary in release mode (a no-op when it is fresh) and
+/// Builds `bin` of `package` in release mode (a no-op when it is fresh) and
 /// returns its path.
-fn build_server() -> Result<PathBuf> {
+fn build(package: &str, bin: &str) -> Result<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("workspace root")?
@@ -86,18 +99,39 @@ fn build_server() -> Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let args = ["build", "--release", "-p", package, "--bin", bin];
+    let shown = format!("cargo {}", args.join(" "));
     let status = Command::new(&cargo)
-        .args(["build", "--release", "--bin", "boxoffice"])
+        .args(args)
         .current_dir(&root)
         .status()
-        .context("running cargo build --release --bin boxoffice")?;
+        .with_context(|| format!("running {shown}"))?;
+    ensure!(status.success(), "{shown} failed");
+    let path = target.join("release").join(bin);
     ensure!(
-        status.success(),
-        "cargo build --release --bin boxoffice failed"
+        path.exists(),
+        "{} is missing after the build",
+        path.display()
     );
-    let bin = target.join("release").join("boxoffice");
-    ensure!(bin.exists(), "{} is missing after the build", bin.display());
-    Ok(bin)
+    Ok(path)
+}
+
+/// The binary given, else a fresh release build of it; `Err` (the rows are
+/// not run) when its system is not selected.
+fn binary(
+    systems: &[Sys],
+    sys: Sys,
+    given: Option<PathBuf>,
+    package: &str,
+    bin: &str,
+) -> Result<Result<PathBuf, String>> {
+    if !systems.contains(&sys) {
+        return Ok(Err("not selected".into()));
+    }
+    Ok(Ok(match given {
+        Some(p) => p,
+        None => build(package, bin)?,
+    }))
 }
 
 fn real_main() -> Result<ExitCode> {
@@ -114,6 +148,7 @@ fn real_main() -> Result<ExitCode> {
         opts.systems = systems;
     }
     let (out, svg, server, no_http) = (args.out, args.svg, args.server, args.no_http);
+    let (front, bare) = (args.front, args.bare);
     opts.command = format!(
         "cargo run --release -p boxoffice-bench --bin compare --{}",
         std::env::args()
@@ -124,14 +159,25 @@ fn real_main() -> Result<ExitCode> {
     opts.memory_probe = memory::Probe::Child(
         std::env::current_exe().context("locating this executable for the memory probe")?,
     );
-    opts.server = if no_http || !opts.systems.contains(&Sys::Http) {
+    opts.server = if no_http {
         Err("--no-http given".into())
     } else {
-        Ok(match server {
-            Some(p) => p,
-            None => build_server()?,
-        })
+        binary(&opts.systems, Sys::Http, server, "boxoffice", "boxoffice")?
     };
+    opts.front = binary(
+        &opts.systems,
+        Sys::Front,
+        front,
+        "boxoffice-bench",
+        "redis_front",
+    )?;
+    opts.bare = binary(
+        &opts.systems,
+        Sys::Bare,
+        bare,
+        "boxoffice-bench",
+        "bare_hyper",
+    )?;
     let svg = svg.or_else(|| out.as_ref().map(|o| o.with_file_name("compare.svg")));
 
     let report = compare::run(&opts)?;
@@ -193,14 +239,20 @@ mod tests {
             "--concurrency",
             "4",
             "--only",
-            "engine, redis",
+            "engine, redis,front,bare",
             "--no-http",
         ])
         .expect("parses");
         assert!(a.quick && a.no_http);
         assert_eq!(a.out, Some(PathBuf::from("docs/benchmarks.md")));
         assert_eq!(a.threads, 4);
-        assert_eq!(a.only, Some(vec![Sys::Engine, Sys::Redis]));
+        assert_eq!(
+            a.only,
+            Some(vec![Sys::Engine, Sys::Redis, Sys::Front, Sys::Bare])
+        );
+        for sys in Sys::ALL {
+            assert_eq!(parse_sys(sys.flag()), Ok(sys));
+        }
         assert_eq!(a.redis_server, PathBuf::from("/usr/bin/redis-server"));
         assert!(Args::try_parse_from(["compare", "--only", "mysql"]).is_err());
         assert!(Args::try_parse_from(["compare", "--bogus"]).is_err());

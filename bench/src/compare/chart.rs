@@ -7,13 +7,16 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
 
-const COLORS: [RGBColor; 3] = [
+/// One colour per system, in [`Sys::ALL`] order.
+const COLORS: [RGBColor; 5] = [
     RGBColor(0x1b, 0x9e, 0x77),
     RGBColor(0x75, 0x70, 0xb3),
     RGBColor(0xd9, 0x5f, 0x02),
+    RGBColor(0xe7, 0x29, 0x8a),
+    RGBColor(0x66, 0x66, 0x66),
 ];
 
-type Values = Vec<[Option<f64>; 3]>;
+type Values = Vec<[Option<f64>; 5]>;
 
 /// Writes the chart to `path`.
 pub fn write(report: &Report, path: &Path) -> Result<()> {
@@ -33,16 +36,18 @@ pub fn write(report: &Report, path: &Path) -> Result<()> {
 
     let root = SVGBackend::new(path, (1280, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("chart: {e}"))?;
-    // One legend strip on top, so no bar is ever hidden behind it.
+    // One legend strip on top, so no bar is ever hidden behind it; each
+    // entry as wide as its name (about 8 px a character at 15 px).
     let (legend, plots) = root.split_vertically(40);
+    let mut x = 40;
     for (k, sys) in Sys::ALL.iter().enumerate() {
-        let x = 340 + 220 * k as i32;
         legend
             .draw(&Rectangle::new([(x, 14), (x + 16, 30)], COLORS[k].filled()))
             .map_err(|e| anyhow!("chart: {e:?}"))?;
         legend
-            .draw(&Text::new(sys.name(), (x + 24, 15), ("sans-serif", 16)))
+            .draw(&Text::new(sys.name(), (x + 22, 15), ("sans-serif", 15)))
             .map_err(|e| anyhow!("chart: {e:?}"))?;
+        x += 22 + 8 * sys.name().len() as i32 + 24;
     }
     let (left, right) = plots.split_horizontally(640);
     panel(
@@ -108,7 +113,7 @@ fn panel(
         .y_label_formatter(&|y| short(*y))
         .draw()
         .map_err(err)?;
-    let width = 0.8 / 3.0;
+    let width = 0.8 / COLORS.len() as f64;
     for (k, color) in COLORS.iter().enumerate() {
         let bars = values.iter().enumerate().filter_map(|(i, v)| {
             let v = v[k]?;

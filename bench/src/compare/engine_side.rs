@@ -174,6 +174,7 @@ impl EngineSide {
                 // Ticks alternate with untimed FIFO checks; process CPU
                 // time would count both.
                 cpu: None,
+                cpu_parts: Vec::new(),
             },
             vec![format!("{ticks} ticks of {TICK_MS} ms engine time")],
         ))

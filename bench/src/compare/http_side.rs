@@ -1,5 +1,8 @@
 //! boxoffice over HTTP: the real server binary, started by this program on a
 //! free loopback port with known tokens and killed by PID when dropped.
+//! The same client, launcher and set-up also drive the other HTTP systems
+//! (the Redis design behind an HTTP front, bare hyper): see
+//! [`super::front_side`] and [`super::bare`].
 //!
 //! Each client thread owns one keep-alive HTTP/1.1 connection and sends one
 //! request at a time, like the Redis design's one connection per thread; a
@@ -19,9 +22,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "compare-admin-token";
-const SERVICE: &str = "compare-service-token";
+pub(super) const ADMIN: &str = "compare-admin-token";
+pub(super) const SERVICE: &str = "compare-service-token";
 const SECRET: &str = "compare-pass-secret-0123456789-abcdef";
+/// The event with the waiting room, and the venue's.
+pub(super) const QUEUE_EVENT: &str = "q";
+pub(super) const SEAT_EVENT: &str = "s";
 
 /// One keep-alive HTTP/1.1 connection.
 #[derive(Debug)]
@@ -150,7 +156,8 @@ fn read_response(r: &mut impl BufRead, line: &mut String) -> Result<(u16, Vec<u8
     Ok((status, body, close))
 }
 
-/// The `boxoffice serve` process.
+/// A server process this program started (`boxoffice serve`, or one of the
+/// other HTTP systems), killed by PID when dropped.
 #[derive(Debug)]
 pub struct HttpServer {
     // Declared before `dir`: the process is killed before its log goes.
@@ -186,9 +193,34 @@ impl HttpServer {
         .filter(|(flag, _)| help.contains(flag))
         .flat_map(|(flag, v)| [flag, v])
         .collect();
+        HttpServer::launch(bin, "compare-server", |addr| {
+            let mut args: Vec<String> = [
+                "serve",
+                "--listen",
+                &addr.to_string(),
+                "--admin-token",
+                ADMIN,
+                "--service-token",
+                SERVICE,
+                "--secret",
+                SECRET,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(limits_off.iter().map(|s| s.to_string()));
+            args
+        })
+    }
+
+    /// Starts `bin` with `args(addr)` on a free loopback port and waits for
+    /// `/readyz` to answer 200; a port taken in between is retried with
+    /// another (three tries). The child's output goes to `server.log` in its
+    /// own temp dir (`tag`).
+    pub fn launch(bin: &Path, tag: &str, args: impl Fn(SocketAddr) -> Vec<String>) -> Result<Self> {
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(bin, &limits_off) {
+            match Self::try_start(bin, tag, &args) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -196,22 +228,12 @@ impl HttpServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("the server did not start")))
     }
 
-    fn try_start(bin: &Path, limits_off: &[&str]) -> Result<Self> {
+    fn try_start(bin: &Path, tag: &str, args: &dyn Fn(SocketAddr) -> Vec<String>) -> Result<Self> {
         let port = free_port().context("probing a free loopback port")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let dir = TempDir::new("compare-server").context("creating the server's temp dir")?;
+        let dir = TempDir::new(tag).context("creating the server's temp dir")?;
         let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .args(["--listen", &addr.to_string()])
-            .args([
-                "--admin-token",
-                ADMIN,
-                "--service-token",
-                SERVICE,
-                "--secret",
-                SECRET,
-            ]);
-        cmd.args(limits_off);
+        cmd.args(args(addr));
         cmd.env_remove("BOXOFFICE_REDIS");
         // The access log would write ~100 MB per workload into server.log; the
         // comparison measures serving, with the server's other logs kept.
@@ -253,6 +275,10 @@ struct StatusDoc {
     ticket: String,
     state: String,
     position: Option<u64>,
+    /// The Redis design's `INCR` number, from the front over Redis (not a
+    /// boxoffice field).
+    #[serde(default)]
+    seq: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -294,21 +320,36 @@ fn error_code(body: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-fn unexpected(what: &str, status: u16, body: &[u8]) -> anyhow::Error {
+pub(super) fn unexpected(what: &str, status: u16, body: &[u8]) -> anyhow::Error {
     anyhow::anyhow!("{what}: HTTP {status}: {}", String::from_utf8_lossy(body))
 }
 
-fn coupon_id(c: Coupon) -> &'static str {
+pub(super) fn coupon_id(c: Coupon) -> &'static str {
     match c {
         Coupon::Main => "c",
         Coupon::Spin => "c-spin",
     }
 }
 
-/// The HTTP side of the comparison.
+/// The timed paths without a variable part, spelled out (no formatting per
+/// request); a test checks them against the names above.
+const JOIN_PATH: &str = "/v1/events/q/queue";
+
+fn claim_path(c: Coupon) -> &'static str {
+    match c {
+        Coupon::Main => "/v1/coupons/c/claims",
+        Coupon::Spin => "/v1/coupons/c-spin/claims",
+    }
+}
+
+/// The HTTP side of the comparison: boxoffice's, or (through
+/// [`super::front_side`]) the front over Redis, which takes the same
+/// requests.
 #[derive(Debug)]
-pub struct HttpSide<'a> {
-    server: &'a HttpServer,
+pub struct HttpSide {
+    addr: SocketAddr,
+    /// The serving processes whose CPU is measured.
+    pids: Vec<Option<u32>>,
     plan: Arc<Plan>,
 }
 
@@ -319,20 +360,25 @@ pub struct HttpClient {
     body: String,
 }
 
-impl<'a> HttpSide<'a> {
-    pub fn new(server: &'a HttpServer, plan: Arc<Plan>) -> Self {
-        HttpSide { server, plan }
+impl HttpSide {
+    pub fn new(server: &HttpServer, plan: Arc<Plan>) -> Self {
+        Self::at(server.addr, vec![server.pid()], plan)
+    }
+
+    /// A side at `addr` whose serving processes are `pids`.
+    pub fn at(addr: SocketAddr, pids: Vec<Option<u32>>, plan: Arc<Plan>) -> Self {
+        HttpSide { addr, pids, plan }
     }
 
     /// One set-up or check call on a fresh connection (untimed).
-    fn call(
+    pub(super) fn call(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<&str>,
     ) -> Result<Vec<u8>> {
-        let mut c = HttpConn::connect(self.server.addr)?;
+        let mut c = HttpConn::connect(self.addr)?;
         let (status, out) = c.send(method, path, token, body)?;
         ensure!(
             (200..300).contains(&status),
@@ -343,19 +389,15 @@ impl<'a> HttpSide<'a> {
     }
 }
 
-impl System for HttpSide<'_> {
+impl System for HttpSide {
     type Client = HttpClient;
 
-    fn pid(&self) -> Option<u32> {
-        self.server.pid()
+    fn pids(&self) -> Vec<Option<u32>> {
+        self.pids.clone()
     }
 
     fn client(&self) -> Result<HttpClient> {
-        Ok(HttpClient {
-            conn: HttpConn::connect(self.server.addr)?,
-            plan: self.plan.clone(),
-            body: String::with_capacity(256),
-        })
+        HttpClient::connect(self.addr, self.plan.clone())
     }
 
     fn setup_queue(&self) -> Result<()> {
@@ -367,14 +409,15 @@ impl System for HttpSide<'_> {
             "seats": [],
             "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}
         });
-        self.call("PUT", "/v1/events/q", Some(ADMIN), Some(&body.to_string()))?;
+        let path = format!("/v1/events/{QUEUE_EVENT}");
+        self.call("PUT", &path, Some(ADMIN), Some(&body.to_string()))?;
         // Paused: the server's own ticker must not admit while positions are checked.
-        self.call("POST", "/v1/events/q/pause", Some(ADMIN), None)?;
+        self.call("POST", &format!("{path}/pause"), Some(ADMIN), None)?;
         Ok(())
     }
 
     fn waiting(&self) -> Result<u64> {
-        let body = self.call("GET", "/v1/events/q", None, None)?;
+        let body = self.call("GET", &format!("/v1/events/{QUEUE_EVENT}"), None, None)?;
         Ok(serde_json::from_slice::<EventDoc>(&body)
             .context("event document")?
             .waiting)
@@ -394,12 +437,14 @@ impl System for HttpSide<'_> {
             "seats": rows,
             "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}
         });
-        self.call("PUT", "/v1/events/s", Some(ADMIN), Some(&body.to_string()))?;
+        let path = format!("/v1/events/{SEAT_EVENT}");
+        self.call("PUT", &path, Some(ADMIN), Some(&body.to_string()))?;
         Ok(())
     }
 
     fn seat_counts(&self) -> Result<(u64, u64)> {
-        let body = self.call("GET", "/v1/events/s/seats", None, None)?;
+        let path = format!("/v1/events/{SEAT_EVENT}/seats");
+        let body = self.call("GET", &path, None, None)?;
         let d: SeatsDoc = serde_json::from_slice(&body).context("seat counts")?;
         Ok((d.held, d.sold))
     }
@@ -419,46 +464,38 @@ impl System for HttpSide<'_> {
     }
 }
 
-impl Client for HttpClient {
-    type Hold = String;
+/// The requests, built the same way for every HTTP system; the [`Client`]
+/// impl reads boxoffice's answers, [`super::bare`] the ceiling's fixed one.
+impl HttpClient {
+    pub(super) fn connect(addr: SocketAddr, plan: Arc<Plan>) -> Result<Self> {
+        Ok(HttpClient {
+            conn: HttpConn::connect(addr)?,
+            plan,
+            body: String::with_capacity(256),
+        })
+    }
 
-    /// Joins as a booking backend does: service realm, on the user's behalf
-    /// (the event is `signed`; a public join would need a user token).
-    fn join(&mut self, user: usize) -> Result<JoinReply> {
+    fn user_body(&mut self, user: usize) {
         self.body.clear();
         self.body.push_str(r#"{"user":""#);
         self.body.push_str(&self.plan.users[user]);
         self.body.push_str(r#""}"#);
-        let (status, body) = self.conn.send(
-            "POST",
-            "/v1/events/q/queue",
-            Some(SERVICE),
-            Some(&self.body),
-        )?;
-        ensure!(
-            status == 201 || status == 200,
-            "{}",
-            unexpected("join", status, &body)
-        );
-        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
-        Ok(JoinReply {
-            ticket: d.ticket,
-            position: d.position.context("a joined user has no position")?,
-            created: status == 201,
-            seq: None,
-        })
     }
 
-    fn poll(&mut self, ticket: &str) -> Result<u64> {
-        let path = format!("/v1/events/q/queue/{ticket}");
-        let (status, body) = self.conn.send("GET", &path, None, None)?;
-        ensure!(status == 200, "{}", unexpected("status", status, &body));
-        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
-        ensure!(d.state == "waiting", "ticket is {}, not waiting", d.state);
-        d.position.context("a waiting user has no position")
+    /// The backend's join (service realm) of user `user`.
+    pub(super) fn send_join(&mut self, user: usize) -> Result<(u16, Vec<u8>)> {
+        self.user_body(user);
+        self.conn
+            .send("POST", JOIN_PATH, Some(SERVICE), Some(&self.body))
     }
 
-    fn hold(&mut self, attempt: usize) -> Result<Option<String>> {
+    pub(super) fn send_poll(&mut self, ticket: &str) -> Result<(u16, Vec<u8>)> {
+        let path = format!("/v1/events/{QUEUE_EVENT}/queue/{ticket}");
+        self.conn.send("GET", &path, None, None)
+    }
+
+    /// Hold attempt `attempt` of the plan.
+    pub(super) fn send_hold(&mut self, attempt: usize) -> Result<(u16, Vec<u8>)> {
         let req = &self.plan.holds[attempt];
         self.body.clear();
         self.body.push_str(r#"{"user":""#);
@@ -473,12 +510,55 @@ impl Client for HttpClient {
             self.body.push('"');
         }
         self.body.push_str("]}");
-        let (status, body) = self.conn.send(
-            "POST",
-            "/v1/events/s/holds",
-            Some(SERVICE),
-            Some(&self.body),
-        )?;
+        let path = format!("/v1/events/{SEAT_EVENT}/holds");
+        self.conn
+            .send("POST", &path, Some(SERVICE), Some(&self.body))
+    }
+
+    pub(super) fn send_confirm(&mut self, hold: &str) -> Result<(u16, Vec<u8>)> {
+        let path = format!("/v1/events/{SEAT_EVENT}/holds/{hold}/confirm");
+        self.conn
+            .send("POST", &path, Some(SERVICE), Some(r#"{"order":"o-1"}"#))
+    }
+
+    pub(super) fn send_claim(&mut self, coupon: Coupon, user: usize) -> Result<(u16, Vec<u8>)> {
+        self.user_body(user);
+        self.conn
+            .send("POST", claim_path(coupon), Some(SERVICE), Some(&self.body))
+    }
+}
+
+impl Client for HttpClient {
+    type Hold = String;
+
+    /// Joins as a booking backend does: service realm, on the user's behalf
+    /// (the event is `signed`; a public join would need a user token).
+    fn join(&mut self, user: usize) -> Result<JoinReply> {
+        let (status, body) = self.send_join(user)?;
+        ensure!(
+            status == 201 || status == 200,
+            "{}",
+            unexpected("join", status, &body)
+        );
+        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
+        Ok(JoinReply {
+            ticket: d.ticket,
+            position: d.position.context("a joined user has no position")?,
+            created: status == 201,
+            seq: d.seq,
+        })
+    }
+
+    fn poll(&mut self, ticket: &str) -> Result<u64> {
+        let (status, body) = self.send_poll(ticket)?;
+        ensure!(status == 200, "{}", unexpected("status", status, &body));
+        let d: StatusDoc = serde_json::from_slice(&body).context("status document")?;
+        ensure!(d.state == "waiting", "ticket is {}, not waiting", d.state);
+        d.position.context("a waiting user has no position")
+    }
+
+    fn hold(&mut self, attempt: usize) -> Result<Option<String>> {
+        let (status, body) = self.send_hold(attempt)?;
         match status {
             201 => {
                 let d: HoldDoc = serde_json::from_slice(&body).context("hold document")?;
@@ -491,10 +571,7 @@ impl Client for HttpClient {
     }
 
     fn confirm(&mut self, _attempt: usize, hold: &String) -> Result<bool> {
-        let path = format!("/v1/events/s/holds/{hold}/confirm");
-        let (status, body) =
-            self.conn
-                .send("POST", &path, Some(SERVICE), Some(r#"{"order":"o-1"}"#))?;
+        let (status, body) = self.send_confirm(hold)?;
         match status {
             200 => {
                 let d: HoldDoc = serde_json::from_slice(&body).context("hold document")?;
@@ -506,17 +583,7 @@ impl Client for HttpClient {
     }
 
     fn claim(&mut self, coupon: Coupon, user: usize) -> Result<ClaimResult> {
-        let path = match coupon {
-            Coupon::Main => "/v1/coupons/c/claims",
-            Coupon::Spin => "/v1/coupons/c-spin/claims",
-        };
-        self.body.clear();
-        self.body.push_str(r#"{"user":""#);
-        self.body.push_str(&self.plan.users[user]);
-        self.body.push_str(r#""}"#);
-        let (status, body) = self
-            .conn
-            .send("POST", path, Some(SERVICE), Some(&self.body))?;
+        let (status, body) = self.send_claim(coupon, user)?;
         match (status, error_code(&body).as_str()) {
             (201, _) => Ok(ClaimResult::Claimed),
             (409, "already_claimed") => Ok(ClaimResult::AlreadyClaimed),
@@ -529,6 +596,17 @@ impl Client for HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_paths_match_the_names() {
+        assert_eq!(JOIN_PATH, format!("/v1/events/{QUEUE_EVENT}/queue"));
+        for c in [Coupon::Main, Coupon::Spin] {
+            assert_eq!(
+                claim_path(c),
+                format!("/v1/coupons/{}/claims", coupon_id(c))
+            );
+        }
+    }
 
     #[test]
     fn reads_length_and_chunked_responses() -> Result<()> {

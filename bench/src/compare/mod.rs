@@ -1,26 +1,32 @@
 //! The side-by-side comparison: the same workloads, at the same concurrency,
-//! against boxoffice in process, boxoffice over HTTP, and the usual Redis
-//! design (sorted-set queue, Lua seat holds, Lua or spin-lock coupons), in one
+//! against boxoffice in process, boxoffice over HTTP, the usual Redis design
+//! (sorted-set queue, Lua seat holds, Lua or spin-lock coupons), that design
+//! behind an HTTP front (`bin/redis_front.rs`, the like-for-like system over
+//! HTTP) and bare hyper (`bin/bare_hyper.rs`, the ceiling over HTTP), in one
 //! run on one machine. `bin/compare.rs` is the command line; `make bench` runs
 //! it, and a quick mode runs in `make test` so it cannot rot.
 //!
 //! Every workload is checked on every side (no double seat, exact coupon
 //! count, FIFO order); a failed check fails the run.
 
+pub mod bare;
 pub mod chart;
 pub mod engine_side;
+pub mod front_side;
 pub mod http_side;
 pub mod memory;
 pub mod redis_design;
+pub mod redis_layout;
 pub mod report;
 pub mod suite;
 pub mod workloads;
 
 use anyhow::{Context, Result};
 use engine_side::EngineSide;
+use front_side::{FrontServers, FrontSide};
 use http_side::{HttpServer, HttpSide};
 use memory::Probe;
-use redis_design::{RedisServer, RedisSide};
+use redis_design::{Keyspace, RedisServer, RedisSide};
 use report::{MemRow, Meta, Report, Row, Status, Sys, Work};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +44,11 @@ pub struct Options {
     pub redis_server: PathBuf,
     /// `boxoffice` binary; `Err(reason)` skips the HTTP side.
     pub server: Result<PathBuf, String>,
+    /// `redis_front` binary (the Redis design behind HTTP); `Err(reason)`
+    /// skips that row.
+    pub front: Result<PathBuf, String>,
+    /// `bare_hyper` binary (the ceiling); `Err(reason)` skips that row.
+    pub bare: Result<PathBuf, String>,
     pub memory_probe: Probe,
     /// The command line, as shown in the report.
     pub command: String,
@@ -54,6 +65,8 @@ impl Options {
             threads: 16,
             redis_server: PathBuf::from("/usr/bin/redis-server"),
             server: Err("no server binary given".into()),
+            front: Err("no redis_front binary given".into()),
+            bare: Err("no bare_hyper binary given".into()),
             memory_probe: Probe::InProcess,
             command: "compare".into(),
             seed: 0x5eed_b0c5,
@@ -94,7 +107,7 @@ fn describe(work: Work, sys: Sys, s: &Status) {
         Status::Done(o) => {
             let m = &o.measured;
             say(format!(
-                "{:<18} {:<21} {:>10} ops in {:>7.2} s = {:>12.0} ops/s, p50 {:.2} µs, p99 {:.2} µs",
+                "{:<18} {:<33} {:>10} ops in {:>7.2} s = {:>12.0} ops/s, p50 {:.2} µs, p99 {:.2} µs",
                 work.short(),
                 sys.name(),
                 m.ops,
@@ -104,7 +117,7 @@ fn describe(work: Work, sys: Sys, s: &Status) {
                 m.latency_us(0.99)
             ));
             for note in &o.notes {
-                say(format!("{:<18} {:<21} {note}", "", ""));
+                say(format!("{:<18} {:<33} {note}", "", ""));
             }
         }
         Status::Failed(e) => say(format!("{} / {}: FAILED: {e}", work.short(), sys.name())),
@@ -116,13 +129,13 @@ fn describe(work: Work, sys: Sys, s: &Status) {
 type Admit<'a> = dyn Fn(&[(String, u64)]) -> Result<suite::Outcome> + 'a;
 
 /// The queue workloads on one system: joins, polls, and (through `admit`)
-/// admission of the whole line.
+/// admission of the whole line, or why it has no admission row.
 fn queue_rows<S: System>(
     sys: &S,
     which: Sys,
     plan: &Plan,
     threads: usize,
-    admit: Option<&Admit<'_>>,
+    admit: Result<&Admit<'_>, &str>,
     rows: &mut Vec<Row>,
 ) {
     let mut push = |work, status: Status| {
@@ -141,8 +154,8 @@ fn queue_rows<S: System>(
                 status_of(guarded(|| suite::polls(sys, plan, &line, threads))),
             );
             let admitted = match admit {
-                Some(f) => status_of(guarded(|| f(&line))),
-                None => Status::Skipped("the server admits on its own timer".into()),
+                Ok(f) => status_of(guarded(|| f(&line))),
+                Err(why) => Status::Skipped(why.into()),
             };
             push(Work::Admit, admitted);
         }
@@ -201,6 +214,53 @@ fn now_rfc3339() -> String {
     now.format(&Rfc3339).unwrap_or_else(|_| "unknown".into())
 }
 
+/// Why a system's rows are not run.
+#[derive(Clone, Debug)]
+enum NotRun {
+    Skipped(String),
+    Failed(String),
+}
+
+impl NotRun {
+    fn status(&self) -> Status {
+        match self {
+            NotRun::Skipped(why) => Status::Skipped(why.clone()),
+            NotRun::Failed(e) => Status::Failed(e.clone()),
+        }
+    }
+}
+
+/// Starts one of the serving programs, or says why its rows are not run.
+fn start_server<T>(
+    sys: Sys,
+    wanted: bool,
+    bin: &Result<PathBuf, String>,
+    start: impl FnOnce(&PathBuf) -> Result<T>,
+    describe: impl FnOnce(&T) -> String,
+) -> Result<T, NotRun> {
+    if !wanted {
+        return Err(NotRun::Skipped("not selected".into()));
+    }
+    match bin {
+        Ok(bin) => match start(bin) {
+            Ok(s) => {
+                say(format!(
+                    "{}: {} ({})",
+                    sys.name(),
+                    describe(&s),
+                    bin.display()
+                ));
+                Ok(s)
+            }
+            Err(e) => Err(NotRun::Failed(format!("starting {}: {e:#}", bin.display()))),
+        },
+        Err(why) => {
+            say(format!("{} not run: {why}", sys.name()));
+            Err(NotRun::Skipped(why.clone()))
+        }
+    }
+}
+
 /// Runs everything and returns the report (failed checks are in it: see
 /// [`Report::failures`]). An error here means the run could not happen at
 /// all (no redis-server, say).
@@ -220,27 +280,48 @@ pub fn run(opts: &Options) -> Result<Report> {
         redis.version, redis.port
     ));
     let want = |s: Sys| opts.systems.contains(&s);
-    let http = match &opts.server {
-        _ if !want(Sys::Http) => Err(Status::Skipped("not selected".into())),
-        Ok(bin) => match HttpServer::start(bin) {
-            Ok(s) => {
-                say(format!("boxoffice serve on {} ({})", s.addr, bin.display()));
-                Ok(s)
-            }
-            Err(e) => Err(Status::Failed(format!("starting the server: {e:#}"))),
+    let http = start_server(
+        Sys::Http,
+        want(Sys::Http),
+        &opts.server,
+        |b| HttpServer::start(b),
+        |s| format!("boxoffice serve on {}", s.addr),
+    );
+    let front = start_server(
+        Sys::Front,
+        want(Sys::Front),
+        &opts.front,
+        |b| FrontServers::start(&opts.redis_server, b),
+        |s| {
+            format!(
+                "on {}, its redis-server on port {}",
+                s.front.addr, s.redis.port
+            )
         },
-        Err(why) => {
-            say(format!("HTTP side not run: {why}"));
-            Err(Status::Skipped(why.clone()))
-        }
-    };
+    );
+    let bare = start_server(
+        Sys::Bare,
+        want(Sys::Bare),
+        &opts.bare,
+        |b| HttpServer::launch(b, "compare-bare", |addr| vec![addr.to_string()]),
+        |s| format!("on {}", s.addr),
+    );
     let mut rows = Vec::new();
 
     let engine = EngineSide::new(&plan)?;
-    let redis_side = RedisSide::new(&redis, plan.clone())?;
+    let redis_side = RedisSide::new(&redis, plan.clone(), Keyspace::direct())?;
     let http_side = http.as_ref().ok().map(|s| HttpSide::new(s, plan.clone()));
-    let not_run = |sys: Sys| match (&http, sys) {
-        (Err(status), Sys::Http) => status.clone(),
+    let front_side = match &front {
+        Ok(s) => match FrontSide::new(s, plan.clone()) {
+            Ok(side) => Ok(side),
+            Err(e) => Err(NotRun::Failed(format!("{e:#}"))),
+        },
+        Err(why) => Err(why.clone()),
+    };
+    let not_run = |sys: Sys| match (sys, &http, &front_side, &bare) {
+        (Sys::Http, Err(why), _, _) => why.status(),
+        (Sys::Front, _, Err(why), _) => why.status(),
+        (Sys::Bare, _, _, Err(why)) => why.status(),
         _ => Status::Skipped("not selected".into()),
     };
     let skip = |sys: Sys, works: &[Work], rows: &mut Vec<Row>| {
@@ -249,6 +330,21 @@ pub fn run(opts: &Options) -> Result<Report> {
             describe(work, sys, &status);
             rows.push(Row { work, sys, status });
         }
+    };
+    let bare_rows = |works: &[Work], rows: &mut Vec<Row>| match &bare {
+        Ok(server) => {
+            for &work in works {
+                let status = guarded(|| Ok(bare::status(server, &plan, work, threads)))
+                    .unwrap_or_else(|e| Status::Failed(format!("{e:#}")));
+                describe(work, Sys::Bare, &status);
+                rows.push(Row {
+                    work,
+                    sys: Sys::Bare,
+                    status,
+                });
+            }
+        }
+        Err(_) => skip(Sys::Bare, works, rows),
     };
     const QUEUE: [Work; 3] = [Work::Joins, Work::Polls, Work::Admit];
     const OTHER: [Work; 3] = [Work::Seats, Work::Coupons, Work::SpinCoupons];
@@ -261,7 +357,7 @@ pub fn run(opts: &Options) -> Result<Report> {
             Sys::Engine,
             &plan,
             threads,
-            Some(&engine_admit),
+            Ok(&engine_admit),
             &mut rows,
         );
     } else {
@@ -274,16 +370,35 @@ pub fn run(opts: &Options) -> Result<Report> {
             Sys::Redis,
             &plan,
             threads,
-            Some(&redis_admit),
+            Ok(&redis_admit),
             &mut rows,
         );
     } else {
         skip(Sys::Redis, &QUEUE, &mut rows);
     }
     match &http_side {
-        Some(side) => queue_rows(side, Sys::Http, &plan, threads, None, &mut rows),
+        Some(side) => queue_rows(
+            side,
+            Sys::Http,
+            &plan,
+            threads,
+            Err("the server admits on its own timer"),
+            &mut rows,
+        ),
         None => skip(Sys::Http, &QUEUE, &mut rows),
     }
+    match &front_side {
+        Ok(side) => queue_rows(
+            side,
+            Sys::Front,
+            &plan,
+            threads,
+            Err("no scheduler runs behind the front (the Redis design's admission row is the same commands)"),
+            &mut rows,
+        ),
+        Err(_) => skip(Sys::Front, &QUEUE, &mut rows),
+    }
+    bare_rows(&QUEUE, &mut rows);
     if want(Sys::Engine) {
         other_rows(&engine, Sys::Engine, &plan, threads, &mut rows);
     } else {
@@ -298,7 +413,15 @@ pub fn run(opts: &Options) -> Result<Report> {
         Some(side) => other_rows(side, Sys::Http, &plan, threads, &mut rows),
         None => skip(Sys::Http, &OTHER, &mut rows),
     }
-    // The HTTP server's state is no longer needed; free its memory and CPU.
+    match &front_side {
+        Ok(side) => other_rows(side, Sys::Front, &plan, threads, &mut rows),
+        Err(_) => skip(Sys::Front, &OTHER, &mut rows),
+    }
+    bare_rows(&OTHER, &mut rows);
+    // The HTTP servers' state is no longer needed; free their memory and CPU.
+    drop(front_side);
+    drop(front);
+    drop(bare);
     drop(http_side);
     drop(http);
     drop(engine);

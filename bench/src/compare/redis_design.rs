@@ -13,62 +13,62 @@
 //!
 //! Every request is its own round trip on its own connection (no pipelining),
 //! as each request of the Spring service is; only untimed set-up pipelines.
+//! The scripts, keys and commands come from [`super::redis_layout`], shared
+//! with the HTTP front in front of Redis (`bin/redis_front.rs`).
 
+use super::redis_layout::{coupon_name, event_ns, Claim, CouponKeys, QueueKeys, Scripts, SeatKeys};
 use super::suite::{ClaimResult, Client, Coupon, JoinReply, Outcome, System};
 use super::workloads::{cpu_delta, cpu_time, histogram, record, Measured, Plan};
 use anyhow::{ensure, Context, Result};
 use boxoffice_testkit::RedisOptions;
-use redis::{Connection, Script};
+use redis::Connection;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a seat hold lives (as the engine's hold policy: 600 s).
-const HOLD_TTL_MS: u64 = 600_000;
-/// Lease of the spin lock.
-const LOCK_LEASE_MS: u64 = 3_000;
+/// Where a side's data lives in Redis (see [`super::redis_layout`]).
+#[derive(Clone, Debug)]
+pub struct Keyspace {
+    pub queue: QueueKeys,
+    pub seats: SeatKeys,
+    pub main: CouponKeys,
+    pub spin: CouponKeys,
+}
 
-const HOLD_LUA: &str = r"
-for _, k in ipairs(KEYS) do
-  if redis.call('EXISTS', k) == 1 then return 0 end
-end
-for _, k in ipairs(KEYS) do
-  redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
-end
-return 1";
+impl Keyspace {
+    /// The direct client's: one queue, one venue, coupons `c` and `cs`.
+    pub fn direct() -> Self {
+        Keyspace {
+            queue: QueueKeys::new(""),
+            seats: SeatKeys::new(""),
+            main: CouponKeys::new("c"),
+            spin: CouponKeys::new("cs"),
+        }
+    }
 
-const CONFIRM_LUA: &str = r"
-for _, k in ipairs(KEYS) do
-  if redis.call('GET', k) ~= ARGV[1] then return 0 end
-end
-for _, k in ipairs(KEYS) do
-  redis.call('SET', k, 'sold:' .. ARGV[1])
-end
-return 1";
+    /// The front's (`bin/redis_front.rs`): keys of the named events and
+    /// coupons, as the front builds them from the request paths.
+    pub fn behind_front(
+        queue_event: &str,
+        seat_event: &str,
+        main_coupon: &str,
+        spin_coupon: &str,
+    ) -> Self {
+        Keyspace {
+            queue: QueueKeys::new(&event_ns(queue_event)),
+            seats: SeatKeys::new(&event_ns(seat_event)),
+            main: CouponKeys::new(&coupon_name(main_coupon)),
+            spin: CouponKeys::new(&coupon_name(spin_coupon)),
+        }
+    }
 
-const CLAIM_LUA: &str = r"
-if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return -1 end
-local stock = tonumber(redis.call('GET', KEYS[1]) or '0')
-if stock <= 0 then return -2 end
-redis.call('DECR', KEYS[1])
-redis.call('SADD', KEYS[2], ARGV[1])
-return stock - 1";
-
-const UNLOCK_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
-
-const SEQ: &str = "q:seq";
-const WAITING: &str = "q:waiting";
-const ACTIVE: &str = "q:active";
-
-fn coupon_keys(c: Coupon) -> (&'static str, &'static str) {
-    match c {
-        Coupon::Main => ("c:stock", "c:users"),
-        Coupon::Spin => ("cs:stock", "cs:users"),
+    pub fn coupon(&self, c: Coupon) -> &CouponKeys {
+        match c {
+            Coupon::Main => &self.main,
+            Coupon::Spin => &self.spin,
+        }
     }
 }
-const SPIN_LOCK: &str = "cs:lock";
 
 /// The private `redis-server` (see [`boxoffice_testkit::RedisServer`]:
 /// loopback, no persistence, killed by PID when dropped, so also on an
@@ -131,35 +131,21 @@ fn used_memory(con: &mut Connection) -> Result<u64> {
         .context("no used_memory in INFO memory")
 }
 
-/// The Redis design's side of the comparison.
+/// The Redis design's side of the comparison: clients that call
+/// `redis-server` directly. Its checks also serve the front row (the same
+/// data behind an HTTP service), read from the front's own server under the
+/// front's [`Keyspace`].
 #[derive(Debug)]
 pub struct RedisSide<'a> {
     server: &'a RedisServer,
     plan: Arc<Plan>,
-}
-
-#[derive(Debug)]
-struct Scripts {
-    hold: Script,
-    confirm: Script,
-    claim: Script,
-    unlock: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            hold: Script::new(HOLD_LUA),
-            confirm: Script::new(CONFIRM_LUA),
-            claim: Script::new(CLAIM_LUA),
-            unlock: Script::new(UNLOCK_LUA),
-        }
-    }
+    keys: Arc<Keyspace>,
 }
 
 pub struct RedisClient {
     con: Connection,
     plan: Arc<Plan>,
+    keys: Arc<Keyspace>,
     scripts: Scripts,
     /// Unique lock tokens: this client's id plus a counter.
     id: u64,
@@ -181,30 +167,32 @@ fn user_index(name: &str) -> Result<usize> {
 }
 
 impl<'a> RedisSide<'a> {
-    pub fn new(server: &'a RedisServer, plan: Arc<Plan>) -> Result<Self> {
+    /// Empties the server (`FLUSHALL`) and loads the scripts.
+    pub fn new(server: &'a RedisServer, plan: Arc<Plan>, keys: Keyspace) -> Result<Self> {
         let mut con = server.connect()?;
         redis::cmd("FLUSHALL")
             .query::<()>(&mut con)
             .context("FLUSHALL")?;
         // Load the scripts once (server-wide) so runs measure EVALSHA only.
-        let s = Scripts::new();
-        for script in [&s.hold, &s.confirm, &s.claim, &s.unlock] {
+        for script in Scripts::new().all() {
             script
                 .prepare_invoke()
                 .load(&mut con)
                 .context("SCRIPT LOAD")?;
         }
-        Ok(RedisSide { server, plan })
+        Ok(RedisSide {
+            server,
+            plan,
+            keys: Arc::new(keys),
+        })
     }
 
     /// The whole line in order: (user, score) by rank.
     fn zrange(&self) -> Result<Vec<(String, f64)>> {
         let mut con = self.server.connect()?;
-        redis::cmd("ZRANGE")
-            .arg(WAITING)
-            .arg(0)
-            .arg(-1)
-            .arg("WITHSCORES")
+        self.keys
+            .queue
+            .zrange_all()
             .query(&mut con)
             .context("ZRANGE")
     }
@@ -214,6 +202,7 @@ impl<'a> RedisSide<'a> {
     /// come out in score order, each once, exactly the line.
     pub fn admit(&self, line: &[(String, u64)]) -> Result<Outcome> {
         let mut con = self.server.connect()?;
+        let queue = &self.keys.queue;
         let batch = self.plan.sizes.admit_batch;
         let mut hist = histogram();
         let mut busy = Duration::ZERO;
@@ -221,18 +210,13 @@ impl<'a> RedisSide<'a> {
         let cpu0 = cpu_time(self.server.pid());
         while popped_all.len() < line.len() {
             let start = Instant::now();
-            let popped: Vec<(String, f64)> = redis::cmd("ZPOPMIN")
-                .arg(WAITING)
-                .arg(batch)
-                .query(&mut con)
-                .context("ZPOPMIN")?;
+            let popped: Vec<(String, f64)> =
+                queue.zpopmin(batch).query(&mut con).context("ZPOPMIN")?;
             ensure!(!popped.is_empty(), "the line ran dry early");
-            let mut sadd = redis::cmd("SADD");
-            sadd.arg(ACTIVE);
-            for (u, _) in &popped {
-                sadd.arg(u);
-            }
-            sadd.query::<u64>(&mut con).context("SADD")?;
+            queue
+                .sadd_active(popped.iter().map(|(u, _)| u.as_str()))
+                .query::<u64>(&mut con)
+                .context("SADD")?;
             let took = start.elapsed();
             record(&mut hist, took);
             busy += took;
@@ -258,7 +242,7 @@ impl<'a> RedisSide<'a> {
             );
         }
         let active: u64 = redis::cmd("SCARD")
-            .arg(ACTIVE)
+            .arg(&queue.active)
             .query(&mut con)
             .context("SCARD")?;
         ensure!(active == line.len() as u64, "{active} in the active set");
@@ -269,6 +253,7 @@ impl<'a> RedisSide<'a> {
                 elapsed: busy,
                 hist,
                 cpu,
+                cpu_parts: Vec::new(),
             },
             vec![format!("{batches} batches of ZPOPMIN {batch} + SADD")],
         ))
@@ -292,7 +277,7 @@ impl<'a> RedisSide<'a> {
                     break;
                 }
                 let end = (next + PER_CMD).min(n);
-                let cmd = pipe.cmd("ZADD").arg(WAITING);
+                let cmd = pipe.cmd("ZADD").arg(&self.keys.queue.waiting);
                 for i in next..end {
                     cmd.arg(i + 1).arg(super::workloads::user_name(i as usize));
                 }
@@ -301,10 +286,7 @@ impl<'a> RedisSide<'a> {
             }
             pipe.query::<()>(&mut con).context("filling the line")?;
         }
-        let count: u64 = redis::cmd("ZCARD")
-            .arg(WAITING)
-            .query(&mut con)
-            .context("ZCARD")?;
+        let count: u64 = self.keys.queue.zcard().query(&mut con).context("ZCARD")?;
         ensure!(count == n, "{count} users in line after adding {n}");
         let after = used_memory(&mut con)?;
         redis::cmd("FLUSHALL")
@@ -317,8 +299,8 @@ impl<'a> RedisSide<'a> {
 impl System for RedisSide<'_> {
     type Client = RedisClient;
 
-    fn pid(&self) -> Option<u32> {
-        self.server.pid()
+    fn pids(&self) -> Vec<Option<u32>> {
+        vec![self.server.pid()]
     }
 
     fn client(&self) -> Result<RedisClient> {
@@ -327,6 +309,7 @@ impl System for RedisSide<'_> {
         Ok(RedisClient {
             con,
             plan: self.plan.clone(),
+            keys: self.keys.clone(),
             scripts: Scripts::new(),
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             counter: 0,
@@ -336,20 +319,12 @@ impl System for RedisSide<'_> {
 
     fn setup_queue(&self) -> Result<()> {
         let mut con = self.server.connect()?;
-        redis::cmd("DEL")
-            .arg(SEQ)
-            .arg(WAITING)
-            .arg(ACTIVE)
-            .query::<()>(&mut con)
-            .context("DEL")
+        self.keys.queue.reset().query::<()>(&mut con).context("DEL")
     }
 
     fn waiting(&self) -> Result<u64> {
         let mut con = self.server.connect()?;
-        redis::cmd("ZCARD")
-            .arg(WAITING)
-            .query(&mut con)
-            .context("ZCARD")
+        self.keys.queue.zcard().query(&mut con).context("ZCARD")
     }
 
     /// The design's own promises: one place per user, kept on a repeat join
@@ -422,10 +397,8 @@ impl System for RedisSide<'_> {
         for section in 0..s.sections {
             for row in 0..s.rows {
                 for n in 1..=s.per_row {
-                    names.push(format!(
-                        "seat:{}",
-                        super::workloads::seat_name(section, row, n)
-                    ));
+                    let seat = super::workloads::seat_name(section, row, n);
+                    names.push(self.keys.seats.key(&seat));
                 }
             }
         }
@@ -448,58 +421,34 @@ impl System for RedisSide<'_> {
 
     fn setup_coupon(&self, coupon: Coupon, stock: u32) -> Result<()> {
         let mut con = self.server.connect()?;
-        let (stock_key, users_key) = coupon_keys(coupon);
-        redis::pipe()
-            .cmd("DEL")
-            .arg(users_key)
-            .arg(SPIN_LOCK)
-            .ignore()
-            .cmd("SET")
-            .arg(stock_key)
-            .arg(stock)
-            .ignore()
+        self.keys
+            .coupon(coupon)
+            .reset(stock)
             .query::<()>(&mut con)
             .context("setting the stock")
     }
 
     fn coupon_counts(&self, coupon: Coupon) -> Result<(u64, u64)> {
         let mut con = self.server.connect()?;
-        let (stock_key, users_key) = coupon_keys(coupon);
-        let issued: u64 = redis::cmd("SCARD")
-            .arg(users_key)
-            .query(&mut con)
-            .context("SCARD")?;
-        let remaining: i64 = redis::cmd("GET")
-            .arg(stock_key)
-            .query(&mut con)
-            .context("GET")?;
+        let keys = self.keys.coupon(coupon);
+        let issued: u64 = keys.scard().query(&mut con).context("SCARD")?;
+        let remaining: i64 = keys.get_stock().query(&mut con).context("GET")?;
         ensure!(remaining >= 0, "stock went negative: {remaining}");
         Ok((issued, remaining as u64))
     }
 }
 
 impl RedisClient {
-    fn seat_keys(&self, attempt: usize) -> Vec<String> {
-        self.plan.holds[attempt]
-            .seats
-            .iter()
-            .map(|s| format!("seat:{s}"))
-            .collect()
-    }
-
     /// The spin-lock coupon path: lock, four separate commands, unlock.
     fn claim_locked(&mut self, user: &str) -> Result<ClaimResult> {
-        let (stock_key, users_key) = coupon_keys(Coupon::Spin);
+        let keys = self.keys.clone();
+        let keys = keys.coupon(Coupon::Spin);
         self.counter += 1;
         let token = format!("{}-{}", self.id, self.counter);
         loop {
             self.lock_attempts += 1;
-            let ok: Option<String> = redis::cmd("SET")
-                .arg(SPIN_LOCK)
-                .arg(&token)
-                .arg("NX")
-                .arg("PX")
-                .arg(LOCK_LEASE_MS)
+            let ok: Option<String> = keys
+                .lock(&token)
                 .query(&mut self.con)
                 .context("SET NX PX")?;
             if ok.is_some() {
@@ -508,34 +457,20 @@ impl RedisClient {
         }
         let con = &mut self.con;
         let result = (|| -> Result<ClaimResult> {
-            let member: bool = redis::cmd("SISMEMBER")
-                .arg(users_key)
-                .arg(user)
-                .query(con)
-                .context("SISMEMBER")?;
+            let member: bool = keys.sismember(user).query(con).context("SISMEMBER")?;
             if member {
                 return Ok(ClaimResult::AlreadyClaimed);
             }
-            let stock: i64 = redis::cmd("GET").arg(stock_key).query(con).context("GET")?;
+            let stock: i64 = keys.get_stock().query(con).context("GET")?;
             if stock <= 0 {
                 return Ok(ClaimResult::SoldOut);
             }
-            redis::cmd("DECR")
-                .arg(stock_key)
-                .query::<i64>(con)
-                .context("DECR")?;
-            redis::cmd("SADD")
-                .arg(users_key)
-                .arg(user)
-                .query::<u64>(con)
-                .context("SADD")?;
+            keys.decr().query::<i64>(con).context("DECR")?;
+            keys.sadd(user).query::<u64>(con).context("SADD")?;
             Ok(ClaimResult::Claimed)
         })();
-        let released: i64 = self
-            .scripts
-            .unlock
-            .key(SPIN_LOCK)
-            .arg(&token)
+        let released: i64 = keys
+            .unlock(&self.scripts, &token)
             .invoke(&mut self.con)
             .context("unlock")?;
         ensure!(released == 1, "the lock lease ran out under a claim");
@@ -548,22 +483,13 @@ impl Client for RedisClient {
 
     fn join(&mut self, user: usize) -> Result<JoinReply> {
         let name = &self.plan.users[user];
-        let seq: u64 = redis::cmd("INCR")
-            .arg(SEQ)
-            .query(&mut self.con)
-            .context("INCR")?;
-        let added: u64 = redis::cmd("ZADD")
-            .arg(WAITING)
-            .arg("NX")
-            .arg(seq)
-            .arg(name)
+        let queue = &self.keys.queue;
+        let seq: u64 = queue.incr_seq().query(&mut self.con).context("INCR")?;
+        let added: u64 = queue
+            .zadd_nx(seq, name)
             .query(&mut self.con)
             .context("ZADD NX")?;
-        let rank: Option<u64> = redis::cmd("ZRANK")
-            .arg(WAITING)
-            .arg(name)
-            .query(&mut self.con)
-            .context("ZRANK")?;
+        let rank: Option<u64> = queue.zrank(name).query(&mut self.con).context("ZRANK")?;
         Ok(JoinReply {
             ticket: name.clone(),
             position: rank.context("just added, not in line")? + 1,
@@ -573,9 +499,10 @@ impl Client for RedisClient {
     }
 
     fn poll(&mut self, ticket: &str) -> Result<u64> {
-        let rank: Option<u64> = redis::cmd("ZRANK")
-            .arg(WAITING)
-            .arg(ticket)
+        let rank: Option<u64> = self
+            .keys
+            .queue
+            .zrank(ticket)
             .query(&mut self.con)
             .context("ZRANK")?;
         Ok(rank.context("not in line")? + 1)
@@ -584,25 +511,20 @@ impl Client for RedisClient {
     fn hold(&mut self, attempt: usize) -> Result<Option<String>> {
         // The id a Spring service would make with a UUID: unique per attempt.
         let hold_id = format!("h{attempt}");
-        let mut inv = self.scripts.hold.prepare_invoke();
-        for k in self.seat_keys(attempt) {
-            inv.key(k);
-        }
-        let ok: i64 = inv
-            .arg(&hold_id)
-            .arg(HOLD_TTL_MS)
+        let ok: i64 = self
+            .keys
+            .seats
+            .hold(&self.scripts, &self.plan.holds[attempt].seats, &hold_id)
             .invoke(&mut self.con)
             .context("hold script")?;
         Ok((ok == 1).then_some(hold_id))
     }
 
     fn confirm(&mut self, attempt: usize, hold: &String) -> Result<bool> {
-        let mut inv = self.scripts.confirm.prepare_invoke();
-        for k in self.seat_keys(attempt) {
-            inv.key(k);
-        }
-        let ok: i64 = inv
-            .arg(hold)
+        let ok: i64 = self
+            .keys
+            .seats
+            .confirm(&self.scripts, &self.plan.holds[attempt].seats, hold)
             .invoke(&mut self.con)
             .context("confirm script")?;
         Ok(ok == 1)
@@ -614,19 +536,16 @@ impl Client for RedisClient {
         if coupon == Coupon::Spin {
             return self.claim_locked(name);
         }
-        let (stock_key, users_key) = coupon_keys(coupon);
         let r: i64 = self
-            .scripts
-            .claim
-            .key(stock_key)
-            .key(users_key)
-            .arg(name)
+            .keys
+            .coupon(coupon)
+            .claim(&self.scripts, name)
             .invoke(&mut self.con)
             .context("claim script")?;
-        Ok(match r {
-            -1 => ClaimResult::AlreadyClaimed,
-            -2 => ClaimResult::SoldOut,
-            _ => ClaimResult::Claimed,
+        Ok(match Claim::from_script(r) {
+            Claim::AlreadyClaimed => ClaimResult::AlreadyClaimed,
+            Claim::SoldOut => ClaimResult::SoldOut,
+            Claim::Claimed { .. } => ClaimResult::Claimed,
         })
     }
 

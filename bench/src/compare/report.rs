@@ -21,17 +21,38 @@ pub enum Sys {
     Engine,
     Http,
     Redis,
+    /// The Redis design behind an HTTP front (`bin/redis_front.rs`).
+    Front,
+    /// bare hyper (`bin/bare_hyper.rs`), the ceiling over HTTP.
+    Bare,
 }
 
 impl Sys {
-    pub const ALL: [Sys; 3] = [Sys::Engine, Sys::Http, Sys::Redis];
+    pub const ALL: [Sys; 5] = [Sys::Engine, Sys::Http, Sys::Redis, Sys::Front, Sys::Bare];
 
     pub fn name(self) -> &'static str {
         match self {
             Sys::Engine => "boxoffice in-process",
             Sys::Http => "boxoffice over HTTP",
             Sys::Redis => "Redis design",
+            Sys::Front => "Redis design behind an HTTP front",
+            Sys::Bare => "bare hyper (ceiling)",
         }
+    }
+
+    /// The name `--only` takes.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Sys::Engine => "engine",
+            Sys::Http => "http",
+            Sys::Redis => "redis",
+            Sys::Front => "front",
+            Sys::Bare => "bare",
+        }
+    }
+
+    pub fn from_flag(s: &str) -> Option<Sys> {
+        Sys::ALL.into_iter().find(|sys| sys.flag() == s)
     }
 }
 
@@ -105,7 +126,13 @@ impl Work {
         };
         match (sys, self) {
             (Sys::Engine, _) => "0 (call)".into(),
-            (Sys::Http, Work::Admit) => "–".into(),
+            (Sys::Http | Sys::Front | Sys::Bare, Work::Admit) => "–".into(),
+            (Sys::Front, Work::Joins) => "1 (+3 Redis)".into(),
+            (Sys::Front, Work::Seats) => "1 (+1 confirm), 1 Redis each".into(),
+            (Sys::Front, Work::SpinCoupons) => "1 (+ ≥ 6 Redis)".into(),
+            (Sys::Front, _) => "1 (+1 Redis)".into(),
+            (Sys::Bare, Work::Seats) => "1 (+1 confirm)".into(),
+            (Sys::Bare, _) => "1".into(),
             (Sys::Http, Work::Seats) => "1 (+1 confirm)".into(),
             (Sys::Http, _) => "1".into(),
             (Sys::Redis, Work::Joins) => "3".into(),
@@ -211,6 +238,19 @@ pub fn us(v: f64) -> String {
     }
 }
 
+/// Server CPU per operation; a system of several processes (the front and
+/// its redis-server) as `total (front + redis-server)`.
+fn cpu_cell(m: &super::workloads::Measured) -> Option<String> {
+    let total = m.cpu_us_per_op()?;
+    let parts = m.cpu_us_per_op_parts();
+    Some(if parts.len() > 1 {
+        let parts: Vec<String> = parts.into_iter().map(us).collect();
+        format!("{} ({})", us(total), parts.join(" + "))
+    } else {
+        us(total)
+    })
+}
+
 fn ratio(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}×")
@@ -234,8 +274,13 @@ impl Report {
 
     /// Throughput of `sys` over the Redis design's on `work`.
     pub fn ratio(&self, work: Work, sys: Sys) -> Option<f64> {
-        let a = self.outcome(work, sys)?.measured.throughput();
-        let b = self.outcome(work, Sys::Redis)?.measured.throughput();
+        self.ratio_of(work, sys, Sys::Redis)
+    }
+
+    /// Throughput of `a` over `b`'s on `work`.
+    pub fn ratio_of(&self, work: Work, a: Sys, b: Sys) -> Option<f64> {
+        let a = self.outcome(work, a)?.measured.throughput();
+        let b = self.outcome(work, b)?.measured.throughput();
         (b > 0.0).then_some(a / b)
     }
 
@@ -261,8 +306,8 @@ impl Report {
 
     fn cpu_note(&self, work: Work, sys: Sys) -> String {
         self.outcome(work, sys)
-            .and_then(|o| o.measured.cpu_us_per_op())
-            .map_or_else(|| "not measured".into(), us)
+            .and_then(|o| cpu_cell(&o.measured))
+            .unwrap_or_else(|| "not measured".into())
     }
 
     /// Why the in-process run fell short on `work`, from this run's figures.
@@ -447,7 +492,7 @@ impl Report {
                             us(m.latency_us(0.5)),
                             us(m.latency_us(0.99)),
                             us(m.latency_us(0.999)),
-                            m.cpu_us_per_op().map_or("–".into(), us),
+                            cpu_cell(m).unwrap_or_else(|| "–".into()),
                         );
                     }
                     Status::Failed(e) => {
@@ -468,6 +513,53 @@ impl Report {
                     }
                 }
             }
+        }
+        t
+    }
+
+    /// The HTTP systems side by side: boxoffice against the Redis design
+    /// behind an HTTP front (like for like) and against bare hyper (the
+    /// ceiling), with the direct Redis design (the pure-Redis bound) for
+    /// reference.
+    pub fn over_http_table(&self) -> String {
+        let mut t = String::from(
+            "| workload | boxoffice over HTTP | Redis design (direct) | front + Redis | bare hyper \
+             | boxoffice / front+Redis | boxoffice / bare hyper | server CPU / op: boxoffice \
+             | front + Redis (front + redis-server) | bare hyper |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for work in Work::ALL.into_iter().filter(|w| *w != Work::Admit) {
+            let ops = |sys: Sys| match self.rows.iter().find(|r| r.work == work && r.sys == sys) {
+                Some(Row {
+                    status: Status::Done(o),
+                    ..
+                }) => format!("{} ops/s", n(o.measured.throughput().round() as u64)),
+                Some(Row {
+                    status: Status::Failed(_),
+                    ..
+                }) => "**FAILED**".into(),
+                _ => "not run".into(),
+            };
+            let r = |b: Sys| self.ratio_of(work, Sys::Http, b).map_or("–".into(), ratio);
+            let cpu = |sys: Sys| {
+                self.outcome(work, sys)
+                    .and_then(|o| cpu_cell(&o.measured))
+                    .unwrap_or_else(|| "–".into())
+            };
+            let _ = writeln!(
+                t,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                work.short(),
+                ops(Sys::Http),
+                ops(Sys::Redis),
+                ops(Sys::Front),
+                ops(Sys::Bare),
+                r(Sys::Front),
+                r(Sys::Bare),
+                cpu(Sys::Http),
+                cpu(Sys::Front),
+                cpu(Sys::Bare),
+            );
         }
         t
     }
@@ -584,11 +676,32 @@ impl Report {
         if let Some(svg) = svg_name {
             let _ = writeln!(s, "![throughput and p99 latency per workload]({svg})\n");
         }
+        s.push_str("### Over HTTP: the pure-Redis bound and the like-for-like system\n\n");
+        s.push_str(
+            "The Redis design's rows are the pure-Redis bound: its clients speak RESP to \
+             `redis-server` directly, with no service in between, which no system that \
+             browsers and booking backends call over HTTP can do. The like-for-like system is \
+             that design behind an HTTP front (`bench/src/bin/redis_front.rs`), as the seed \
+             projects run it (an HTTP service calling Redis) at its cheapest: a hyper server \
+             on the same runtime as boxoffice that answers each request with exactly the Redis \
+             design's calls (both build them from `bench/src/compare/redis_layout.rs`) over one \
+             multiplexed connection with the scripts preloaded, and leaves out everything the \
+             design lacks (passes, seat layouts, admission, metrics, edge limits) — a lower \
+             bound for that stack. Bare hyper (`bench/src/bin/bare_hyper.rs`) answers every \
+             request with a fixed body: the ceiling for any HTTP front on this machine. All \
+             three HTTP systems get the same requests from the same client threads; a ratio \
+             above 1 means boxoffice served more. The front's one multiplexed connection lets \
+             concurrent requests share Redis round trips (their commands are written and read \
+             back in batches); the direct Redis clients, one connection and one command at a \
+             time, do not get that.\n\n",
+        );
+        s.push_str(&self.over_http_table());
+        s.push('\n');
         s.push_str("### Memory per waiting user\n\n");
         s.push_str(&self.memory_table());
         s.push_str("\n### Targets\n\n");
         s.push_str(&self.targets_table());
-        s.push_str("\n### Correctness checks (both sides, every workload)\n\n");
+        s.push_str("\n### Correctness checks (every system, every workload)\n\n");
         s.push_str(&self.checks());
         s.push_str("\n### How each side is driven\n\n");
         let _ = writeln!(
@@ -617,15 +730,27 @@ impl Report {
              HTTP side has no admission row: the server admits on its own timer.\n",
         );
         s.push_str(
-            "- Neither side persists anything: `redis-server --save '' --appendonly no`, and \
-             `boxoffice serve` without `--redis`. Both are started by the program on a free \
-             loopback port and stopped by PID. The HTTP server runs with the per-IP join \
-             limit off (every client here has the same IP).\n",
+            "- Nothing persists anything: `redis-server --save '' --appendonly no` (one for \
+             the direct design, another for the front), and `boxoffice serve` without \
+             `--redis`. Every server is started by the program on a free loopback port and \
+             stopped by PID. The boxoffice server runs with the per-IP join limit off (every \
+             client here has the same IP).\n",
+        );
+        s.push_str(
+            "- The Redis design behind an HTTP front gets boxoffice's requests and set-up \
+             (the coupon's PUT also names the Redis path: script, or the spin lock for the \
+             spin-lock run) and is checked as the direct Redis design is, from its own \
+             `redis-server`. A join answers with its `INCR` number so the check can match it \
+             to the sorted set. It has no admission row (no scheduler runs behind it; the \
+             direct design's admission row is the same commands). Bare hyper gets the same \
+             requests and is checked for its fixed answer only; hold attempts the plan \
+             confirms always confirm there.\n",
         );
         s.push_str(
             "- Server CPU / op is the serving process's CPU time (user + system, from \
              `/proc/<pid>/stat`) over the run, divided by operations; in process it is the \
-             whole process, client loop included.\n",
+             whole process, client loop included; for the front over Redis it is the front's \
+             plus its `redis-server`'s, shown as `total (front + redis-server)`.\n",
         );
         s.push_str(
             "- Memory: boxoffice's resident-set growth in a fresh process joining N users with \

@@ -58,9 +58,9 @@ pub trait Client: Send {
 pub trait System: Sync {
     type Client: Client;
     fn client(&self) -> Result<Self::Client>;
-    /// The serving process whose CPU time is measured (`None`: this one).
-    fn pid(&self) -> Option<u32> {
-        None
+    /// The serving processes whose CPU time is measured (`None`: this one).
+    fn pids(&self) -> Vec<Option<u32>> {
+        vec![None]
     }
 
     /// Creates the waiting room with admission paused, so positions stay put
@@ -155,7 +155,7 @@ pub fn joins<S: System>(
     let (measured, states) = drive(
         threads,
         plan.joins.len(),
-        sys.pid(),
+        &sys.pids(),
         |_| Ok((sys.client()?, Vec::new())),
         |(c, out), i, h| {
             let u = plan.joins[i];
@@ -193,7 +193,7 @@ pub fn polls<S: System>(
     let (measured, _) = drive(
         threads,
         plan.polls.len(),
-        sys.pid(),
+        &sys.pids(),
         |_| sys.client(),
         |c, i, h| {
             let u = plan.polls[i];
@@ -215,7 +215,7 @@ pub fn seats<S: System>(sys: &S, plan: &Plan, threads: usize) -> Result<Outcome>
     let (measured, states) = drive(
         threads,
         plan.holds.len(),
-        sys.pid(),
+        &sys.pids(),
         |_| Ok((sys.client()?, Vec::new())),
         |(c, out), i, h| {
             let held = timed(h, || c.hold(i))?;
@@ -272,7 +272,7 @@ pub fn coupons<S: System>(sys: &S, plan: &Plan, coupon: Coupon, threads: usize) 
     let (measured, states) = drive(
         threads,
         requests.len(),
-        sys.pid(),
+        &sys.pids(),
         |_| Ok((sys.client()?, Vec::new())),
         |(c, out), i, h| {
             let u = requests[i];

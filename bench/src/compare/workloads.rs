@@ -244,6 +244,24 @@ pub fn cpu_delta(pid: Option<u32>, before: Option<Duration>, run: Duration) -> O
     cpu_time(pid).zip(before).map(|(b, a)| b.saturating_sub(a))
 }
 
+/// [`cpu_time`] of each process (a system can be several: an HTTP front
+/// and its redis-server).
+fn cpu_times(pids: &[Option<u32>]) -> Vec<Option<Duration>> {
+    pids.iter().map(|p| cpu_time(*p)).collect()
+}
+
+/// Each process's [`cpu_delta`]; `None` unless every one was measured.
+fn cpu_deltas(
+    pids: &[Option<u32>],
+    before: &[Option<Duration>],
+    run: Duration,
+) -> Option<Vec<Duration>> {
+    pids.iter()
+        .zip(before)
+        .map(|(p, b)| cpu_delta(*p, *b, run))
+        .collect()
+}
+
 /// What one workload run on one system measured.
 #[derive(Clone, Debug)]
 pub struct Measured {
@@ -252,9 +270,12 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Latency per operation (per batch for admission), in nanoseconds.
     pub hist: Histogram<u64>,
-    /// CPU time the serving process used during the run (in process: this
+    /// CPU time the serving processes used during the run (in process: this
     /// whole process, client loop included).
     pub cpu: Option<Duration>,
+    /// `cpu` by process when a system is more than one (an HTTP front, then
+    /// its redis-server); empty otherwise.
+    pub cpu_parts: Vec<Duration>,
 }
 
 impl Measured {
@@ -264,7 +285,14 @@ impl Measured {
             elapsed,
             hist,
             cpu: None,
+            cpu_parts: Vec::new(),
         }
+    }
+
+    /// Sets the CPU time from each serving process's share.
+    pub fn set_cpu(&mut self, parts: Option<Vec<Duration>>) {
+        self.cpu = parts.as_ref().map(|p| p.iter().sum());
+        self.cpu_parts = parts.filter(|p| p.len() > 1).unwrap_or_default();
     }
 
     pub fn throughput(&self) -> f64 {
@@ -277,6 +305,14 @@ impl Measured {
             .map(|c| c.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
     }
 
+    /// [`Self::cpu_us_per_op`] of each serving process (see `cpu_parts`).
+    pub fn cpu_us_per_op_parts(&self) -> Vec<f64> {
+        self.cpu_parts
+            .iter()
+            .map(|c| c.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
+            .collect()
+    }
+
     /// Latency at quantile `q` in microseconds.
     pub fn latency_us(&self, q: f64) -> f64 {
         self.hist.value_at_quantile(q) as f64 / 1_000.0
@@ -287,11 +323,12 @@ impl Measured {
 /// its state with `init` (a connection, say; not timed), then all start at
 /// once and pull request indices from a shared counter; `op` records its own
 /// latency samples. Returns the wall time from the common start to the last
-/// thread's end, the merged histogram and each thread's final state.
+/// thread's end, the merged histogram, the CPU time of the processes in
+/// `cpu_of` (`None`: this one) and each thread's final state.
 pub fn drive<S, I, F>(
     threads: usize,
     total: usize,
-    cpu_of: Option<u32>,
+    cpu_of: &[Option<u32>],
     init: I,
     op: F,
 ) -> Result<(Measured, Vec<S>)>
@@ -360,11 +397,11 @@ where
             })
             .collect();
         ready.wait();
-        let cpu0 = cpu_time(cpu_of);
+        let cpu0 = cpu_times(cpu_of);
         let t0 = Instant::now();
         go.wait();
         let results: Vec<_> = handles.into_iter().map(|h| h.join()).collect();
-        let cpu = cpu_delta(cpu_of, cpu0, t0.elapsed());
+        let cpu = cpu_deltas(cpu_of, &cpu0, t0.elapsed());
         (cpu, results)
     });
     if let Some(e) = first_error.lock().ok().and_then(|mut e| e.take()) {
@@ -388,7 +425,7 @@ where
         .zip(first_start)
         .map_or(Duration::ZERO, |(e, s)| e.duration_since(s));
     let mut m = Measured::from_hist(hist, elapsed);
-    m.cpu = cpu;
+    m.set_cpu(cpu);
     Ok((m, states))
 }
 
@@ -435,7 +472,7 @@ mod tests {
         let (m, states) = drive(
             4,
             1_000,
-            None,
+            &[None],
             |_| Ok(0u64),
             |n, i, h| {
                 timed(h, || *n += i as u64);

@@ -2,9 +2,11 @@
 //! server on the same runtime and stack as `boxoffice serve` (tokio
 //! multi-thread, hyper http1, keep-alive) that answers every request with a
 //! small JSON body and does nothing else. `scripts/http-bench.sh` measures it
-//! side by side with the real server.
+//! side by side with the real server, and the comparison program
+//! (`bin/compare.rs`) drives it with the same requests as the server's HTTP
+//! side, as the ceiling row.
 //!
-//! `cargo run --release --example bare_hyper -- 127.0.0.1:18081`
+//! `cargo run --release -p boxoffice-bench --bin bare_hyper -- 127.0.0.1:18081`
 
 use bytes::Bytes;
 use http_body_util::Full;
