@@ -10,12 +10,12 @@
 //! `--help` lists the options. Exits non-zero if any correctness check fails;
 //! then nothing is written.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use boxoffice_bench::compare::report::Sys;
 use boxoffice_bench::compare::{self, chart, memory, report, Options};
 use clap::Parser;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// boxoffice against the usual Redis design, side by side, on this machine.
 #[derive(Debug, Parser)]
@@ -75,31 +75,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Builds the server binary in release mode (a no-op when it is fresh) and
-/// returns its path.
-fn build_server() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["build", "--release", "--bin", "boxoffice"])
-        .current_dir(&root)
-        .status()
-        .context("running cargo build --release --bin boxoffice")?;
-    ensure!(
-        status.success(),
-        "cargo build --release --bin boxoffice failed"
-    );
-    let bin = target.join("release").join("boxoffice");
-    ensure!(bin.exists(), "{} is missing after the build", bin.display());
-    Ok(bin)
-}
-
 fn real_main() -> Result<ExitCode> {
     let args = Args::parse();
     if let Some(n) = args.memory_probe {
@@ -129,7 +104,7 @@ fn real_main() -> Result<ExitCode> {
     } else {
         Ok(match server {
             Some(p) => p,
-            None => build_server()?,
+            None => compare::http_side::build_server()?,
         })
     };
     let svg = svg.or_else(|| out.as_ref().map(|o| o.with_file_name("compare.svg")));

@@ -14,13 +14,13 @@ use boxoffice_testkit::{free_port, ChildGuard, TempDir};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const ADMIN: &str = "compare-admin-token";
-const SERVICE: &str = "compare-service-token";
+pub const ADMIN: &str = "compare-admin-token";
+pub const SERVICE: &str = "compare-service-token";
 const SECRET: &str = "compare-pass-secret-0123456789-abcdef";
 
 /// One keep-alive HTTP/1.1 connection.
@@ -150,6 +150,31 @@ fn read_response(r: &mut impl BufRead, line: &mut String) -> Result<(u16, Vec<u8
     Ok((status, body, close))
 }
 
+/// Builds the server binary in release mode (a no-op when it is fresh) and
+/// returns its path: target/release/boxoffice (or under `CARGO_TARGET_DIR`).
+pub fn build_server() -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--release", "--bin", "boxoffice"])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build --release --bin boxoffice")?;
+    ensure!(
+        status.success(),
+        "cargo build --release --bin boxoffice failed"
+    );
+    let bin = target.join("release").join("boxoffice");
+    ensure!(bin.exists(), "{} is missing after the build", bin.display());
+    Ok(bin)
+}
+
 /// The `boxoffice serve` process.
 #[derive(Debug)]
 pub struct HttpServer {
@@ -164,6 +189,11 @@ impl HttpServer {
     /// `/readyz`. The per-IP join limit is turned off when the server has the
     /// flag: every client here shares one IP.
     pub fn start(bin: &Path) -> Result<Self> {
+        Self::start_with(bin, &[])
+    }
+
+    /// [`HttpServer::start`] with more `serve` flags (`extra`, passed as given).
+    pub fn start_with(bin: &Path, extra: &[&str]) -> Result<Self> {
         let help = Command::new(bin)
             .args(["serve", "--help"])
             .output()
@@ -177,7 +207,7 @@ impl HttpServer {
         // The load comes from one address: turn the per-client limits off
         // that this binary has (an older baseline may lack some).
         let help = String::from_utf8_lossy(&help.stdout);
-        let limits_off: Vec<&str> = [
+        let flags: Vec<&str> = [
             ("--join-rate", "0"),
             ("--poll-rate", "0"),
             ("--max-connections-per-client", "10000"),
@@ -185,10 +215,11 @@ impl HttpServer {
         .into_iter()
         .filter(|(flag, _)| help.contains(flag))
         .flat_map(|(flag, v)| [flag, v])
+        .chain(extra.iter().copied())
         .collect();
         let mut last = None;
         for _ in 0..3 {
-            match Self::try_start(bin, &limits_off) {
+            match Self::try_start(bin, &flags) {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
@@ -196,7 +227,7 @@ impl HttpServer {
         Err(last.unwrap_or_else(|| anyhow::anyhow!("the server did not start")))
     }
 
-    fn try_start(bin: &Path, limits_off: &[&str]) -> Result<Self> {
+    fn try_start(bin: &Path, flags: &[&str]) -> Result<Self> {
         let port = free_port().context("probing a free loopback port")?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let dir = TempDir::new("compare-server").context("creating the server's temp dir")?;
@@ -211,7 +242,7 @@ impl HttpServer {
                 "--secret",
                 SECRET,
             ]);
-        cmd.args(limits_off);
+        cmd.args(flags);
         cmd.env_remove("BOXOFFICE_REDIS");
         // The access log would write ~100 MB per workload into server.log; the
         // comparison measures serving, with the server's other logs kept.
