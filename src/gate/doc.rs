@@ -99,3 +99,107 @@ impl GateDoc {
         }
     }
 }
+
+/// The gate's document as its live stream sends it: the same fields with
+/// the keys in sorted order. The stream used to render through
+/// `serde_json::Value`, whose map sorts its keys; its bytes stay what they
+/// were (the test below compares the two).
+#[derive(Debug, Serialize)]
+pub struct StreamGateDoc<'a> {
+    eta_s: Option<u64>,
+    event: &'a str,
+    event_name: &'a str,
+    #[serde(with = "rfc3339_opt")]
+    opens_at: Option<Timestamp>,
+    phase: &'static str,
+    poll_after_ms: u64,
+    position: Option<u64>,
+    progress: f64,
+    seats_free: u64,
+    served: u64,
+    sold_out: bool,
+    state: &'static str,
+    ticket: &'a str,
+    user: &'a str,
+    waiting: u64,
+}
+
+impl<'a> From<&'a GateDoc> for StreamGateDoc<'a> {
+    fn from(d: &'a GateDoc) -> Self {
+        StreamGateDoc {
+            eta_s: d.eta_s,
+            event: &d.event,
+            event_name: &d.event_name,
+            opens_at: d.opens_at,
+            phase: d.phase,
+            poll_after_ms: d.poll_after_ms,
+            position: d.position,
+            progress: d.progress,
+            seats_free: d.seats_free,
+            served: d.served,
+            sold_out: d.sold_out,
+            state: d.state,
+            ticket: &d.ticket,
+            user: &d.user,
+            waiting: d.waiting,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::sse::frame;
+
+    /// What the stream sent before frames were serialised straight to bytes.
+    fn through_value(d: &GateDoc) -> String {
+        let v = serde_json::to_value(d).expect("serialises");
+        format!("event: status\ndata: {v}\n\n")
+    }
+
+    fn doc() -> GateDoc {
+        GateDoc {
+            ticket: "AQAAAAAAAAB0aWNrZXQ".into(),
+            event: "e-1.x".into(),
+            user: "anon-00ff".into(),
+            event_name: "IU \"2026\" 서울 \\ night\u{1}".into(),
+            state: "waiting",
+            position: Some(3),
+            waiting: 50_000,
+            eta_s: Some(37),
+            poll_after_ms: 2000,
+            phase: "open",
+            opens_at: None,
+            sold_out: false,
+            seats_free: 120,
+            served: 7,
+            progress: 0.7,
+        }
+    }
+
+    #[test]
+    fn the_stream_frame_is_byte_for_byte_what_the_value_gave() {
+        let mut docs = vec![doc()];
+        let mut d = doc();
+        (d.position, d.eta_s, d.progress) = (None, None, 1.0 / 3.0);
+        (d.state, d.phase, d.sold_out) = ("admitted", "closed", true);
+        docs.push(d);
+        let mut d = doc();
+        (d.state, d.phase) = ("prequeue", "prequeue");
+        d.opens_at = Some(Timestamp::from_millis(1_800_000_000_123));
+        (d.progress, d.served, d.waiting) = (0.0, 0, u64::MAX);
+        docs.push(d);
+        let mut d = doc();
+        d.progress = f64::NAN; // never made, but null either way
+        docs.push(d);
+        for d in &docs {
+            let f = frame(&StreamGateDoc::from(d)).expect("serialises");
+            assert_eq!(std::str::from_utf8(&f), Ok(through_value(d).as_str()));
+        }
+        // Past year 9999: no frame (the stream ends), as before.
+        let mut d = doc();
+        d.opens_at = Some(Timestamp::from_millis(u64::MAX));
+        assert!(frame(&StreamGateDoc::from(&d)).is_none());
+        assert!(serde_json::to_value(&d).is_err());
+    }
+}

@@ -26,11 +26,13 @@ use crate::commit::Write;
 use crate::config::GateSettings;
 use crate::http::errors::ApiError;
 use crate::http::limits::ClientConns;
+use crate::http::sse;
 use crate::http::ConnSlot;
+use crate::live::DocKind;
 use crate::state::AppState;
 use boxoffice_engine::{EventId, Rejection, TicketView};
 use bytes::Bytes;
-use doc::GateDoc;
+use doc::{GateDoc, StreamGateDoc};
 use futures_util::FutureExt;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -499,13 +501,11 @@ fn stream(gate: &Gate, req: &Request<Incoming>) -> Response<GateBody> {
         return api_error(Rejection::TicketNotFound.into());
     };
     let conn = req.extensions().get::<ConnSlot>();
-    let opened = crate::http::sse::open(
-        st.clone(),
-        gate.event.clone(),
-        ticket.to_string(),
-        conn,
-        |st, id, view| serde_json::to_value(gate_doc(st, id, view)?).ok(),
-    );
+    let render = sse::Render {
+        kind: DocKind::Gate,
+        frame: |st, id, view| sse::frame(&StreamGateDoc::from(&gate_doc(st, id, view)?)),
+    };
+    let opened = sse::open(st.clone(), gate.event.clone(), ticket, conn, render);
     match opened {
         Ok(r) => r.map(|b| b.map_err(|e| match e {}).boxed_unsync()),
         Err(e) => api_error(e),

@@ -6,16 +6,8 @@ use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
 use crate::idempotency::Replay;
 use crate::wire::queue::{JoinRequest, StatusDoc};
-use boxoffice_engine::{JoinAs, Rejection, TicketView, UserId};
+use boxoffice_engine::{JoinAs, Rejection, UserId};
 use http::StatusCode;
-use serde_json::Value;
-
-/// The status document as a JSON value (live streams compare successive
-/// ones); `None` when it does not serialise (a timestamp past year 9999: a
-/// bug), which ends a stream rather than sending `data: null`.
-pub fn status_doc(v: &TicketView) -> Option<Value> {
-    serde_json::to_value(StatusDoc::new(v)).ok()
-}
 
 pub async fn join(mut cx: Cx) -> Reply {
     let id = cx.event_id()?;

@@ -5,54 +5,106 @@
 //!
 //! A stream owns no timer: it sleeps on its event's line counter (bumped by
 //! the driver at most once per live interval when the line moved), the one shared
-//! heartbeat, and the shutdown flag, and computes its own status when woken.
+//! heartbeat, and the shutdown flag, and when woken takes its ticket's frame
+//! at the current counts from the ticket's feed ([`TicketFeed`]): the first
+//! of the ticket's streams to get there reads the status and serialises it,
+//! once, straight into the frame's bytes ([`frame`]); the others clone them.
+//! A stream sends a frame whose bytes differ from the last it sent, or any
+//! frame at a new heartbeat.
 
 use super::errors::ApiError;
-use super::queue::status_doc;
 use super::{Body, Cx, Reply};
+use crate::live::{DocKind, Frame, TicketFeed, Versions};
 use crate::state::AppState;
+use crate::wire::queue::{StatusDoc, StreamStatusDoc};
 use boxoffice_engine::queue::TicketState;
 use boxoffice_engine::{EventId, TicketView};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response};
-use http_body::Frame;
+use http_body::Frame as BodyFrame;
 use http_body_util::{BodyExt, StreamBody};
-use serde_json::Value;
+use serde::Serialize;
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Counts the stream in the open-streams gauge, and holds its place under
-/// `--max-streams`, for as long as it lives.
+/// Counts the stream in the open-streams gauge, and holds its entry on the
+/// ticket, for as long as it lives.
 struct Open {
     state: Arc<AppState>,
-    event: EventId,
-    ticket: String,
+    feed: Arc<TicketFeed>,
     id: u64,
 }
 
 impl Open {
-    fn new(state: Arc<AppState>, event: EventId, ticket: String, id: u64) -> Self {
+    fn new(state: Arc<AppState>, feed: Arc<TicketFeed>, id: u64) -> Self {
         state.metrics.stream_opened();
-        Open {
-            state,
-            event,
-            ticket,
-            id,
-        }
+        Open { state, feed, id }
     }
 }
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.state.streams.close(&self.event, &self.ticket, self.id);
+        self.state.streams.close(&self.feed, self.id);
         self.state.metrics.stream_closed();
     }
 }
 
-/// How a stream renders a ticket's status: the v1 status document, or the
-/// gate's document (src/gate). `None` ends the stream.
-pub(crate) type Render = fn(&AppState, &EventId, &TicketView) -> Option<Value>;
+/// How a stream renders a ticket's status: its kind (frames of one kind
+/// are shared by the ticket's streams) and the function that gives the
+/// frame's bytes ([`frame`] of the document). `None` ends the stream.
+#[derive(Clone, Copy)]
+pub(crate) struct Render {
+    pub kind: DocKind,
+    pub frame: fn(&AppState, &EventId, &TicketView) -> Option<Bytes>,
+}
+
+/// `event: status\ndata: <doc as JSON>\n\n`, serialised once into a
+/// reused buffer and copied out at its exact size (a frame may be kept
+/// for as long as its streams are open). `None` when the document does not
+/// serialise (a timestamp past year 9999: a bug), which ends a stream
+/// rather than sending `data: null`.
+pub(crate) fn frame<T: Serialize>(doc: &T) -> Option<Bytes> {
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
+    }
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.try_borrow_mut().ok()?;
+        buf.clear();
+        buf.extend_from_slice(b"event: status\ndata: ");
+        serde_json::to_writer(&mut *buf, doc).ok()?;
+        buf.extend_from_slice(b"\n\n");
+        Some(Bytes::copy_from_slice(&buf))
+    })
+}
+
+/// The v1 status document's frame (`GET …/queue/{ticket}/stream`).
+fn status_frame(_: &AppState, _: &EventId, v: &TicketView) -> Option<Bytes> {
+    status_bytes(v)
+}
+
+fn status_bytes(v: &TicketView) -> Option<Bytes> {
+    frame(&StreamStatusDoc::from(&StatusDoc::new(v)))
+}
+
+/// Whether the stream ends after this view's frame.
+fn terminal(v: &TicketView) -> bool {
+    matches!(
+        v.status.state,
+        TicketState::Admitted | TicketState::Expired | TicketState::Left
+    )
+}
+
+/// Where a stream is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// The first frame (`last`) is still to be sent; `true`: it is also
+    /// the last.
+    First(bool),
+    Live,
+    Done,
+}
 
 struct Live {
     open: Open,
@@ -64,52 +116,57 @@ struct Live {
     line: watch::Receiver<u64>,
     heartbeat: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
-    last: Value,
-    first: Option<Bytes>,
-    done: bool,
-}
-
-fn frame(doc: &Value) -> Bytes {
-    Bytes::from(format!("event: status\ndata: {doc}\n\n"))
-}
-
-fn terminal(doc: &Value) -> bool {
-    let s = doc.get("state").and_then(Value::as_str);
-    [
-        TicketState::Admitted,
-        TicketState::Expired,
-        TicketState::Left,
-    ]
-    .iter()
-    .any(|t| Some(t.as_str()) == s)
+    /// The frame last sent (its bytes are shared with the ticket's feed).
+    last: Bytes,
+    /// The heartbeat count at the last frame sent.
+    beat: u64,
+    step: Step,
 }
 
 impl Live {
     /// The next frame, or `None` when the stream is over.
     async fn next(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
-        }
-        if self.done {
-            return None;
+        match self.step {
+            Step::First(only) => {
+                self.step = if only { Step::Done } else { Step::Live };
+                return Some(self.last.clone());
+            }
+            Step::Done => return None,
+            Step::Live => {}
         }
         loop {
-            let beat = tokio::select! {
-                r = self.line.changed() => { r.ok()?; false }
-                r = self.heartbeat.changed() => { r.ok()?; true }
+            tokio::select! {
+                r = self.line.changed() => r.ok()?,
+                r = self.heartbeat.changed() => r.ok()?,
                 _ = self.closing.wait_for(|c| *c) => return None,
                 _ = &mut self.ended => return None,
+            }
+            // Both counts as they are now (whichever woke us), so a stream
+            // woken by both at once renders once.
+            let at = Versions {
+                line: *self.line.borrow_and_update(),
+                beat: *self.heartbeat.borrow_and_update(),
             };
-            let open = &self.open;
-            let st = &open.state;
-            // The ticket or event is gone (deleted): nothing more to say.
-            let view = st.engine.status(&open.event, &open.ticket, st.now()).ok()?;
-            let doc = (self.render)(st, &open.event, &view)?;
-            if beat || doc != self.last {
-                self.done = terminal(&doc);
-                let f = frame(&doc);
-                self.last = doc;
-                return Some(f);
+            let Live { open, render, .. } = &*self;
+            let (st, feed) = (&open.state, &open.feed);
+            let f = feed.frame(render.kind, at, || {
+                // The ticket or event is gone (deleted): nothing more to say.
+                let view = st
+                    .engine
+                    .status(feed.event(), feed.ticket(), st.now())
+                    .ok()?;
+                Some(Frame {
+                    bytes: (render.frame)(st, feed.event(), &view)?,
+                    last: terminal(&view),
+                })
+            })?;
+            if at.beat != self.beat || f.bytes != self.last {
+                self.beat = at.beat;
+                if f.last {
+                    self.step = Step::Done;
+                }
+                self.last = f.bytes.clone();
+                return Some(f.bytes);
             }
         }
     }
@@ -117,10 +174,11 @@ impl Live {
 
 pub async fn stream(cx: Cx) -> Reply {
     let id = cx.event_id()?;
-    let ticket = cx.param(1).to_string();
-    open(cx.state.clone(), id, ticket, cx.conn.as_ref(), |_, _, v| {
-        status_doc(v)
-    })
+    let render = Render {
+        kind: DocKind::Status,
+        frame: status_frame,
+    };
+    open(cx.state.clone(), id, cx.param(1), cx.conn.as_ref(), render)
 }
 
 /// Opens a live stream of `ticket`'s status, rendered by `render`; gives
@@ -128,15 +186,24 @@ pub async fn stream(cx: Cx) -> Reply {
 pub(crate) fn open(
     st: Arc<AppState>,
     id: EventId,
-    ticket: String,
+    ticket: &str,
     conn: Option<&super::ConnSlot>,
     render: Render,
 ) -> Reply {
-    // Subscribe before reading the status, so no movement falls in between.
+    // Subscribe before reading the status, so no movement falls in between
+    // (and the first frame is at least as new as the counts it is kept at).
     let line = st.lines.subscribe(&id);
-    let view = st.engine.status(&id, &ticket, st.now())?;
-    let doc = render(&st, &id, &view).ok_or_else(ApiError::internal)?;
-    let opened = match st.streams.open(&id, &ticket) {
+    let heartbeat = st.heartbeat.subscribe();
+    let at = Versions {
+        line: *line.borrow(),
+        beat: *heartbeat.borrow(),
+    };
+    let view = st.engine.status(&id, ticket, st.now())?;
+    let first = Frame {
+        bytes: (render.frame)(&st, &id, &view).ok_or_else(ApiError::internal)?,
+        last: terminal(&view),
+    };
+    let opened = match st.streams.open(&id, ticket) {
         Ok(p) => p,
         Err(full) => {
             st.metrics.stream_cut("max_streams");
@@ -160,21 +227,23 @@ pub(crate) fn open(
     if let Some(conn) = conn {
         conn.release();
     }
+    // The ticket's other streams may use this read of the status too.
+    opened.feed.keep(render.kind, at, &first);
     let live = Live {
-        open: Open::new(st.clone(), id, ticket, opened.place.id),
+        open: Open::new(st.clone(), opened.feed, opened.place.id),
         render,
         ended: opened.ended,
         _place: opened.place,
         line,
-        heartbeat: st.heartbeat.subscribe(),
+        heartbeat,
         closing: st.closing.subscribe(),
-        first: Some(frame(&doc)),
-        done: terminal(&doc),
-        last: doc,
+        last: first.bytes,
+        beat: at.beat,
+        step: Step::First(first.last),
     };
     let frames = futures_util::stream::unfold(live, |mut live| async move {
         let f = live.next().await?;
-        Some((Ok::<_, Infallible>(Frame::data(f)), live))
+        Some((Ok::<_, Infallible>(BodyFrame::data(f)), live))
     });
     let body: Body = StreamBody::new(frames).boxed_unsync();
     let mut r = Response::new(body);
@@ -188,4 +257,65 @@ pub(crate) fn open(
     // The connection no longer has a slot: it ends with the stream.
     h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_engine::queue::QueueStatus;
+    use boxoffice_engine::{Timestamp, UserId};
+
+    fn view(state: TicketState, position: Option<u64>, pass: Option<(&str, u64)>) -> TicketView {
+        TicketView {
+            event: EventId::new("e-1.x").expect("valid"),
+            status: QueueStatus {
+                ticket: "AQAAAAAAAAB0aWNrZXQ".into(),
+                user: UserId::new("u \"1\" 서울 \\ </script> é").expect("valid"),
+                state,
+                position,
+                waiting: 50_000,
+                eta_s: position.map(|p| p.saturating_mul(3)),
+                poll_after_ms: 2000,
+                admission: None,
+            },
+            pass: pass.map(|(p, _)| p.to_string()),
+            pass_expires_at: pass.map(|(_, ms)| Timestamp::from_millis(ms)),
+        }
+    }
+
+    #[test]
+    fn the_status_frame_is_byte_for_byte_what_the_value_gave() {
+        let views = [
+            view(TicketState::Waiting, Some(12), None),
+            view(TicketState::Prequeue, None, None),
+            view(
+                TicketState::Admitted,
+                None,
+                Some(("v1.k.p.s", 1_800_000_000_123)),
+            ),
+            view(TicketState::Expired, None, None),
+            view(TicketState::Waiting, Some(u64::MAX), None),
+        ];
+        for v in &views {
+            // What the stream sent before frames were serialised straight to
+            // bytes: the document through `serde_json::Value`.
+            let value = serde_json::to_value(StatusDoc::new(v)).expect("serialises");
+            let before = format!("event: status\ndata: {value}\n\n");
+            let f = status_bytes(v).expect("serialises");
+            assert_eq!(std::str::from_utf8(&f), Ok(before.as_str()));
+        }
+        // Past year 9999: no frame (the stream ends), as before.
+        let late = view(TicketState::Admitted, None, Some(("p", u64::MAX)));
+        assert!(status_bytes(&late).is_none());
+    }
+
+    #[test]
+    fn frames_are_whole_and_apart_from_the_scratch() {
+        let v = view(TicketState::Waiting, Some(1), None);
+        let a = status_bytes(&v).expect("serialises");
+        let b = status_bytes(&v).expect("serialises");
+        assert_eq!(a, b);
+        assert!(a.starts_with(b"event: status\ndata: {") && a.ends_with(b"}\n\n"));
+        assert_ne!(a.as_ptr(), b.as_ptr(), "each its own copy of the scratch");
+    }
 }

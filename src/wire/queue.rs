@@ -51,3 +51,40 @@ impl<'a> StatusDoc<'a> {
         }
     }
 }
+
+/// The status document as the live streams send it: the same fields with
+/// the keys in sorted order. Streams used to render through
+/// `serde_json::Value`, whose map sorts its keys; a stream's bytes stay
+/// what they were (the test in src/http/sse.rs compares the two).
+#[derive(Debug, Serialize)]
+pub struct StreamStatusDoc<'a> {
+    eta_s: Option<u64>,
+    event: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pass_expires_at: Option<Timestamp>,
+    poll_after_ms: u64,
+    position: Option<u64>,
+    state: &'static str,
+    ticket: &'a str,
+    user: &'a str,
+    waiting: u64,
+}
+
+impl<'a> From<&StatusDoc<'a>> for StreamStatusDoc<'a> {
+    fn from(d: &StatusDoc<'a>) -> Self {
+        StreamStatusDoc {
+            eta_s: d.eta_s,
+            event: d.event,
+            pass: d.pass,
+            pass_expires_at: d.pass_expires_at,
+            poll_after_ms: d.poll_after_ms,
+            position: d.position,
+            state: d.state,
+            ticket: d.ticket,
+            user: d.user,
+            waiting: d.waiting,
+        }
+    }
+}

@@ -153,3 +153,61 @@ async fn heartbeat_and_gauge() {
         .await
         .expect(404, Some("ticket_not_found"));
 }
+
+#[tokio::test]
+async fn streams_of_one_ticket_get_the_same_frames() {
+    // A ticket's streams share one rendering per change (src/live.rs,
+    // TicketFeed); each still gets every change, and a stream of another
+    // ticket its own document.
+    let srv = TestServer::start().await;
+    create_event(&srv, "t", &small_event(Some(queue_cfg(1, 1)))).await;
+    join(&srv, "t", "a").await;
+    srv.advance(1_000);
+    let b = join(&srv, "t", "b").await;
+    let c = join(&srv, "t", "c").await;
+    let path = |t: &Value| {
+        format!(
+            "/v1/events/t/queue/{}/stream",
+            t["ticket"].as_str().unwrap()
+        )
+    };
+    let (_, _, mut c1) = Events::open(&srv, &path(&c)).await;
+    let (_, _, mut c2) = Events::open(&srv, &path(&c)).await;
+    let (_, _, mut b1) = Events::open(&srv, &path(&b)).await;
+    let first = (c1.next(WAIT).await.unwrap(), c2.next(WAIT).await.unwrap());
+    assert_eq!(first.0, first.1);
+    assert_eq!(first.0["position"], 2);
+    assert_eq!(b1.next(WAIT).await.unwrap()["position"], 1);
+
+    srv.call(
+        Method::DELETE,
+        &format!("/v1/events/t/queue/{}", b["ticket"].as_str().unwrap()),
+    )
+    .send()
+    .await
+    .expect(204, None);
+    let moved = |d: &Value| d["position"] == 1;
+    let mut got = Vec::new();
+    for ev in [&mut c1, &mut c2] {
+        let d = loop {
+            let d = ev.next(WAIT).await.unwrap();
+            if moved(&d) {
+                break d;
+            }
+        };
+        got.push(d);
+    }
+    assert_eq!(got[0], got[1]);
+    assert_eq!(got[0]["ticket"], c["ticket"]);
+    assert_eq!(got[0]["waiting"], 1);
+    // (A heartbeat may resend the same document first: the driver's first
+    // beat can fall after a stream opened.)
+    let left = loop {
+        let d = b1.next(WAIT).await.unwrap();
+        if d["state"] != "waiting" {
+            break d;
+        }
+    };
+    assert_eq!(left["state"], "left");
+    assert!(b1.next(WAIT).await.is_none(), "b's stream ends");
+}

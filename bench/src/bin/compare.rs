@@ -13,12 +13,13 @@
 //! `--help` lists the options. Exits non-zero if any correctness check fails;
 //! then nothing is written.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
+use boxoffice_bench::compare::http_side::build;
 use boxoffice_bench::compare::report::Sys;
 use boxoffice_bench::compare::{self, chart, memory, report, Options};
 use clap::Parser;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 /// boxoffice against the usual Redis design, side by side, on this machine.
 #[derive(Debug, Parser)]
@@ -86,34 +87,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Builds `bin` of `package` in release mode (a no-op when it is fresh) and
-/// returns its path.
-fn build(package: &str, bin: &str) -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?
-        .to_path_buf();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let args = ["build", "--release", "-p", package, "--bin", bin];
-    let shown = format!("cargo {}", args.join(" "));
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(&root)
-        .status()
-        .with_context(|| format!("running {shown}"))?;
-    ensure!(status.success(), "{shown} failed");
-    let path = target.join("release").join(bin);
-    ensure!(
-        path.exists(),
-        "{} is missing after the build",
-        path.display()
-    );
-    Ok(path)
 }
 
 /// The binary given, else a fresh release build of it; `Err` (the rows are

@@ -17,13 +17,13 @@ use boxoffice_testkit::{free_port, ChildGuard, TempDir};
 use serde::Deserialize;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(super) const ADMIN: &str = "compare-admin-token";
-pub(super) const SERVICE: &str = "compare-service-token";
+pub const ADMIN: &str = "compare-admin-token";
+pub const SERVICE: &str = "compare-service-token";
 const SECRET: &str = "compare-pass-secret-0123456789-abcdef";
 /// The event with the waiting room, and the venue's.
 pub(super) const QUEUE_EVENT: &str = "q";
@@ -156,6 +156,39 @@ fn read_response(r: &mut impl BufRead, line: &mut String) -> Result<(u16, Vec<u8
     Ok((status, body, close))
 }
 
+/// Builds `bin` of `package` in release mode (a no-op when it is fresh) and
+/// returns its path under target/release (or `CARGO_TARGET_DIR`).
+pub fn build(package: &str, bin: &str) -> Result<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_path_buf();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let args = ["build", "--release", "-p", package, "--bin", bin];
+    let shown = format!("cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(&root)
+        .status()
+        .with_context(|| format!("running {shown}"))?;
+    ensure!(status.success(), "{shown} failed");
+    let path = target.join("release").join(bin);
+    ensure!(
+        path.exists(),
+        "{} is missing after the build",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// [`build`] of the server: target/release/boxoffice.
+pub fn build_server() -> Result<PathBuf> {
+    build("boxoffice", "boxoffice")
+}
+
 /// A server process this program started (`boxoffice serve`, or one of the
 /// other HTTP systems), killed by PID when dropped.
 #[derive(Debug)]
@@ -171,6 +204,11 @@ impl HttpServer {
     /// `/readyz`. The per-IP join limit is turned off when the server has the
     /// flag: every client here shares one IP.
     pub fn start(bin: &Path) -> Result<Self> {
+        Self::start_with(bin, &[])
+    }
+
+    /// [`HttpServer::start`] with more `serve` flags (`extra`, passed as given).
+    pub fn start_with(bin: &Path, extra: &[&str]) -> Result<Self> {
         let help = Command::new(bin)
             .args(["serve", "--help"])
             .output()
@@ -184,7 +222,7 @@ impl HttpServer {
         // The load comes from one address: turn the per-client limits off
         // that this binary has (an older baseline may lack some).
         let help = String::from_utf8_lossy(&help.stdout);
-        let limits_off: Vec<&str> = [
+        let flags: Vec<&str> = [
             ("--join-rate", "0"),
             ("--poll-rate", "0"),
             ("--max-connections-per-client", "10000"),
@@ -192,6 +230,7 @@ impl HttpServer {
         .into_iter()
         .filter(|(flag, _)| help.contains(flag))
         .flat_map(|(flag, v)| [flag, v])
+        .chain(extra.iter().copied())
         .collect();
         HttpServer::launch(bin, "compare-server", |addr| {
             let mut args: Vec<String> = [
@@ -208,7 +247,7 @@ impl HttpServer {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            args.extend(limits_off.iter().map(|s| s.to_string()));
+            args.extend(flags.iter().map(|s| s.to_string()));
             args
         })
     }
