@@ -105,10 +105,15 @@ impl UserId {
     pub const MAX_LEN: usize = 128;
 
     pub fn new(s: &str) -> Result<Self, IdError> {
-        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
+        if !Self::is_valid(s) {
             return Err(IdError::BadUser);
         }
         Ok(Self(Arc::from(s)))
+    }
+
+    /// Whether [`UserId::new`] accepts `s` (checked without allocating).
+    pub fn is_valid(s: &str) -> bool {
+        !s.is_empty() && s.len() <= Self::MAX_LEN && !s.chars().any(char::is_control)
     }
     pub fn as_str(&self) -> &str {
         &self.0

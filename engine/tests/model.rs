@@ -204,15 +204,35 @@ fn check_seats(e: &Engine, id: &EventId, m: &Model) {
     }
 }
 
+/// `Engine::status`, checked against `Engine::status_report` (the poll
+/// path's copy-free read) at the same instant: the same report, user and
+/// pass.
+fn status(e: &Engine, id: &EventId, ticket: &str, now: Timestamp) -> TicketView {
+    let r = e.status_report(id, ticket, now).expect("status report");
+    let v = e.status(id, ticket, now).expect("status");
+    let s = &v.status;
+    assert_eq!(r.status.user.as_str(), s.user.as_str());
+    assert_eq!(
+        (r.status.state, r.status.position, r.status.waiting),
+        (s.state, s.position, s.waiting)
+    );
+    assert_eq!(
+        (r.status.eta_s, r.status.poll_after_ms, r.status.admission),
+        (s.eta_s, s.poll_after_ms, s.admission)
+    );
+    assert_eq!((&r.pass, r.pass_expires_at), (&v.pass, v.pass_expires_at));
+    v
+}
+
 fn check_queue(e: &Engine, id: &EventId, m: &Model) {
     for (pos, u) in m.line.iter().enumerate() {
-        let v = e.status(id, &m.tickets[u], m.now).expect("status");
+        let v = status(e, id, &m.tickets[u], m.now);
         assert_eq!(v.status.state, TicketState::Waiting, "user {u}");
         assert_eq!(v.status.position, Some(pos as u64 + 1), "position of {u}");
         assert_eq!(v.status.waiting, m.line.len() as u64);
     }
     for (u, exp) in &m.admitted {
-        let v = e.status(id, &m.tickets[u], m.now).expect("status");
+        let v = status(e, id, &m.tickets[u], m.now);
         assert_eq!(v.status.state, TicketState::Admitted, "user {u}");
         assert!(v.pass.is_some());
         assert_eq!(v.pass_expires_at, Some(*exp));
@@ -238,7 +258,7 @@ fn run(ops: Vec<Op>) {
                 // Who got in: they must be exactly the front of the line (I3).
                 let mut admitted_now = vec![];
                 for u in &m.line {
-                    let v = e.status(&id, &m.tickets[u], m.now).expect("status");
+                    let v = status(&e, &id, &m.tickets[u], m.now);
                     if v.status.state == TicketState::Admitted {
                         admitted_now.push(*u);
                     }
@@ -302,7 +322,7 @@ fn run(ops: Vec<Op>) {
             Op::Status(u) => {
                 m.expire_sessions();
                 if let Some(t) = m.tickets.get(&u) {
-                    let v = e.status(&id, t, m.now).expect("status");
+                    let v = status(&e, &id, t, m.now);
                     let want = if m.line.contains(&u) {
                         TicketState::Waiting
                     } else if m.admitted.contains_key(&u) {
@@ -326,7 +346,7 @@ fn run(ops: Vec<Op>) {
                     let _ = e.leave(&id, t, m.now).expect("leave");
                     m.line.retain(|x| *x != u);
                     m.admitted.remove(&u);
-                    let v = e.status(&id, t, m.now).expect("status");
+                    let v = status(&e, &id, t, m.now);
                     assert!(matches!(
                         v.status.state,
                         TicketState::Left | TicketState::Expired

@@ -91,7 +91,7 @@ fn ticket(cx: &Cx) -> Result<&str, ApiError> {
 pub async fn status(cx: Cx) -> Reply {
     let id = cx.event_id()?;
     let t = ticket(&cx)?;
-    let view = cx.state.engine.status(&id, t, cx.state.now())?;
+    let report = cx.state.engine.status_report(&id, t, cx.state.now())?;
     // After the lookup, so only tickets that exist are tracked (a flood of
     // made-up tickets is 404 and costs no memory here).
     if let Err(e) = cx.state.polls.check(t) {
@@ -103,7 +103,10 @@ pub async fn status(cx: Cx) -> Reply {
         )
         .retry_after(e.retry_after_s));
     }
-    Ok(json_response(StatusCode::OK, &StatusDoc::new(&view)))
+    Ok(json_response(
+        StatusCode::OK,
+        &StatusDoc::of_report(id.as_str(), t, &report),
+    ))
 }
 
 pub async fn leave(cx: Cx) -> Reply {

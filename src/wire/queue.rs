@@ -2,7 +2,7 @@
 
 use super::ids::User;
 use super::time::rfc3339_opt;
-use boxoffice_engine::{TicketView, Timestamp};
+use boxoffice_engine::{TicketReport, TicketView, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/events/{event}/queue`: `{"user", "user_token"}` for a signed
@@ -34,6 +34,25 @@ pub struct StatusDoc<'a> {
 }
 
 impl<'a> StatusDoc<'a> {
+    /// The document of a copy-free read (`Engine::status_report`): the
+    /// same document [`StatusDoc::new`] gives for that ticket.
+    pub fn of_report(event: &'a str, ticket: &'a str, r: &'a TicketReport) -> Self {
+        let s = &r.status;
+        let pass = r.pass.as_deref().zip(r.pass_expires_at);
+        StatusDoc {
+            ticket,
+            event,
+            user: s.user.as_str(),
+            state: s.state.as_str(),
+            position: s.position,
+            waiting: s.waiting,
+            eta_s: s.eta_s,
+            poll_after_ms: s.poll_after_ms,
+            pass: pass.map(|(p, _)| p),
+            pass_expires_at: pass.map(|(_, exp)| exp),
+        }
+    }
+
     pub fn new(v: &'a TicketView) -> Self {
         let s = &v.status;
         let pass = v.pass.as_deref().zip(v.pass_expires_at);
@@ -85,6 +104,66 @@ impl<'a> From<&StatusDoc<'a>> for StreamStatusDoc<'a> {
             ticket: d.ticket,
             user: d.user,
             waiting: d.waiting,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boxoffice_engine::queue::{Admission, QueueStatus, StatusReport, TicketState, UserText};
+    use boxoffice_engine::{EventId, UserId};
+
+    /// The poll's document from a copy-free read is byte for byte the one
+    /// from a full view of the same ticket.
+    #[test]
+    fn a_report_gives_the_views_document() {
+        let admitted = Admission {
+            admitted_at: Timestamp::from_millis(1_796_122_800_250),
+            expires_at: Timestamp::from_millis(1_796_123_400_250),
+        };
+        let cases = [
+            (TicketState::Waiting, Some(12), Some(36), None),
+            (TicketState::Prequeue, None, None, None),
+            (TicketState::Admitted, None, None, Some(admitted)),
+            (TicketState::Expired, None, None, None),
+        ];
+        for (state, position, eta_s, admission) in cases {
+            let user = "u \"1\" 서울 \\ </script>";
+            let ticket = "AQAAAAAAAAB0aWNrZXQ";
+            let pass = admission.map(|_| "v1.k.p.s".to_string());
+            let view = TicketView {
+                event: EventId::new("e-1").expect("id"),
+                status: QueueStatus {
+                    ticket: ticket.into(),
+                    user: UserId::new(user).expect("id"),
+                    state,
+                    position,
+                    waiting: 50_000,
+                    eta_s,
+                    poll_after_ms: 2000,
+                    admission,
+                },
+                pass: pass.clone(),
+                pass_expires_at: admission.map(|a| a.expires_at),
+            };
+            let report = TicketReport {
+                status: StatusReport {
+                    user: UserText::new(user).expect("short"),
+                    state,
+                    position,
+                    waiting: 50_000,
+                    eta_s,
+                    poll_after_ms: 2000,
+                    admission,
+                },
+                pass,
+                pass_expires_at: admission.map(|a| a.expires_at),
+            };
+            let a = serde_json::to_string(&StatusDoc::new(&view)).expect("json");
+            let b =
+                serde_json::to_string(&StatusDoc::of_report("e-1", ticket, &report)).expect("json");
+            assert_eq!(a, b);
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::config::Identity;
 use crate::ids::{EventId, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
-use crate::queue::{QueueStatus, TicketState};
+use crate::queue::{Admission, QueueStatus, StatusReport, TicketState};
 use crate::shard::EventState;
 use crate::time::Timestamp;
 use crate::user_token::UserToken;
@@ -22,6 +22,15 @@ use crate::user_token::UserToken;
 pub struct TicketView {
     pub event: EventId,
     pub status: QueueStatus,
+    pub pass: Option<String>,
+    pub pass_expires_at: Option<Timestamp>,
+}
+
+/// [`TicketView`] without its heap parts ([`Engine::status_report`]): the
+/// event and ticket are the caller's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TicketReport {
+    pub status: StatusReport,
     pub pass: Option<String>,
     pub pass_expires_at: Option<Timestamp>,
 }
@@ -105,12 +114,36 @@ impl Engine {
     }
 
     fn view(&self, e: &EventState, status: QueueStatus) -> TicketView {
-        let (pass, pass_expires_at) = match status.admission {
-            Some(a) if status.state == TicketState::Admitted => {
+        let (pass, pass_expires_at) = self.pass(
+            e,
+            status.state,
+            status.admission,
+            status.user.as_str(),
+            &status.ticket,
+        );
+        TicketView {
+            event: e.id.clone(),
+            status,
+            pass,
+            pass_expires_at,
+        }
+    }
+
+    /// The signed pass of an admitted ticket, and when it expires.
+    fn pass(
+        &self,
+        e: &EventState,
+        state: TicketState,
+        admission: Option<Admission>,
+        user: &str,
+        ticket: &str,
+    ) -> (Option<String>, Option<Timestamp>) {
+        match admission {
+            Some(a) if state == TicketState::Admitted => {
                 let claims = PassClaims {
                     event: e.id.to_string(),
-                    user: status.user.to_string(),
-                    ticket: status.ticket.clone(),
+                    user: user.to_string(),
+                    ticket: ticket.to_string(),
                     issued_ms: a.admitted_at.as_millis(),
                     expires_ms: a.expires_at.as_millis(),
                 };
@@ -120,12 +153,42 @@ impl Engine {
                 )
             }
             _ => (None, None),
-        };
-        TicketView {
-            event: e.id.clone(),
-            status,
-            pass,
-            pass_expires_at,
+        }
+    }
+
+    /// [`Engine::status`] without heap copies of the event id, user id and
+    /// ticket (the poll path): the same report, and the pass while admitted.
+    pub fn status_report(
+        &self,
+        id: &EventId,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<TicketReport, Rejection> {
+        let mut opened = false;
+        loop {
+            let shard = self.event_shard(id).read();
+            let now = shard.observe(now);
+            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+            if !opened && room.needs_open(now) {
+                drop(shard);
+                self.open_if_due(id, now);
+                opened = true;
+                continue;
+            }
+            let status = room.status_report(ticket, now)?;
+            let (pass, pass_expires_at) = self.pass(
+                e,
+                status.state,
+                status.admission,
+                status.user.as_str(),
+                ticket,
+            );
+            return Ok(TicketReport {
+                status,
+                pass,
+                pass_expires_at,
+            });
         }
     }
 

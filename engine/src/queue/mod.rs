@@ -186,6 +186,51 @@ pub struct QueueStatus {
     pub admission: Option<Admission>,
 }
 
+/// A user id copied out of the room into a fixed buffer (no allocation):
+/// at most [`UserId::MAX_LEN`] bytes of UTF-8.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct UserText {
+    bytes: [u8; UserId::MAX_LEN],
+    len: u8,
+}
+
+impl UserText {
+    /// `None` for text over [`UserId::MAX_LEN`] bytes (no stored id is).
+    pub fn new(s: &str) -> Option<Self> {
+        let mut bytes = [0u8; UserId::MAX_LEN];
+        bytes.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+        Some(UserText {
+            bytes,
+            len: u8::try_from(s.len()).ok()?,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Copied from a `str` whole: always UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for UserText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserText({:?})", self.as_str())
+    }
+}
+
+/// [`QueueStatus`] without its heap parts: the ticket is the caller's (a
+/// ticket that decodes has one spelling, the one asked about) and the user
+/// id is copied into a [`UserText`]. The poll path reads this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatusReport {
+    pub user: UserText,
+    pub state: TicketState,
+    pub position: Option<u64>,
+    pub waiting: u64,
+    pub eta_s: Option<u64>,
+    pub poll_after_ms: u64,
+    pub admission: Option<Admission>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JoinOutcome {
     /// False when the user already held a live ticket (same ticket, same place).

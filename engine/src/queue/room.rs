@@ -15,7 +15,8 @@ use super::ticket::TicketCodec;
 use super::users::{st, Users};
 use super::{
     Admission, JoinOutcome, QueueChange, QueueRejection, QueueStatus, RoomInit, RoomPhase,
-    RoomSnapshot, RoomTick, SessionRecord, TicketState, POLL_MAX_MS, POLL_MIN_MS, SWEEP_MIN,
+    RoomSnapshot, RoomTick, SessionRecord, StatusReport, TicketState, UserText, POLL_MAX_MS,
+    POLL_MIN_MS, SWEEP_MIN,
 };
 use crate::config::{PrequeueOrder, QueueConfig};
 use crate::ids::{EventId, UserId};
@@ -55,6 +56,16 @@ impl Draw {
 struct View {
     state: TicketState,
     position: Option<u64>,
+    admission: Option<Admission>,
+}
+
+/// What a read reports of a ticket, beside its ticket and user.
+struct Fields {
+    state: TicketState,
+    position: Option<u64>,
+    waiting: u64,
+    eta_s: Option<u64>,
+    poll_after_ms: u64,
     admission: Option<Admission>,
 }
 
@@ -424,22 +435,36 @@ impl WaitingRoom {
         v: View,
         now: Timestamp,
     ) -> QueueStatus {
+        let f = self.fields(uid, &v, now);
+        QueueStatus {
+            poll_after_ms: f.poll_after_ms,
+            ticket,
+            user,
+            state: f.state,
+            position: f.position,
+            waiting: f.waiting,
+            eta_s: f.eta_s,
+            admission: f.admission,
+        }
+    }
+
+    /// [`WaitingRoom::report`]'s fields: the advice, and the presence the
+    /// read records.
+    fn fields(&self, uid: u32, v: &View, now: Timestamp) -> Fields {
         let eta_s = v.position.and_then(|p| self.eta_s(p));
-        let poll_after_ms = self.poll_after_ms(uid, &v, eta_s, now);
+        let poll_after_ms = self.poll_after_ms(uid, v, eta_s, now);
         if matches!(v.state, TicketState::Prequeue | TicketState::Waiting) {
             self.users.touch(
                 uid,
                 advice::deadline(now.as_millis(), poll_after_ms, self.idle_ms()),
             );
         }
-        QueueStatus {
-            poll_after_ms,
-            ticket,
-            user,
+        Fields {
             state: v.state,
             position: v.position,
             waiting: self.in_line(),
             eta_s,
+            poll_after_ms,
             admission: v.admission,
         }
     }
@@ -525,6 +550,35 @@ impl WaitingRoom {
         let v = self.view(uid, raw, now);
         // A ticket that decodes has exactly one spelling: the input.
         Ok(self.report(uid, ticket.to_owned(), user, v, now))
+    }
+
+    /// [`WaitingRoom::status`] without allocating: the same report (and the
+    /// same presence it records), the user id copied into a buffer.
+    pub fn status_report(
+        &self,
+        ticket: &str,
+        now: Timestamp,
+    ) -> Result<StatusReport, QueueRejection> {
+        let (uid, raw) = self.decode(ticket)?;
+        let user = self
+            .users
+            .bytes(uid)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            // The same ids `user_id` accepts.
+            .filter(|s| UserId::is_valid(s))
+            .and_then(UserText::new)
+            .ok_or(QueueRejection::TicketNotFound)?;
+        let v = self.view(uid, raw, now);
+        let f = self.fields(uid, &v, now);
+        Ok(StatusReport {
+            user,
+            state: f.state,
+            position: f.position,
+            waiting: f.waiting,
+            eta_s: f.eta_s,
+            poll_after_ms: f.poll_after_ms,
+            admission: f.admission,
+        })
     }
 
     /// Leave the line, or give up an admitted session (the slot frees at

@@ -1387,3 +1387,15 @@ fn perf_probe() {
         r.heap_bytes() as f64 / n as f64
     );
 }
+
+#[test]
+fn user_text_holds_any_user_id_and_nothing_longer() {
+    let longest = "서".repeat(42) + "ab"; // 128 bytes
+    assert_eq!(longest.len(), UserId::MAX_LEN);
+    assert_eq!(
+        UserText::new(&longest).map(|t| t.as_str().to_string()),
+        Some(longest.clone())
+    );
+    assert_eq!(UserText::new("a").map(|t| t.as_str().len()), Some(1));
+    assert!(UserText::new(&(longest + "c")).is_none());
+}
