@@ -275,7 +275,8 @@ impl Metrics {
     ) {
         let m = METHODS.iter().position(|&x| x == method);
         let st = STATUSES.iter().position(|&x| x == status);
-        let (Some(m), Some(st), true) = (m, st, slot < SLOTS) else {
+        let (Some(m), Some(st), Some(label), true) = (m, st, status_label(status), slot < SLOTS)
+        else {
             return self.http(route, method, status, elapsed);
         };
         let at = slot * METHODS.len() + m;
@@ -284,7 +285,6 @@ impl Metrics {
         let (Some(requests), Some(durations)) = (requests, durations) else {
             return self.http(route, method, status, elapsed);
         };
-        let label = status_label(status).unwrap_or("other");
         requests
             .get_or_init(|| {
                 self.with(|| {
@@ -749,4 +749,45 @@ fn describe_all() {
         "boxoffice_seats_holds_expired_total",
         "Holds expired by the driver, all events"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request counted through the pre-registered handles lands in the
+    /// same series as one counted by label; every status with a slot has a
+    /// label; a status or slot without one still counts, by label.
+    #[test]
+    fn handles_and_labels_count_the_same_series() {
+        for s in STATUSES {
+            assert!(status_label(s).is_some(), "{s}");
+        }
+        let m = Metrics::new();
+        let route = crate::http::router::ROUTES[0].pattern;
+        let ms = Duration::from_millis(1);
+        m.api_request(0, route, "GET", 200, ms);
+        m.api_request(0, route, "GET", 200, ms);
+        m.http(route, "GET", 200, ms);
+        m.api_request(SLOT_UNMATCHED, "unmatched", "GET", 404, ms);
+        m.api_request(0, route, "GET", 418, ms);
+        m.api_request(SLOTS + 5, route, "GET", 200, ms);
+        let out = m.handle.render();
+        let line = |status: &str, r: &str| {
+            out.lines()
+                .find(|l| {
+                    l.starts_with("boxoffice_http_requests_total{")
+                        && l.contains(&format!("route=\"{r}\""))
+                        && l.contains(&format!("status=\"{status}\""))
+                })
+                .map(|l| l.rsplit(' ').next().unwrap_or("").to_string())
+        };
+        assert_eq!(line("200", route).as_deref(), Some("4"), "{out}");
+        assert_eq!(line("404", "unmatched").as_deref(), Some("1"));
+        assert_eq!(line("418", route).as_deref(), Some("1"));
+        let hist = format!(
+            "boxoffice_http_request_duration_seconds_count{{route=\"{route}\",method=\"GET\"}} 5"
+        );
+        assert!(out.contains(&hist), "{out}");
+    }
 }
