@@ -54,6 +54,17 @@ macro_rules! name_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+            /// Whether [`Self::new`] accepts `s` (checked without allocating).
+            pub fn is_valid(s: &str) -> bool {
+                valid_name(s)
+            }
+        }
+        /// Maps keyed by the id can be read with a `&str` (it hashes and
+        /// compares as its text).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
         }
         impl TryFrom<String> for $name {
             type Error = IdError;

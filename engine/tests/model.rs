@@ -208,7 +208,9 @@ fn check_seats(e: &Engine, id: &EventId, m: &Model) {
 /// path's copy-free read) at the same instant: the same report, user and
 /// pass.
 fn status(e: &Engine, id: &EventId, ticket: &str, now: Timestamp) -> TicketView {
-    let r = e.status_report(id, ticket, now).expect("status report");
+    let r = e
+        .status_report(id.as_str(), ticket, now)
+        .expect("status report");
     let v = e.status(id, ticket, now).expect("status");
     let s = &v.status;
     assert_eq!(r.status.user.as_str(), s.user.as_str());

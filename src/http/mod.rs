@@ -154,6 +154,16 @@ impl Cx {
             .unwrap_or("")
     }
 
+    /// The event id's text, checked as [`Cx::event_id`] checks it (the same
+    /// 400), without building an id.
+    pub fn event_name(&self) -> Result<&str, ApiError> {
+        let name = self.param(0);
+        if !EventId::is_valid(name) {
+            self.event_id()?;
+        }
+        Ok(name)
+    }
+
     pub fn event_id(&self) -> Result<EventId, ApiError> {
         EventId::new(self.param(0)).map_err(|e| ApiError::bad_request(format!("event: {e}")))
     }

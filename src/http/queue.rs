@@ -89,9 +89,9 @@ fn ticket(cx: &Cx) -> Result<&str, ApiError> {
 }
 
 pub async fn status(cx: Cx) -> Reply {
-    let id = cx.event_id()?;
+    let event = cx.event_name()?;
     let t = ticket(&cx)?;
-    let report = cx.state.engine.status_report(&id, t, cx.state.now())?;
+    let report = cx.state.engine.status_report(event, t, cx.state.now())?;
     // After the lookup, so only tickets that exist are tracked (a flood of
     // made-up tickets is 404 and costs no memory here).
     if let Err(e) = cx.state.polls.check(t) {
@@ -105,7 +105,7 @@ pub async fn status(cx: Cx) -> Reply {
     }
     Ok(json_response(
         StatusCode::OK,
-        &StatusDoc::of_report(id.as_str(), t, &report),
+        &StatusDoc::of_report(event, t, &report),
     ))
 }
 

@@ -68,6 +68,16 @@ async fn join_rejoin_status_leave() {
     srv.get(&format!("/v1/events/nope/queue/{ticket}"))
         .await
         .expect(404, Some("event_not_found"));
+    // An id no event can have is a bad request, as on every event route
+    // (the poll reads the id without building one).
+    let bad = srv.get(&format!("/v1/events/-q/queue/{ticket}")).await;
+    bad.expect(400, Some("bad_request"));
+    let same = srv.get("/v1/events/-q").await;
+    same.expect(400, Some("bad_request"));
+    assert_eq!(
+        bad.json()["error"]["message"],
+        same.json()["error"]["message"]
+    );
 }
 
 #[tokio::test]

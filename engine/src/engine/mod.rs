@@ -272,7 +272,12 @@ impl Engine {
     }
 
     fn event_shard(&self, event: &EventId) -> &RwLock<Shard> {
-        &self.shards[self.shard_of_event(event)]
+        self.event_shard_named(event.as_str())
+    }
+
+    /// [`Engine::event_shard`] by the id's text (the same shard).
+    fn event_shard_named(&self, event: &str) -> &RwLock<Shard> {
+        &self.shards[(fnv1a(b'e', event.as_bytes()) % self.shards.len() as u64) as usize]
     }
 
     fn coupon_shard(&self, coupon: &CouponId) -> &RwLock<Shard> {

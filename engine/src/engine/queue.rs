@@ -158,21 +158,23 @@ impl Engine {
 
     /// [`Engine::status`] without heap copies of the event id, user id and
     /// ticket (the poll path): the same report, and the pass while admitted.
+    /// The event is named by its id's text (an invalid id names no event).
     pub fn status_report(
         &self,
-        id: &EventId,
+        event: &str,
         ticket: &str,
         now: Timestamp,
     ) -> Result<TicketReport, Rejection> {
         let mut opened = false;
         loop {
-            let shard = self.event_shard(id).read();
+            let shard = self.event_shard_named(event).read();
             let now = shard.observe(now);
-            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            let e = shard.events.get(event).ok_or(Rejection::EventNotFound)?;
             let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
             if !opened && room.needs_open(now) {
+                let id = e.id.clone();
                 drop(shard);
-                self.open_if_due(id, now);
+                self.open_if_due(&id, now);
                 opened = true;
                 continue;
             }
