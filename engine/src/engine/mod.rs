@@ -264,7 +264,12 @@ impl Engine {
     }
 
     pub fn shard_of_event(&self, event: &EventId) -> usize {
-        (fnv1a(b'e', event.as_str().as_bytes()) % self.shards.len() as u64) as usize
+        self.shard_of_event_named(event.as_str())
+    }
+
+    /// [`Engine::shard_of_event`] by the id's text.
+    fn shard_of_event_named(&self, event: &str) -> usize {
+        (fnv1a(b'e', event.as_bytes()) % self.shards.len() as u64) as usize
     }
 
     pub fn shard_of_coupon(&self, coupon: &CouponId) -> usize {
@@ -277,7 +282,7 @@ impl Engine {
 
     /// [`Engine::event_shard`] by the id's text (the same shard).
     fn event_shard_named(&self, event: &str) -> &RwLock<Shard> {
-        &self.shards[(fnv1a(b'e', event.as_bytes()) % self.shards.len() as u64) as usize]
+        &self.shards[self.shard_of_event_named(event)]
     }
 
     fn coupon_shard(&self, coupon: &CouponId) -> &RwLock<Shard> {
