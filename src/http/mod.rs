@@ -43,34 +43,27 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed_unsync()
 }
 
-/// `v` as JSON, written into this thread's reusable buffer and split off
-/// it: some twenty bodies share one allocation, instead of a `Vec` grown per
-/// response. A body a client does not read keeps its chunk alive, so chunks
-/// are small: a stalled connection (it holds at most one unsent body, as
-/// hyper reads no request while an answer waits) pins at most 8 KiB.
-pub fn to_json_bytes<T: serde::Serialize + ?Sized>(v: &T) -> Option<Bytes> {
-    use bytes::BufMut;
-    /// Room reserved per body; a bigger one grows the buffer as it goes.
-    const RESERVE: usize = 1024;
-    /// Each fresh buffer.
-    const CHUNK: usize = 8 * 1024;
+/// `v` as JSON (between `head` and `tail`), serialised into this thread's
+/// reusable scratch buffer and copied out at its exact size: one allocation
+/// per body, none for a `Vec` grown as it goes. Never a slice of a shared
+/// chunk: hyper queues up to 16 unsent bodies per connection, and a client
+/// that stops reading would pin whole chunks with them.
+pub(crate) fn json_bytes<T: serde::Serialize + ?Sized>(
+    head: &[u8],
+    v: &T,
+    tail: &[u8],
+) -> Option<Bytes> {
     thread_local! {
-        static BUF: std::cell::RefCell<bytes::BytesMut> =
-            std::cell::RefCell::new(bytes::BytesMut::new());
+        static SCRATCH: std::cell::RefCell<Vec<u8>> =
+            std::cell::RefCell::new(Vec::with_capacity(1024));
     }
-    BUF.with(|b| {
-        let mut buf = b.try_borrow_mut().ok()?;
-        if buf.capacity() < RESERVE {
-            // Reclaims the old allocation when every body cut from it is
-            // gone, else starts a new one.
-            buf.reserve(CHUNK);
-        }
-        let mut w = (&mut *buf).writer();
-        if serde_json::to_writer(&mut w, v).is_err() {
-            buf.clear();
-            return None;
-        }
-        Some(buf.split().freeze())
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.try_borrow_mut().ok()?;
+        buf.clear();
+        buf.extend_from_slice(head);
+        serde_json::to_writer(&mut *buf, v).ok()?;
+        buf.extend_from_slice(tail);
+        Some(Bytes::copy_from_slice(&buf))
     })
 }
 
@@ -78,7 +71,7 @@ pub fn json_response<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) ->
     // A document that does not serialise (a timestamp past year 9999) is a
     // bug: answer 500 rather than an empty body with the intended status.
     // (The 500's own document is a `Value` of strings, which always does.)
-    let Some(body) = to_json_bytes(v) else {
+    let Some(body) = json_bytes(b"", v, b"") else {
         return ApiError::internal().into_response();
     };
     let mut r = Response::new(full(body));

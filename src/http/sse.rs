@@ -24,7 +24,6 @@ use http::{header, HeaderValue, Response};
 use http_body::Frame as BodyFrame;
 use http_body_util::{BodyExt, StreamBody};
 use serde::Serialize;
-use std::cell::RefCell;
 use std::convert::Infallible;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -60,23 +59,12 @@ pub(crate) struct Render {
     pub frame: fn(&AppState, &EventId, &TicketView) -> Option<Bytes>,
 }
 
-/// `event: status\ndata: <doc as JSON>\n\n`, serialised once into a
-/// reused buffer and copied out at its exact size (a frame may be kept
-/// for as long as its streams are open). `None` when the document does not
-/// serialise (a timestamp past year 9999: a bug), which ends a stream
-/// rather than sending `data: null`.
+/// `event: status\ndata: <doc as JSON>\n\n`, serialised once and copied out
+/// at its exact size (a frame may be kept for as long as its streams are
+/// open). `None` when the document does not serialise (a timestamp past year
+/// 9999: a bug), which ends a stream rather than sending `data: null`.
 pub(crate) fn frame<T: Serialize>(doc: &T) -> Option<Bytes> {
-    thread_local! {
-        static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(1024));
-    }
-    SCRATCH.with(|scratch| {
-        let mut buf = scratch.try_borrow_mut().ok()?;
-        buf.clear();
-        buf.extend_from_slice(b"event: status\ndata: ");
-        serde_json::to_writer(&mut *buf, doc).ok()?;
-        buf.extend_from_slice(b"\n\n");
-        Some(Bytes::copy_from_slice(&buf))
-    })
+    super::json_bytes(b"event: status\ndata: ", doc, b"\n\n")
 }
 
 /// The v1 status document's frame (`GET …/queue/{ticket}/stream`).

@@ -12,7 +12,7 @@ use crate::config::Identity;
 use crate::ids::{EventId, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
-use crate::queue::{Admission, QueueStatus, StatusReport, TicketState};
+use crate::queue::{Admission, QueueStatus, StatusReport, TicketState, WaitingRoom};
 use crate::shard::EventState;
 use crate::time::Timestamp;
 use crate::user_token::UserToken;
@@ -165,19 +165,7 @@ impl Engine {
         ticket: &str,
         now: Timestamp,
     ) -> Result<TicketReport, Rejection> {
-        let mut opened = false;
-        loop {
-            let shard = self.event_shard_named(event).read();
-            let now = shard.observe(now);
-            let e = shard.events.get(event).ok_or(Rejection::EventNotFound)?;
-            let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
-            if !opened && room.needs_open(now) {
-                let id = e.id.clone();
-                drop(shard);
-                self.open_if_due(&id, now);
-                opened = true;
-                continue;
-            }
+        self.read_room(event, now, |e, room, now| {
             let status = room.status_report(ticket, now)?;
             let (pass, pass_expires_at) = self.pass(
                 e,
@@ -186,12 +174,12 @@ impl Engine {
                 status.user.as_str(),
                 ticket,
             );
-            return Ok(TicketReport {
+            Ok(TicketReport {
                 status,
                 pass,
                 pass_expires_at,
-            });
-        }
+            })
+        })
     }
 
     /// A trusted join (the service realm): [`Engine::join_as`] with
@@ -252,20 +240,35 @@ impl Engine {
         ticket: &str,
         now: Timestamp,
     ) -> Result<TicketView, Rejection> {
+        self.read_room(id.as_str(), now, |e, room, now| {
+            let status = room.status(ticket, now)?;
+            Ok(self.view(e, status))
+        })
+    }
+
+    /// Runs `read` on the waiting room of the event named `event` (its id's
+    /// text), under the shard's read lock, once a pre-queue whose time has
+    /// come has been opened (a write, taken only when due).
+    fn read_room<R>(
+        &self,
+        event: &str,
+        now: Timestamp,
+        read: impl Fn(&EventState, &WaitingRoom, Timestamp) -> Result<R, Rejection>,
+    ) -> Result<R, Rejection> {
         let mut opened = false;
         loop {
-            let shard = self.event_shard(id).read();
+            let shard = self.event_shard_named(event).read();
             let now = shard.observe(now);
-            let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+            let e = shard.events.get(event).ok_or(Rejection::EventNotFound)?;
             let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
             if !opened && room.needs_open(now) {
+                let id = e.id.clone();
                 drop(shard);
-                self.open_if_due(id, now);
+                self.open_if_due(&id, now);
                 opened = true;
                 continue;
             }
-            let status = room.status(ticket, now)?;
-            return Ok(self.view(e, status));
+            return read(e, room, now);
         }
     }
 
@@ -342,7 +345,7 @@ impl Engine {
     fn session_pass(
         &self,
         e: &EventState,
-        room: &crate::queue::WaitingRoom,
+        room: &WaitingRoom,
         user: Option<&UserId>,
         pass: &str,
         now: Timestamp,
