@@ -10,6 +10,7 @@
 //! and coupons map to shards.
 
 use crate::durability::NotDurable;
+use crate::metrics::{ClaimOutcome, HoldOutcome, HoldStep};
 use crate::state::AppState;
 use boxoffice_engine::coupons::CouponCounts;
 use boxoffice_engine::seats::HoldInfo;
@@ -28,7 +29,7 @@ pub enum Write<'a> {
     Complete(&'a EventId),
     Hold(&'a EventId),
     /// Confirm, extend or release of a hold (the step names the metric).
-    HoldStep(&'a EventId, &'static str),
+    HoldStep(&'a EventId, HoldStep),
     /// Coupon stock put (no metric, no line).
     Coupon(&'a CouponId),
     Claim(&'a CouponId),
@@ -98,10 +99,24 @@ impl AppState {
                 m.complete(id);
                 self.lines.touch(id);
             }
-            Write::Hold(id) => m.hold(id, if fresh { "held" } else { "replayed" }),
+            Write::Hold(id) => m.hold(
+                id,
+                if fresh {
+                    HoldOutcome::Held
+                } else {
+                    HoldOutcome::Replayed
+                },
+            ),
             Write::HoldStep(id, step) => m.hold_step(id, step),
             Write::Coupon(_) => {}
-            Write::Claim(id) => m.claim(id, if fresh { "claimed" } else { "replayed" }),
+            Write::Claim(id) => m.claim(
+                id,
+                if fresh {
+                    ClaimOutcome::Claimed
+                } else {
+                    ClaimOutcome::Replayed
+                },
+            ),
             Write::ClaimReturned(id) => m.claim_returned(id),
         }
         self.durability.wait(shard, seq).await?;

@@ -2,6 +2,7 @@
 
 use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
+use crate::metrics::ClaimOutcome;
 use crate::wire::coupons::{ClaimDoc, ClaimRequest, CouponDoc, CouponRequest};
 use boxoffice_engine::{ClaimId, CouponConfig, PutOutcome, Rejection};
 use http::StatusCode;
@@ -28,13 +29,13 @@ pub async fn get(cx: Cx) -> Reply {
     ))
 }
 
-fn outcome_label(r: &Rejection) -> &'static str {
+fn outcome(r: &Rejection) -> ClaimOutcome {
     match r {
-        Rejection::AlreadyClaimed => "already_claimed",
-        Rejection::SoldOut => "sold_out",
-        Rejection::NotOpen => "not_open",
-        Rejection::IdempotencyKeyReused => "key_reused",
-        _ => "other",
+        Rejection::AlreadyClaimed => ClaimOutcome::AlreadyClaimed,
+        Rejection::SoldOut => ClaimOutcome::SoldOut,
+        Rejection::NotOpen => ClaimOutcome::NotOpen,
+        Rejection::IdempotencyKeyReused => ClaimOutcome::KeyReused,
+        _ => ClaimOutcome::Other,
     }
 }
 
@@ -47,7 +48,7 @@ pub async fn claim(mut cx: Cx) -> Reply {
         Ok(r) => r,
         Err(Rejection::CouponNotFound) => return Err(Rejection::CouponNotFound.into()),
         Err(r) => {
-            st.metrics.claim(&id, outcome_label(&r));
+            st.metrics.claim(&id, outcome(&r));
             return Err(r.into());
         }
     };

@@ -5,6 +5,7 @@
 use super::errors::ApiError;
 use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
+use crate::metrics::{HoldOutcome, HoldStep};
 use crate::wire::seats::{
     ConfirmRequest, ExtendRequest, Hold, HoldDoc, HoldRequest, SeatsDoc, SectionDoc,
 };
@@ -48,14 +49,16 @@ pub async fn availability(cx: Cx) -> Reply {
     }
 }
 
-fn outcome_label(r: &Rejection) -> &'static str {
+fn outcome(r: &Rejection) -> HoldOutcome {
     match r {
-        Rejection::SeatsUnavailable { .. } | Rejection::NoAdjacent { .. } => "unavailable",
-        Rejection::UnknownSeat { .. } | Rejection::UnknownCategory => "unknown_seat",
-        Rejection::LimitExceeded { .. } => "limit_exceeded",
-        Rejection::PassRequired | Rejection::PassInvalid(_) => "pass_refused",
-        Rejection::IdempotencyKeyReused => "key_reused",
-        _ => "other",
+        Rejection::SeatsUnavailable { .. } | Rejection::NoAdjacent { .. } => {
+            HoldOutcome::Unavailable
+        }
+        Rejection::UnknownSeat { .. } | Rejection::UnknownCategory => HoldOutcome::UnknownSeat,
+        Rejection::LimitExceeded { .. } => HoldOutcome::LimitExceeded,
+        Rejection::PassRequired | Rejection::PassInvalid(_) => HoldOutcome::PassRefused,
+        Rejection::IdempotencyKeyReused => HoldOutcome::KeyReused,
+        _ => HoldOutcome::Other,
     }
 }
 
@@ -73,7 +76,7 @@ pub async fn create(mut cx: Cx) -> Reply {
         Ok(r) => r,
         Err(Rejection::EventNotFound) => return Err(Rejection::EventNotFound.into()),
         Err(r) => {
-            st.metrics.hold(&id, outcome_label(&r));
+            st.metrics.hold(&id, outcome(&r));
             return Err(r.into());
         }
     };
@@ -102,7 +105,9 @@ pub async fn confirm(mut cx: Cx) -> Reply {
     let st = &cx.state;
     let now = st.now();
     let info = st.engine.confirm(&id, hold, &order, now)?;
-    let info = st.commit(info, Write::HoldStep(&id, "confirm")).await?;
+    let info = st
+        .commit(info, Write::HoldStep(&id, HoldStep::Confirm))
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &HoldDoc::new(&id, &info, now),
@@ -116,7 +121,9 @@ pub async fn extend(mut cx: Cx) -> Reply {
     let st = &cx.state;
     let now = st.now();
     let info = st.engine.extend(&id, hold, ttl_s, now)?;
-    let info = st.commit(info, Write::HoldStep(&id, "extend")).await?;
+    let info = st
+        .commit(info, Write::HoldStep(&id, HoldStep::Extend))
+        .await?;
     Ok(json_response(
         StatusCode::OK,
         &HoldDoc::new(&id, &info, now),
@@ -128,6 +135,7 @@ pub async fn release(cx: Cx) -> Reply {
     let hold = hold_id(&cx, &id)?;
     let st = &cx.state;
     let released = st.engine.release(&id, hold, st.now())?;
-    st.commit(released, Write::HoldStep(&id, "release")).await?;
+    st.commit(released, Write::HoldStep(&id, HoldStep::Release))
+        .await?;
     Ok(no_content())
 }

@@ -20,10 +20,15 @@ use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+
+mod meters;
+
+pub use meters::{ClaimOutcome, HoldOutcome, HoldStep};
+use meters::{CouponMeter, CouponMeters, EventMeter, EventMeters, JoinKind};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -42,7 +47,8 @@ pub struct Metrics {
     /// Last (time, served) per event, for the admissions-per-second gauge.
     served: Mutex<HashMap<EventId, (Timestamp, u64, f64)>>,
     /// Counters of each live event and coupon.
-    owned: Mutex<Owned>,
+    events: EventMeters,
+    coupons: CouponMeters,
     /// The API's request series, registered once each.
     http: HttpSeries,
 }
@@ -115,28 +121,6 @@ impl Drop for OpenConnection {
     }
 }
 
-/// Counters labelled by an event or coupon id (see the module docs).
-#[derive(Debug, Default)]
-struct Owned {
-    events: HashMap<EventId, EventCounters>,
-    coupons: HashMap<CouponId, CouponCounters>,
-}
-
-#[derive(Debug, Default)]
-struct EventCounters {
-    joins: BTreeMap<&'static str, u64>,
-    leaves: u64,
-    completions: u64,
-    holds: BTreeMap<&'static str, u64>,
-    steps: BTreeMap<&'static str, u64>,
-}
-
-#[derive(Debug, Default)]
-struct CouponCounters {
-    claims: BTreeMap<&'static str, u64>,
-    returns: u64,
-}
-
 /// One metric family of the text format: HELP and TYPE, then its lines.
 fn family(out: &mut String, name: &str, kind: &str, help: &str, lines: &[String]) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -196,7 +180,8 @@ impl Metrics {
             open_streams: AtomicI64::new(0),
             open_connections: Default::default(),
             served: Mutex::new(HashMap::new()),
-            owned: Mutex::new(Owned::default()),
+            events: EventMeters::default(),
+            coupons: CouponMeters::default(),
             http: HttpSeries::new(),
         };
         m.with(describe_all);
@@ -219,24 +204,8 @@ impl Metrics {
     /// Drops every series of a deleted event (also done at each scrape for
     /// whatever the engine no longer has).
     pub fn forget_event(&self, event: &EventId) {
-        self.owned.lock().events.remove(event);
+        self.events.forget(event);
         self.served.lock().remove(event);
-    }
-
-    fn event_counter(&self, event: &EventId, f: impl FnOnce(&mut EventCounters)) {
-        let mut owned = self.owned.lock();
-        match owned.events.get_mut(event) {
-            Some(c) => f(c),
-            None => f(owned.events.entry(event.clone()).or_default()),
-        }
-    }
-
-    fn coupon_counter(&self, coupon: &CouponId, f: impl FnOnce(&mut CouponCounters)) {
-        let mut owned = self.owned.lock();
-        match owned.coupons.get_mut(coupon) {
-            Some(c) => f(c),
-            None => f(owned.coupons.entry(coupon.clone()).or_default()),
-        }
     }
 
     /// Runs `f` with this server's recorder (replication records through it).
@@ -361,32 +330,36 @@ impl Metrics {
     }
 
     pub fn join(&self, event: &EventId, created: bool) {
-        let kind = if created { "new" } else { "rejoin" };
-        self.event_counter(event, |c| *c.joins.entry(kind).or_default() += 1);
+        let kind = if created {
+            JoinKind::New
+        } else {
+            JoinKind::Rejoin
+        };
+        self.events.with(event, |m| m.joins.bump(kind));
     }
 
     pub fn leave(&self, event: &EventId) {
-        self.event_counter(event, |c| c.leaves += 1);
+        self.events.with(event, |m| bump(&m.leaves));
     }
 
     pub fn complete(&self, event: &EventId) {
-        self.event_counter(event, |c| c.completions += 1);
+        self.events.with(event, |m| bump(&m.completions));
     }
 
-    pub fn hold(&self, event: &EventId, outcome: &'static str) {
-        self.event_counter(event, |c| *c.holds.entry(outcome).or_default() += 1);
+    pub fn hold(&self, event: &EventId, outcome: HoldOutcome) {
+        self.events.with(event, |m| m.holds.bump(outcome));
     }
 
-    pub fn hold_step(&self, event: &EventId, step: &'static str) {
-        self.event_counter(event, |c| *c.steps.entry(step).or_default() += 1);
+    pub fn hold_step(&self, event: &EventId, step: HoldStep) {
+        self.events.with(event, |m| m.steps.bump(step));
     }
 
-    pub fn claim(&self, coupon: &CouponId, outcome: &'static str) {
-        self.coupon_counter(coupon, |c| *c.claims.entry(outcome).or_default() += 1);
+    pub fn claim(&self, coupon: &CouponId, outcome: ClaimOutcome) {
+        self.coupons.with(coupon, |m| m.claims.bump(outcome));
     }
 
     pub fn claim_returned(&self, coupon: &CouponId) {
-        self.coupon_counter(coupon, |c| c.returns += 1);
+        self.coupons.with(coupon, |m| bump(&m.returns));
     }
 
     pub fn record_tick(&self, r: &TickReport) {
@@ -437,16 +410,14 @@ impl Metrics {
         if !out.is_empty() && !out.ends_with("\n\n") {
             out.push('\n');
         }
-        let mut owned = self.owned.lock();
         // Whatever the engine no longer has is gone from /metrics too.
-        owned
-            .events
-            .retain(|id, _| events.binary_search_by(|e| e.id.cmp(id)).is_ok());
-        owned
-            .coupons
-            .retain(|id, _| coupons.iter().any(|(c, _)| c == id));
-        let none = EventCounters::default();
-        let ev = |e: &EventId| owned.events.get(e).unwrap_or(&none);
+        self.events
+            .retain(|id| events.binary_search_by(|e| e.id.cmp(id)).is_ok());
+        self.coupons
+            .retain(|id| coupons.iter().any(|(c, _)| c == id));
+        let event_meters = self.events.read();
+        let none = EventMeter::default();
+        let ev = |e: &EventId| event_meters.get(e).unwrap_or(&none);
         let per_event = |f: &dyn Fn(&boxoffice_engine::EventStats, f64) -> Option<String>| {
             events
                 .iter()
@@ -543,12 +514,11 @@ impl Metrics {
             &served_lines,
         );
         let labelled =
-            |name: &str,
-             label: &str,
-             pick: &dyn Fn(&EventCounters) -> &BTreeMap<&'static str, u64>| {
+            |name: &str, label: &str, pick: &dyn Fn(&EventMeter) -> Vec<(&'static str, u64)>| {
                 let mut lines = Vec::new();
                 for e in &events {
-                    for (k, n) in pick(ev(&e.id)) {
+                    // A label value shows once counted (as it always has).
+                    for (k, n) in pick(ev(&e.id)).into_iter().filter(|(_, n)| *n > 0) {
                         lines.push(format!("{name}{{event=\"{}\",{label}=\"{k}\"}} {n}", e.id));
                     }
                 }
@@ -559,9 +529,11 @@ impl Metrics {
             "boxoffice_queue_joins_total",
             "counter",
             "Joins (new tickets and rejoins)",
-            &labelled("boxoffice_queue_joins_total", "kind", &|c| &c.joins),
+            &labelled("boxoffice_queue_joins_total", "kind", &|c| {
+                c.joins.each().collect()
+            }),
         );
-        let plain = |name: &str, pick: &dyn Fn(&EventCounters) -> u64| {
+        let plain = |name: &str, pick: &dyn Fn(&EventMeter) -> u64| {
             events
                 .iter()
                 .map(|e| format!("{name}{{event=\"{}\"}} {}", e.id, pick(ev(&e.id))))
@@ -572,31 +544,38 @@ impl Metrics {
             "boxoffice_queue_leaves_total",
             "counter",
             "Users who left the line",
-            &plain("boxoffice_queue_leaves_total", &|c| c.leaves),
+            &plain("boxoffice_queue_leaves_total", &|c| load(&c.leaves)),
         );
         family(
             &mut out,
             "boxoffice_queue_completions_total",
             "counter",
             "Sessions completed by the booking backend",
-            &plain("boxoffice_queue_completions_total", &|c| c.completions),
+            &plain("boxoffice_queue_completions_total", &|c| {
+                load(&c.completions)
+            }),
         );
         family(
             &mut out,
             "boxoffice_seats_holds_total",
             "counter",
             "Hold requests by outcome",
-            &labelled("boxoffice_seats_holds_total", "outcome", &|c| &c.holds),
+            &labelled("boxoffice_seats_holds_total", "outcome", &|c| {
+                c.holds.each().collect()
+            }),
         );
         family(
             &mut out,
             "boxoffice_seats_hold_steps_total",
             "counter",
             "Confirms, extends and releases",
-            &labelled("boxoffice_seats_hold_steps_total", "step", &|c| &c.steps),
+            &labelled("boxoffice_seats_hold_steps_total", "step", &|c| {
+                c.steps.each().collect()
+            }),
         );
-        let none = CouponCounters::default();
-        let cp = |c: &CouponId| owned.coupons.get(c).unwrap_or(&none);
+        let coupon_meters = self.coupons.read();
+        let none = CouponMeter::default();
+        let cp = |c: &CouponId| coupon_meters.get(c).unwrap_or(&none);
         let coupon_gauge =
             |name: &str, v: &dyn Fn(&boxoffice_engine::coupons::CouponCounts) -> u32| {
                 coupons
@@ -627,7 +606,7 @@ impl Metrics {
         );
         let mut claims = Vec::new();
         for (c, _) in &coupons {
-            for (k, n) in &cp(c).claims {
+            for (k, n) in cp(c).claims.each().filter(|(_, n)| *n > 0) {
                 claims.push(format!(
                     "boxoffice_coupons_claims_total{{coupon=\"{c}\",outcome=\"{k}\"}} {n}"
                 ));
@@ -645,7 +624,7 @@ impl Metrics {
             .map(|(c, _)| {
                 format!(
                     "boxoffice_coupons_returns_total{{coupon=\"{c}\"}} {}",
-                    cp(c).returns
+                    load(&cp(c).returns)
                 )
             })
             .collect();
@@ -658,6 +637,14 @@ impl Metrics {
         );
         out
     }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
 }
 
 /// Every phase, in the order `boxoffice_queue_phase` lists them.
