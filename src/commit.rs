@@ -52,7 +52,7 @@ impl Outcome for (PutOutcome, CouponCounts) {}
 
 impl Outcome for Joined {
     fn fresh(&self) -> bool {
-        self.created
+        self.created && !self.replayed
     }
 }
 

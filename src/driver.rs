@@ -40,7 +40,6 @@ pub async fn run(state: Arc<AppState>) {
             _ = housekeeping.tick() => {
                 state.joins.retain_recent();
                 state.polls.retain_recent();
-                state.join_replays.prune(state.now());
                 state.metrics.upkeep();
             }
             r = closing.wait_for(|c| *c) => {

@@ -14,7 +14,6 @@ pub mod driver;
 pub mod durability;
 pub mod gate;
 pub mod http;
-mod idempotency;
 pub mod live;
 pub mod metrics;
 pub mod replicate;

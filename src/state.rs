@@ -6,7 +6,6 @@ use crate::config::{Settings, SetupError};
 use crate::durability::{Durability, NotDurable};
 use crate::http::auth::Auth;
 use crate::http::limits::JoinLimiter;
-use crate::idempotency::JoinReplays;
 use crate::live::Lines;
 use crate::metrics::Metrics;
 use crate::replicate::EngineHost;
@@ -25,7 +24,6 @@ pub struct AppState {
     pub auth: Auth,
     pub joins: JoinLimiter,
     pub polls: crate::http::limits::PollLimiter,
-    pub join_replays: JoinReplays,
     pub lines: Lines,
     pub streams: crate::live::Streams,
     pub metrics: Metrics,
@@ -77,7 +75,6 @@ impl AppState {
             auth: Auth::new(&settings.admin_token, &settings.service_token, auth_key),
             joins,
             polls: crate::http::limits::PollLimiter::new(&settings.limits, clock.clone()),
-            join_replays: JoinReplays::new(100_000, 24 * 3600 * 1000),
             lines: Lines::default(),
             streams: crate::live::Streams::new(
                 settings.limits.max_streams,

@@ -1,7 +1,10 @@
 //! Idempotency keys for creating operations (owns I5: a retried request with
 //! the same key changes nothing twice).
 //!
-//! A key is scoped to the event (holds) or coupon (claims) it was used on.
+//! A key is scoped to the event (holds) or coupon (claims) it was used on;
+//! a join's key also to its caller (the booking backend, a verified user, or
+//! for an anonymous join the client's address), so nobody's key can name
+//! anybody else's join.
 //! Same key + same request → the first outcome again; same key + different
 //! request → [`IdemLookup::Conflict`]. Only successful creations are recorded:
 //! a rejected request changed nothing, so retrying it is safe and may succeed.
@@ -19,12 +22,20 @@ use std::hash::Hasher;
 pub enum IdemScope {
     Hold(EventId),
     Claim(CouponId),
+    /// A join: the event and who called (see [`JoinKey`](crate::JoinKey)).
+    Join(EventId, Box<str>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum IdemOutcome {
     Hold(HoldId),
     Claim(ClaimId),
+    /// The user (`uid` in the event's waiting room) the join gave a ticket,
+    /// and whether it was a new one.
+    Join {
+        uid: u32,
+        created: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,8 +143,18 @@ impl IdempotencyStore {
 
     /// Drops every key of one scope (its event or coupon was deleted).
     pub fn forget_scope(&mut self, scope: &IdemScope) {
-        self.map.retain(|(s, _), _| s != scope);
-        self.order.retain(|(_, s, _)| s != scope);
+        self.forget(|s| s == scope);
+    }
+
+    /// Drops the join keys of an event whose waiting room is gone or new
+    /// (its `uid`s would name other users).
+    pub fn forget_joins(&mut self, event: &EventId) {
+        self.forget(|s| matches!(s, IdemScope::Join(e, _) if e == event));
+    }
+
+    fn forget(&mut self, gone: impl Fn(&IdemScope) -> bool) {
+        self.map.retain(|(s, _), _| !gone(s));
+        self.order.retain(|(_, s, _)| !gone(s));
     }
 
     pub fn to_records(&self) -> Vec<IdemRecord> {

@@ -31,8 +31,8 @@ pub use config::{
 };
 pub use engine::{
     ClaimReply, Engine, EngineConfig, EventInfo, EventStats, EventSummary, HoldReply, JoinAs,
-    Joined, PassCheck, PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError, Snapshot,
-    TickReport, TicketReport, TicketView,
+    JoinKey, Joined, PassCheck, PassInvalid, Phase, PutOutcome, Receipt, Rejection, RestoreError,
+    Snapshot, TickReport, TicketReport, TicketView,
 };
 pub use ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey, SeatId, UserId};
 pub use journal::{Change, Entry};

@@ -214,6 +214,7 @@ impl Shard {
             Change::EventDeleted { event } => {
                 self.events.remove(event);
                 self.idem.forget_scope(&IdemScope::Hold(event.clone()));
+                self.idem.forget_joins(event);
             }
             Change::Queue { event, change } => {
                 let e = self.events.get_mut(event);
@@ -258,8 +259,14 @@ impl Shard {
                 e.config = config.clone();
                 match (&config.queue, &mut e.room) {
                     (Some(q), Some(room)) => room.reconfigure(q, config.opens_at),
-                    (Some(q), None) => e.room = Some(WaitingRoom::new(q, e.room_init(&secret))),
-                    (None, _) => e.room = None,
+                    (Some(q), None) => {
+                        e.room = Some(WaitingRoom::new(q, e.room_init(&secret)));
+                        self.idem.forget_joins(id);
+                    }
+                    (None, _) => {
+                        e.room = None;
+                        self.idem.forget_joins(id);
+                    }
                 }
             }
             None => {

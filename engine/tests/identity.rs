@@ -87,3 +87,62 @@ fn anonymous_public_joins_take_the_minted_id_and_refuse_a_chosen_one() {
     // The backend may still name its user.
     assert!(e.join_as(&id, JoinAs::Trusted(&user(7)), T0).is_ok());
 }
+
+/// A join's idempotency key is the caller's: the backend's keys name one
+/// user each (another user with the key is refused, writing nothing); an
+/// anonymous join's key, scoped to the client address, gives the same
+/// minted user and ticket back; the same key from another address is
+/// another caller's. A new waiting room forgets the keys of the old one
+/// (their users' numbers would name others).
+#[test]
+fn join_keys_are_scoped_to_their_caller() {
+    let (e, id) = setup(Identity::Anonymous);
+    let k = IdempotencyKey::new("k-1").expect("key");
+    let at = |address| Some(JoinKey { key: &k, address });
+    let trusted = |n: u32| {
+        let u = user(n);
+        e.join_keyed(&id, JoinAs::Trusted(&u), at("10.0.0.1"), T0)
+    };
+    let first = trusted(1).expect("join").into_value();
+    assert!(first.created && !first.replayed);
+    let again = trusted(1).expect("replay").into_value();
+    assert!(again.created && again.replayed);
+    assert_eq!(again.view.status.ticket, first.view.status.ticket);
+    let seq = e.journal_seq(e.shard_of_event(&id));
+    assert_eq!(trusted(2).err(), Some(Rejection::IdempotencyKeyReused));
+    assert_eq!(e.journal_seq(e.shard_of_event(&id)), seq, "nothing written");
+
+    let minted = [user(50), user(51), user(52)];
+    let anon = |m, address| {
+        let who = JoinAs::Public {
+            user: None,
+            user_token: None,
+            minted: m,
+        };
+        e.join_keyed(&id, who, at(address), T0)
+            .expect("anonymous join")
+            .into_value()
+    };
+    let a = anon(&minted[0], "192.0.2.7");
+    // The retry draws a new id; the key gives the first one back.
+    let b = anon(&minted[1], "192.0.2.7");
+    assert!(b.replayed);
+    assert_eq!(b.view.status.user, minted[0]);
+    assert_eq!(b.view.status.ticket, a.view.status.ticket);
+    // The service realm's use of the same key is not the visitor's.
+    assert_ne!(a.view.status.ticket, first.view.status.ticket);
+    let c = anon(&minted[2], "198.51.100.9");
+    assert!(!c.replayed);
+    assert_eq!(c.view.status.user, minted[2]);
+
+    // The room goes and comes back: the old keys are forgotten.
+    let no_room = event_config(None, rows(&["A"], 1, 4), 4);
+    let _ = e.put_event(&id, no_room, [3; 32], T0).expect("no room");
+    let mut q = queue(1, 1, 600, 120);
+    q.identity = Identity::Anonymous;
+    let room = event_config(Some(q), rows(&["A"], 1, 4), 4);
+    let _ = e.put_event(&id, room, [3; 32], T0).expect("room again");
+    let fresh = trusted(2).expect("the key is free").into_value();
+    assert!(fresh.created && !fresh.replayed);
+    assert_eq!(fresh.view.status.user, user(2));
+}

@@ -16,7 +16,8 @@ use proptest::prelude::*;
 enum Op {
     Advance(u64),
     Tick,
-    Join(u8, u32),
+    /// A join, with an idempotency key or not (a key's record is journaled).
+    Join(u8, u32, Option<u8>),
     Status(u8, u32),
     Leave(u8, u32),
     Complete(u8, u32),
@@ -41,7 +42,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u64..5_000).prop_map(Op::Advance),
         1 => (0u64..200_000).prop_map(Op::Advance),
         3 => Just(Op::Tick),
-        5 => (0u8..3, 0u32..30).prop_map(|(e, u)| Op::Join(e, u)),
+        5 => (0u8..3, 0u32..30, prop::option::of(0u8..3)).prop_map(|(e, u, k)| Op::Join(e, u, k)),
         3 => (0u8..3, 0u32..30).prop_map(|(e, u)| Op::Status(e, u)),
         1 => (0u8..3, 0u32..30).prop_map(|(e, u)| Op::Leave(e, u)),
         1 => (0u8..3, 0u32..30).prop_map(|(e, u)| Op::Complete(e, u)),
@@ -122,8 +123,13 @@ fn run(ops: Vec<Op>) {
             Op::Tick => {
                 live.tick(now);
             }
-            Op::Join(i, u) => {
-                if let Ok(j) = live.join(e(i), &user(u), now) {
+            Op::Join(i, u, key) => {
+                let k = key.map(|k| IdempotencyKey::new(&format!("k{k}")).expect("key"));
+                let k = k.as_ref().map(|key| JoinKey {
+                    key,
+                    address: "127.0.0.1",
+                });
+                if let Ok(j) = live.join_keyed(e(i), JoinAs::Trusted(&user(u)), k, now) {
                     tickets[i as usize][u as usize] = Some(j.into_value().view.status.ticket);
                 }
             }

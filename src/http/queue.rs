@@ -4,9 +4,8 @@ use super::errors::ApiError;
 use super::router::Realm;
 use super::{json_response, no_content, Cx, Reply};
 use crate::commit::Write;
-use crate::idempotency::Replay;
 use crate::wire::queue::{JoinRequest, StatusDoc};
-use boxoffice_engine::{JoinAs, Rejection, UserId};
+use boxoffice_engine::{JoinAs, JoinKey, Rejection, UserId};
 use http::StatusCode;
 
 pub async fn join(mut cx: Cx) -> Reply {
@@ -42,26 +41,20 @@ pub async fn join(mut cx: Cx) -> Reply {
             minted: &minted,
         }
     };
-    // The engine decides who joins before it looks at the line: a refused
-    // join carries nothing of anyone's ticket, place or pass.
-    let joined = st.engine.join_as(&id, who, now)?;
+    // Keys are scoped to the caller (see `JoinKey`); an anonymous join's
+    // to the client's address, the only thing that names its caller.
+    let address = key.as_ref().map(|_| cx.client_ip().to_string());
+    let key = key.as_ref().zip(address.as_deref());
+    let key = key.map(|(key, address)| JoinKey { key, address });
+    // The engine decides who joins before it looks at the line or the key:
+    // a refused join carries nothing of anyone's ticket, place or pass.
+    let joined = st.engine.join_keyed(&id, who, key, now)?;
     let joined = st.commit(joined, Write::Join(&id)).await?;
-    // Keys are scoped per user (the one the engine accepted); an anonymous
-    // join is a new user every time, so its key has nothing to replay.
-    let scoped = key.filter(|_| user.is_some());
-    let user = &joined.view.status.user;
-    let replay = match &scoped {
-        Some(k) => st.join_replays.lookup(&id, k, user, now),
-        None => Replay::Fresh,
+    let status = if joined.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
-    let status = match replay {
-        Replay::Same(code) => StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-        Replay::Fresh if joined.created => StatusCode::CREATED,
-        Replay::Fresh => StatusCode::OK,
-    };
-    if let (Some(k), Replay::Fresh) = (&scoped, replay) {
-        st.join_replays.remember(&id, k, user, status.as_u16(), now);
-    }
     Ok(json_response(status, &StatusDoc::new(&joined.view)))
 }
 

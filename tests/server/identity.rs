@@ -274,23 +274,57 @@ async fn service_joins_are_not_limited_per_address_public_ones_are() {
 }
 
 #[tokio::test]
-async fn idempotency_keys_are_scoped_per_user() {
+async fn a_service_key_names_one_join() {
     let srv = TestServer::start().await;
     create_event(&srv, "q", &small_event(Some(queue_cfg(1, 1)))).await;
-    let send = |user: &'static str| {
+    let send = |user: &'static str, key: &'static str| {
         srv.call(Method::POST, JOIN)
             .service()
-            .header("idempotency-key", "same-key")
+            .header("idempotency-key", key)
             .json(&json!({"user": user}))
             .send()
     };
-    let a = send("u1").await;
+    let a = send("u1", "same-key").await;
     a.expect(201, None);
-    let b = send("u2").await;
+    // The replay answers with the first status and the same ticket.
+    let again = send("u1", "same-key").await;
+    again.expect(201, None);
+    assert_eq!(again.json()["ticket"], a.json()["ticket"]);
+    // The backend's key with another user's body is a reused key, and
+    // nobody joins for it.
+    send("u2", "same-key")
+        .await
+        .expect(422, Some("idempotency_key_reused"));
+    let doc = srv.get("/v1/events/q").await.json();
+    let in_line = doc["waiting"].as_u64().unwrap() + doc["admitted"].as_u64().unwrap();
+    assert_eq!(in_line, 1, "u2 did not join");
+    // Without a key (or with its own), u2 joins.
+    send("u2", "other-key").await.expect(201, None);
+}
+
+/// A retried anonymous join (its answer lost) gets the first ticket back,
+/// not a second place at the back; without the key it would mint a new
+/// user each time.
+#[tokio::test]
+async fn an_anonymous_retry_with_its_key_keeps_the_first_place() {
+    let srv = TestServer::start().await;
+    create_event(&srv, "q", &small_event(Some(anonymous_queue()))).await;
+    let send = |key: &'static str| {
+        srv.call(Method::POST, JOIN)
+            .header("idempotency-key", key)
+            .json(&json!({}))
+            .send()
+    };
+    let a = send("anon-retry-7f3a").await;
+    a.expect(201, None);
+    let b = send("anon-retry-7f3a").await;
     b.expect(201, None);
-    assert_ne!(a.json()["ticket"], b.json()["ticket"]);
-    assert_eq!(b.json()["user"], "u2");
-    // Each user's replay answers with that user's first status.
-    send("u1").await.expect(201, None);
-    send("u2").await.expect(201, None);
+    assert_eq!(a.json()["ticket"], b.json()["ticket"]);
+    assert_eq!(a.json()["user"], b.json()["user"]);
+    let c = send("another-key-19c2").await;
+    c.expect(201, None);
+    assert_ne!(c.json()["ticket"], a.json()["ticket"]);
+    let doc = srv.get("/v1/events/q").await.json();
+    let in_line = doc["waiting"].as_u64().unwrap() + doc["admitted"].as_u64().unwrap();
+    assert_eq!(in_line, 2, "two keys, two places");
 }

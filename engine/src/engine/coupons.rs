@@ -101,7 +101,7 @@ impl Engine {
                     let replayed = reply(claim, c.counts().remaining, true);
                     return Ok(Receipt::new(&shard, replayed));
                 }
-                Some(IdemOutcome::Hold(_)) => return Err(Rejection::IdempotencyKeyReused),
+                Some(_) => return Err(Rejection::IdempotencyKeyReused),
             }
         }
         let c = shard.coupons.get_mut(id).ok_or(Rejection::CouponNotFound)?;

@@ -20,7 +20,7 @@ mod seats;
 
 pub use coupons::ClaimReply;
 pub use events::{EventInfo, EventStats, EventSummary, Phase, PutOutcome};
-pub use queue::{JoinAs, Joined, TicketReport, TicketView};
+pub use queue::{JoinAs, JoinKey, Joined, TicketReport, TicketView};
 pub use rejection::{PassInvalid, Rejection};
 pub use restore::{RestoreError, Snapshot};
 pub use seats::HoldReply;

@@ -7,9 +7,10 @@
 //! through (I8).
 
 use super::events::{event_phase, Phase};
-use super::{Engine, PassInvalid, Receipt, Rejection};
+use super::{Engine, Keyed, PassInvalid, Receipt, Rejection};
 use crate::config::Identity;
-use crate::ids::{EventId, UserId};
+use crate::idempotency::{IdemOutcome, IdemScope};
+use crate::ids::{EventId, IdempotencyKey, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
 use crate::queue::{Admission, QueueStatus, StatusReport, TicketState, WaitingRoom};
@@ -87,10 +88,26 @@ fn joining_user<'a>(
     }
 }
 
+/// A join's `Idempotency-Key` and where it came from. The key is scoped to
+/// the caller: the service realm's keys are the backend's, a signed user's
+/// are that (verified) user's, and an anonymous join's are the client
+/// address's, so a key never names somebody else's join. Same key, same
+/// caller: the same user (the same ticket, with the first answer's
+/// `created`) or, for another user, [`Rejection::IdempotencyKeyReused`].
+#[derive(Clone, Copy, Debug)]
+pub struct JoinKey<'a> {
+    pub key: &'a IdempotencyKey,
+    /// The client's address (only anonymous joins are scoped by it).
+    pub address: &'a str,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
+    /// A new ticket (for a replay: whether the first answer's was).
     pub created: bool,
     pub view: TicketView,
+    /// Answered from the key's record: nothing was written.
+    pub replayed: bool,
 }
 
 impl Engine {
@@ -202,6 +219,17 @@ impl Engine {
         who: JoinAs<'_>,
         now: Timestamp,
     ) -> Result<Receipt<Joined>, Rejection> {
+        self.join_keyed(id, who, None, now)
+    }
+
+    /// [`Engine::join_as`] with an idempotency key (see [`JoinKey`]).
+    pub fn join_keyed(
+        &self,
+        id: &EventId,
+        who: JoinAs<'_>,
+        key: Option<JoinKey<'_>>,
+        now: Timestamp,
+    ) -> Result<Receipt<Joined>, Rejection> {
         let mut shard = self.event_shard(id).write();
         let now = shard.advance(now);
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
@@ -209,6 +237,40 @@ impl Engine {
             return Err(Rejection::NoQueue);
         };
         let user = joining_user(&self.cfg.pass_keys, id, q.identity, who, now)?;
+        // Scoped once the caller is known (a signed user's token checked).
+        let keyed = key.and_then(|k| {
+            let caller: Box<str> = match who {
+                JoinAs::Trusted(_) => "service".into(),
+                JoinAs::Public { user: Some(u), .. } => format!("user:{u}").into(),
+                JoinAs::Public { user: None, .. } => format!("address:{}", k.address).into(),
+            };
+            // An anonymous join's user is minted anew each time: its
+            // request is the same whatever the user.
+            let named = match who {
+                JoinAs::Public { user: None, .. } => None,
+                _ => Some(user),
+            };
+            Keyed::new(IdemScope::Join(id.clone(), caller), Some(k.key), &named)
+        });
+        if let Some(keyed) = &keyed {
+            match keyed.lookup(&shard, now)? {
+                None => {}
+                Some(IdemOutcome::Join { uid, created }) => {
+                    let e = shard.events.get(id).ok_or(Rejection::EventNotFound)?;
+                    let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+                    let status = room.status_of(uid, now)?;
+                    let view = self.view(e, status);
+                    let joined = Joined {
+                        created,
+                        view,
+                        replayed: true,
+                    };
+                    return Ok(Receipt::new(&shard, joined));
+                }
+                Some(_) => return Err(Rejection::IdempotencyKeyReused),
+            }
+        }
+        let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;
         if event_phase(e, now) == Phase::Closed {
             return Err(Rejection::EventClosed);
         }
@@ -223,13 +285,25 @@ impl Engine {
             Ok((_, status)) => Some(self.view(e, status.clone())),
             Err(_) => None,
         };
+        let uid = match (&joined, &e.room) {
+            (Ok((_, status)), Some(room)) => room.uid_of(&status.ticket),
+            _ => None,
+        };
         shard.record_all(now, out, |change| Change::Queue {
             event: id.clone(),
             change,
         });
         let (created, _) = joined?;
         let view = view.ok_or(Rejection::TicketNotFound)?;
-        Ok(Receipt::new(&shard, Joined { created, view }))
+        if let (Some(keyed), Some(uid)) = (keyed, uid) {
+            keyed.remember(&mut shard, IdemOutcome::Join { uid, created }, now);
+        }
+        let joined = Joined {
+            created,
+            view,
+            replayed: false,
+        };
+        Ok(Receipt::new(&shard, joined))
     }
 
     /// A ticket's status; counts as the user's presence. Takes the shared

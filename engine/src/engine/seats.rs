@@ -101,7 +101,7 @@ impl Engine {
                     };
                     return Ok(Receipt::new(&shard, reply));
                 }
-                Some(IdemOutcome::Claim(_)) => return Err(Rejection::IdempotencyKeyReused),
+                Some(_) => return Err(Rejection::IdempotencyKeyReused),
             }
         }
         let e = shard.events.get_mut(id).ok_or(Rejection::EventNotFound)?;

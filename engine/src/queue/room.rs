@@ -365,6 +365,16 @@ impl WaitingRoom {
         self.prequeue_live + self.line.live()
     }
 
+    /// The user a ticket of this room names (a join's idempotency record).
+    pub fn uid_of(&self, ticket: &str) -> Option<u32> {
+        self.decode(ticket).ok().map(|(uid, _)| uid)
+    }
+
+    /// The status of `uid`'s ticket (a join replayed by its key).
+    pub fn status_of(&self, uid: u32, now: Timestamp) -> Result<QueueStatus, QueueRejection> {
+        self.status(&self.tickets.encode_string(uid), now)
+    }
+
     fn user_id(&self, uid: u32) -> Option<UserId> {
         let bytes = self.users.bytes(uid)?;
         UserId::new(std::str::from_utf8(bytes).ok()?).ok()
