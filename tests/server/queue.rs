@@ -373,3 +373,26 @@ async fn the_poll_budget_has_a_floor_a_default_and_binds() {
         "{front}"
     );
 }
+
+/// An event without a waiting room never issued a ticket: every ticket
+/// path answers `404 ticket_not_found`, as for any id the server never
+/// issued (`no_queue` is for joins, pause and resume).
+#[tokio::test]
+async fn tickets_of_an_event_without_a_room_are_not_found() {
+    let srv = TestServer::start().await;
+    create_event(&srv, "plain", &small_event(None)).await;
+    let t = "/v1/events/plain/queue/AAAAAAAAAAAAAAAAAAAAAA";
+    srv.get(t).await.expect(404, Some("ticket_not_found"));
+    srv.get(&format!("{t}/stream"))
+        .await
+        .expect(404, Some("ticket_not_found"));
+    srv.call(Method::DELETE, t)
+        .send()
+        .await
+        .expect(404, Some("ticket_not_found"));
+    srv.call(Method::POST, &format!("{t}/complete"))
+        .service()
+        .send()
+        .await
+        .expect(404, Some("ticket_not_found"));
+}

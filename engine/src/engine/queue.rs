@@ -101,6 +101,15 @@ pub struct JoinKey<'a> {
     pub address: &'a str,
 }
 
+/// A ticket read or write on an event without a waiting room: no room
+/// issued the ticket, so it is unknown (`ticket_not_found`).
+fn no_room_no_ticket(r: Rejection) -> Rejection {
+    match r {
+        Rejection::NoQueue => Rejection::TicketNotFound,
+        r => r,
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
     /// A new ticket (for a replay: whether the first answer's was).
@@ -334,7 +343,9 @@ impl Engine {
             let shard = self.event_shard_named(event).read();
             let now = shard.observe(now);
             let e = shard.events.get(event).ok_or(Rejection::EventNotFound)?;
-            let room = e.room.as_ref().ok_or(Rejection::NoQueue)?;
+            // No room has issued no ticket: the ticket is unknown (as for
+            // any id the server never issued), not a question about rooms.
+            let room = e.room.as_ref().ok_or(Rejection::TicketNotFound)?;
             if !opened && room.needs_open(now) {
                 let id = e.id.clone();
                 drop(shard);
@@ -353,6 +364,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Receipt<()>, Rejection> {
         self.with_room(id, now, |room, out, now| Ok(room.leave(ticket, now, out)?))
+            .map_err(no_room_no_ticket)
     }
 
     pub fn complete(
@@ -364,6 +376,7 @@ impl Engine {
         self.with_room(id, now, |room, out, now| {
             Ok(room.complete(ticket, now, out)?)
         })
+        .map_err(no_room_no_ticket)
     }
 
     /// Checks a pass for a hold: signature, expiry, event, user, and that the
