@@ -126,13 +126,10 @@ pub struct HoldDoc<'a> {
     state: &'static str,
     #[serde(with = "rfc3339")]
     created_at: Timestamp,
-    /// Absent once sold: a sale does not expire.
-    #[serde(
-        with = "super::time::rfc3339_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// `null` once sold: a sale does not expire (the fields stay, so every
+    /// hold document has the same keys).
+    #[serde(with = "super::time::rfc3339_opt")]
     expires_at: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     expires_in_s: Option<u64>,
     order: Option<&'a str>,
 }
