@@ -445,8 +445,8 @@ pub struct ServeArgs {
     /// Pass signing key, at least 32 bytes (random when absent).
     #[arg(long, env = "BOXOFFICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// The secret before a rotation (at least 32 bytes): passes signed with
-    /// it stay valid.
+    /// The secret before a rotation (at least 32 bytes): passes and user
+    /// tokens signed with it stay valid.
     #[arg(long, env = "BOXOFFICE_PREVIOUS_SECRET", hide_env_values = true)]
     pub previous_secret: Option<String>,
     /// Redis URL for replication (absent: memory only): redis://[[user]:password@]host[:port][/db],
