@@ -45,16 +45,6 @@ const COUPON: &str = "ops-c1";
 /// cannot outlive the panel. docs/operations.md ("Dashboard") lists them.
 const MAY_BE_EMPTY: &[(&str, &str, &str)] = &[
     (
-        "Edge refusals per second",
-        "A",
-        "boxoffice_http_connections_refused_total appears with the first connection closed at the per-client cap",
-    ),
-    (
-        "Edge refusals per second",
-        "B",
-        "boxoffice_http_sse_streams_cut_total appears with the first live stream refused or replaced",
-    ),
-    (
         "Snapshot duration p99",
         "A",
         "the first snapshot is written 60 s after the first change; this run is shorter",

@@ -134,7 +134,9 @@ async fn accept(gate: Arc<Gate>, settings: &GateSettings, listener: TcpListener)
             None
         } else {
             let Some(c) = per_client.open(peer.ip()) else {
-                state.metrics.connection_refused("per_client");
+                state
+                    .metrics
+                    .connection_refused(crate::metrics::RefusedReason::PerClient);
                 continue;
             };
             Some(c)
