@@ -273,12 +273,14 @@ async fn route(
     if !path.starts_with(PREFIX) {
         return ("gate_proxy", front(gate, req, peer).await);
     }
+    // HEAD is answered wherever GET is, by the same code: hyper sends the
+    // headers and never the body.
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let ctx = Ctx::new(gate, req.headers(), peer);
     let (label, resp) = match path {
         WAIT if get => ("gate_wait", wait(gate, &ctx, &req).await),
         STATUS if get => ("gate_status", status(gate, &req)),
-        STREAM if *req.method() == Method::GET => ("gate_stream", stream(gate, &req)),
+        STREAM if get => ("gate_stream", stream(gate, &req)),
         p if get && p.starts_with(ASSETS) => ("gate_asset", asset(p)),
         WAIT | STATUS => (
             "gate_wait",
@@ -286,7 +288,7 @@ async fn route(
         ),
         STREAM => (
             "gate_stream",
-            api_error(ApiError::method_not_allowed("GET".into())),
+            api_error(ApiError::method_not_allowed("GET, HEAD".into())),
         ),
         _ => ("gate_unmatched", api_error(ApiError::not_found())),
     };

@@ -521,6 +521,46 @@ async fn the_gate_status_and_stream_need_the_ticket_cookie() {
     assert_eq!(nobody.api("/_boxoffice/nope").await.status, 404);
     let post = nobody.send(Method::POST, "/_boxoffice/status", &[]).await;
     assert_eq!(post.status, 405);
+    let post = nobody.send(Method::POST, "/_boxoffice/stream", &[]).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    srv.stop().await.unwrap();
+}
+
+/// HEAD works wherever GET does on the gate's own paths (API.md
+/// "Operations"): the same status and headers, no body. `HEAD
+/// /_boxoffice/stream` was 405 before.
+#[tokio::test]
+async fn head_is_answered_like_get_on_the_gates_paths() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    assert!(v.jar.contains_key("bo_ticket"), "waiting");
+    let asset = boxoffice::gate::page::ASSETS[0].path;
+    for path in [
+        "/_boxoffice/wait",
+        "/_boxoffice/status",
+        "/_boxoffice/stream",
+        asset,
+    ] {
+        let head = v.send(Method::HEAD, path, &[]).await;
+        assert_eq!(head.status, 200, "HEAD {path}: {}", head.text());
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+        let get_type = if path.ends_with("/stream") {
+            // A GET of the stream stays open: compare with its known type.
+            "text/event-stream".to_string()
+        } else {
+            let get = v.send(Method::GET, path, &[]).await;
+            assert_eq!(get.status, 200, "GET {path}");
+            get.header("content-type").unwrap_or("").to_string()
+        };
+        assert_eq!(
+            head.header("content-type").unwrap_or(""),
+            get_type,
+            "HEAD {path}"
+        );
+    }
     srv.stop().await.unwrap();
 }
 
