@@ -8,8 +8,8 @@
 //!   proxied to the backend ([`proxy`]), which may end the session with a
 //!   `Boxoffice-Command` answer header;
 //! - anyone else: joins the line ([`visitor`]) and is sent to the waiting
-//!   page (page loads), refused with 429 and the status (API calls) or 401
-//!   (WebSocket upgrades).
+//!   page (page loads), or refused with 429 and the status (anything else:
+//!   API calls, WebSocket upgrades).
 //!
 //! It fails closed: a request that is not proven admitted never reaches the
 //! backend, and a backend error is shown as an error (502/504), never as the
@@ -221,7 +221,8 @@ impl Ctx {
             peer,
             client: crate::http::limits::client_ip(peer.ip(), headers, trusted),
             secure: proxy::client_scheme(peer, headers, trusted) == "https",
-            html: accept.contains("text/html"),
+            // A WebSocket handshake is never a page load, whatever it accepts.
+            html: accept.contains("text/html") && !proxy::is_upgrade(headers),
             lang,
         }
     }
@@ -299,19 +300,9 @@ async fn route(
 /// queued for anyone else.
 async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Response<GateBody> {
     let st = &gate.state;
+    // A WebSocket upgrade without a pass is like any other request that is
+    // not a page load (the contract): it joins, and gets 429 with the status.
     let ctx = Ctx::new(gate, req.headers(), peer);
-    if proxy::is_upgrade(req.headers()) {
-        // A WebSocket cannot wait on a page: only a pass opens one, and
-        // nobody joins the line through it.
-        return match visitor::from_pass(st, &gate.event, req.headers(), st.now()) {
-            Some(a) => forward(gate, &ctx, req, a, None).await,
-            None => api_error(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "only an admitted visitor may open a WebSocket; load a page first to take a place in line",
-            )),
-        };
-    }
     let v = match visitor::resolve(st, &gate.event, req.headers(), ctx.client, true).await {
         Ok(v) => v,
         // A page load goes to the waiting page, which says what is wrong in

@@ -439,27 +439,35 @@ async fn forged_or_foreign_cookies_get_nobody_through() {
     srv.stop().await.unwrap();
 }
 
+/// A WebSocket upgrade without a pass is not a page load: like any other
+/// such request it joins the line and gets 429 with `Retry-After` and the
+/// status document (API.md "Gate"), and the ticket cookie keeps its place.
+/// It got 401 and no place before.
 #[tokio::test]
-async fn a_visitors_websocket_is_refused_and_no_place_is_taken() {
+async fn a_websocket_without_a_pass_joins_and_gets_the_status() {
     let backend = Backend::start().await;
     let srv = gated(&backend, 5).await;
     let mut v = Visitor::new(&srv);
-    let r = v
-        .send(
-            Method::GET,
-            "/ws",
-            &[
-                ("connection", "upgrade"),
-                ("upgrade", "websocket"),
-                ("sec-websocket-version", "13"),
-                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 401, "{}", r.text());
-    assert_eq!(r.json()["error"]["code"], "unauthorized");
-    assert!(v.jar.is_empty(), "no ticket for an upgrade");
-    assert!(backend.seen().is_empty());
+    let upgrade = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        // Not a page load, whatever it accepts.
+        ("accept", "text/html"),
+    ];
+    let r = v.send(Method::GET, "/ws", &upgrade).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    let doc = r.json();
+    assert_eq!(doc["state"], "waiting", "{doc}");
+    let ticket = doc["ticket"].as_str().expect("ticket").to_string();
+    assert_eq!(v.jar.get("bo_ticket"), Some(&ticket), "a place was taken");
+    // Again: the same place, not a new one.
+    let again = v.send(Method::GET, "/ws", &upgrade).await;
+    assert_eq!(again.status, 429, "{}", again.text());
+    assert_eq!(again.json()["ticket"], ticket.as_str());
+    assert!(backend.seen().is_empty(), "nothing reached the backend");
     srv.stop().await.unwrap();
 }
 
