@@ -350,6 +350,10 @@ async fn forward(
     new_pass: Option<(String, u64)>,
 ) -> Response<GateBody> {
     let st = &gate.state;
+    // The body must arrive within --body-read-timeout, as on the API
+    // listener (408, not the backend's 504, when it does not).
+    let limit = st.settings.limits.body_read_timeout;
+    let req = req.map(|b| proxy::ClientBody::new(b, limit));
     let fwd = Forwarding {
         peer: ctx.peer,
         trusted_proxies: &st.settings.limits.trusted_proxies,

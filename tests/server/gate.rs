@@ -55,6 +55,15 @@ impl Backend {
                         if path == "/ws" {
                             return Ok::<_, Infallible>(echo_upgrade(req));
                         }
+                        if path == "/upload" {
+                            // Reads the whole body before it answers.
+                            let n = match req.into_body().collect().await {
+                                Ok(b) => b.to_bytes().len(),
+                                Err(_) => 0,
+                            };
+                            let body = format!("read {n} bytes");
+                            return Ok(Response::new(Full::new(Bytes::from(body))));
+                        }
                         let mut r = Response::new(Full::new(Bytes::from_static(b"backend page")));
                         let h = r.headers_mut();
                         h.insert("content-type", "text/plain".parse().unwrap());
@@ -569,6 +578,92 @@ async fn head_is_answered_like_get_on_the_gates_paths() {
             "HEAD {path}"
         );
     }
+    srv.stop().await.unwrap();
+}
+
+/// Sends `head` and `sent` (part of a body) on a new connection to `addr`
+/// and returns the answer's head, lowercased, and the connection (the
+/// answer's body unread).
+async fn raw_head(addr: SocketAddr, head: &str, sent: &[u8]) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(sent).await.unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&got).to_ascii_lowercase(), s)
+}
+
+/// An admitted visitor's body that trickles (100 bytes announced, 1 sent)
+/// to a backend that reads it is answered 408 `request_timeout` after
+/// `--body-read-timeout` (API.md "Edge limits"), not 504 after
+/// `--gate-timeout` as the backend's fault, and frees its in-flight slot.
+/// Before, it got 504 backend_timeout after the 3 s gate timeout.
+#[tokio::test]
+async fn a_trickled_body_through_the_gate_is_a_request_timeout() {
+    let backend = Backend::start().await;
+    let srv = TestServer::gated(EVENT, &backend.url(), |s| {
+        s.limits.body_read_timeout = Duration::from_millis(300);
+        if let Some(g) = s.gate.as_mut() {
+            g.timeout = Duration::from_secs(3);
+            // One slot: the next request gets through only if it was freed.
+            g.max_inflight = 1;
+        }
+    })
+    .await;
+    create_event(&srv, EVENT, &small_event(Some(queue_cfg(5, 5)))).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    step(&srv);
+    v.page("/_boxoffice/wait").await;
+    let pass = v.jar.get("bo_pass").expect("admitted").clone();
+    let started = std::time::Instant::now();
+    let (head, mut conn) = raw_head(
+        srv.gate.expect("gate"),
+        &format!(
+            "POST /upload HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Cookie: bo_pass={pass}\r\nContent-Length: 100\r\n\r\n"
+        ),
+        b"x",
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(
+        took < Duration::from_secs(3),
+        "before the gate timeout: {took:?}"
+    );
+    // The connection ends after the answer's body.
+    let mut body = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut body),
+    )
+    .await
+    .expect("closed after the answer")
+    .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"request_timeout\""), "{body}");
+    assert!(backend.seen().iter().any(|s| s.path == "/upload"));
+    // The slot is free: a whole body gets through and is read.
+    let ok = v
+        .send(Method::POST, "/upload", &[("accept", "application/json")])
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), "read 0 bytes");
     srv.stop().await.unwrap();
 }
 
