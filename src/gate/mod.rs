@@ -27,7 +27,7 @@ use crate::config::GateSettings;
 use crate::http::errors::ApiError;
 use crate::http::limits::ClientConns;
 use crate::http::sse;
-use crate::http::ConnSlot;
+use crate::http::{BodyRead, ConnSlot};
 use crate::live::DocKind;
 use crate::state::AppState;
 use boxoffice_engine::{EventId, Rejection, TicketView};
@@ -241,7 +241,10 @@ async fn handle(gate: Arc<Gate>, req: Request<Incoming>, peer: SocketAddr) -> Re
     let started = Instant::now();
     let method = crate::http::method_label(req.method());
     let st = gate.state.clone();
-    let (route, resp) = match AssertUnwindSafe(route(&gate, req, peer))
+    // Only a proxied request's body is ever read (on its way to the
+    // backend); any answer sent before its end closes the connection.
+    let body_read = BodyRead::of(req.body());
+    let (route, mut resp) = match AssertUnwindSafe(route(&gate, req, peer, &body_read))
         .catch_unwind()
         .await
     {
@@ -251,6 +254,7 @@ async fn handle(gate: Arc<Gate>, req: Request<Incoming>, peer: SocketAddr) -> Re
             ("gate_internal", api_error(ApiError::internal()))
         }
     };
+    body_read.close_if_unread(&mut resp);
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     st.metrics.http(route, method, status, elapsed);
@@ -269,10 +273,11 @@ async fn route(
     gate: &Gate,
     req: Request<Incoming>,
     peer: SocketAddr,
+    body_read: &BodyRead,
 ) -> (&'static str, Response<GateBody>) {
     let path = req.uri().path();
     if !path.starts_with(PREFIX) {
-        return ("gate_proxy", front(gate, req, peer).await);
+        return ("gate_proxy", front(gate, req, peer, body_read).await);
     }
     // HEAD is answered wherever GET is, by the same code: hyper sends the
     // headers and never the body.
@@ -298,7 +303,12 @@ async fn route(
 
 /// A request outside `/_boxoffice/`: proxied for an admitted visitor,
 /// queued for anyone else.
-async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Response<GateBody> {
+async fn front(
+    gate: &Gate,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    body_read: &BodyRead,
+) -> Response<GateBody> {
     let st = &gate.state;
     // A WebSocket upgrade without a pass is like any other request that is
     // not a page load (the contract): it joins, and gets 429 with the status.
@@ -316,7 +326,7 @@ async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Respons
         new_pass,
     } = v;
     let mut resp = match who {
-        Who::Admitted(a) => forward(gate, &ctx, req, a, new_pass).await,
+        Who::Admitted(a) => forward(gate, &ctx, req, a, new_pass, body_read).await,
         Who::Waiting(_) if ctx.html => see_other(&page::wait_url(&return_path(&req), None)),
         Who::Waiting(view) => queued(gate, &view),
     };
@@ -348,12 +358,13 @@ async fn forward(
     req: Request<Incoming>,
     a: visitor::Admitted,
     new_pass: Option<(String, u64)>,
+    body_read: &BodyRead,
 ) -> Response<GateBody> {
     let st = &gate.state;
     // The body must arrive within --body-read-timeout, as on the API
     // listener (408, not the backend's 504, when it does not).
     let limit = st.settings.limits.body_read_timeout;
-    let req = req.map(|b| proxy::ClientBody::new(b, limit));
+    let req = req.map(|b| proxy::ClientBody::new(b, limit, body_read.clone()));
     let fwd = Forwarding {
         peer: ctx.peer,
         trusted_proxies: &st.settings.limits.trusted_proxies,

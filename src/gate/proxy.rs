@@ -469,19 +469,24 @@ fn classify(e: hyper_util::client::legacy::Error) -> ProxyError {
 /// slot until `--gate-timeout`, and its stall would be answered as the
 /// backend's (504). The deadline is only noticed while the backend waits
 /// for the body (a backend that stops reading it is slow, not the client).
+/// Reading the body to its end is reported through [`BodyRead`].
+///
+/// [`BodyRead`]: crate::http::BodyRead
 #[derive(Debug)]
 pub struct ClientBody<B> {
     body: B,
     deadline: Pin<Box<tokio::time::Sleep>>,
     limit: Duration,
+    read: crate::http::BodyRead,
 }
 
 impl<B> ClientBody<B> {
-    pub fn new(body: B, limit: Duration) -> Self {
+    pub fn new(body: B, limit: Duration, read: crate::http::BodyRead) -> Self {
         ClientBody {
             body,
             deadline: Box::pin(tokio::time::sleep(limit)),
             limit,
+            read,
         }
     }
 }
@@ -505,9 +510,17 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.read.done();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.body.is_end_stream() {
+                    this.read.done();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-            Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
                 Poll::Pending => Poll::Pending,

@@ -607,6 +607,48 @@ async fn raw_head(addr: SocketAddr, head: &str, sent: &[u8]) -> (String, tokio::
     (String::from_utf8_lossy(&got).to_ascii_lowercase(), s)
 }
 
+/// An answer the gate sends before the request body was read carries
+/// `Connection: close` (API.md "Edge limits"), as on the API listener: the
+/// client must not write its next request into a connection whose rest of
+/// a body hyper will not read. Without it, all three lacked the header.
+#[tokio::test]
+async fn early_answers_of_the_gate_close_the_connection() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let gate = srv.gate.expect("gate");
+    // 50 bytes announced, 1 sent.
+    let post = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Content-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+        )
+    };
+    for (path, status) in [
+        // A waiting visitor (a newcomer: it joins, and waits).
+        ("/api/x", "429"),
+        ("/_boxoffice/wait", "405"),
+        ("/_boxoffice/nope", "404"),
+    ] {
+        let (head, _) = raw_head(gate, &post(path), b"{").await;
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+        assert!(head.contains("\r\nconnection: close\r\n"), "{path}: {head}");
+    }
+    // Nothing unread: the connection stays open.
+    let (head, _) = raw_head(
+        gate,
+        "GET /_boxoffice/nope HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(backend.seen().is_empty());
+    srv.stop().await.unwrap();
+}
+
 /// An admitted visitor's body that trickles (100 bytes announced, 1 sent)
 /// to a backend that reads it is answered 408 `request_timeout` after
 /// `--body-read-timeout` (API.md "Edge limits"), not 504 after
@@ -642,6 +684,7 @@ async fn a_trickled_body_through_the_gate_is_a_request_timeout() {
     .await;
     let took = started.elapsed();
     assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
     assert!(
         took < Duration::from_secs(3),
         "before the gate timeout: {took:?}"
@@ -664,6 +707,18 @@ async fn a_trickled_body_through_the_gate_is_a_request_timeout() {
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text());
     assert_eq!(ok.text(), "read 0 bytes");
+    // A body read to its end keeps the connection open.
+    let (head, _) = raw_head(
+        srv.gate.expect("gate"),
+        &format!(
+            "POST /upload HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Cookie: bo_pass={pass}\r\nContent-Length: 5\r\n\r\n"
+        ),
+        b"hello",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
     srv.stop().await.unwrap();
 }
 
