@@ -236,7 +236,7 @@ fn dashboard_and_rules_name_real_metrics_and_runbook_sections() {
 
     // Every metric used is one the server defines (a typo fails here even
     // without Prometheus installed).
-    let source = read("src/metrics.rs") + &read("src/replicate/metrics.rs");
+    let source = read("src/metrics/mod.rs") + &read("src/replicate/metrics.rs");
     let rules = read("deploy/prometheus/boxoffice.rules.yml");
     let used = targets(&dash)
         .iter()
@@ -247,7 +247,7 @@ fn dashboard_and_rules_name_real_metrics_and_runbook_sections() {
         // The replication names are constants: match their string literal.
         assert!(
             source.contains(&format!("\"{name}\"")),
-            "{name} is used by deploy/ but defined nowhere in src/metrics.rs or src/replicate/metrics.rs"
+            "{name} is used by deploy/ but defined nowhere in src/metrics/mod.rs or src/replicate/metrics.rs"
         );
     }
 
