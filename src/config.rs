@@ -292,6 +292,11 @@ impl Settings {
             ("service token", Some(self.service_token.as_bytes())),
             ("secret", Some(self.secret.as_slice())),
             ("previous secret", self.previous_secret.as_deref()),
+            // A Prometheus config holds this one: it must never open the API.
+            (
+                "metrics token",
+                self.metrics_token.as_deref().map(str::as_bytes),
+            ),
         ]
         .into_iter()
         .filter_map(|(n, v)| Some((n, v?)))
@@ -440,8 +445,8 @@ pub struct ServeArgs {
     /// Pass signing key, at least 32 bytes (random when absent).
     #[arg(long, env = "BOXOFFICE_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
-    /// The secret before a rotation (at least 32 bytes): passes signed with
-    /// it stay valid.
+    /// The secret before a rotation (at least 32 bytes): passes and user
+    /// tokens signed with it stay valid.
     #[arg(long, env = "BOXOFFICE_PREVIOUS_SECRET", hide_env_values = true)]
     pub previous_secret: Option<String>,
     /// Redis URL for replication (absent: memory only): redis://[[user]:password@]host[:port][/db],
@@ -524,7 +529,8 @@ pub struct ServeArgs {
     /// (docs/benchmarks.md); `RUST_LOG=boxoffice::access=info` also turns it on.
     #[arg(long, env = "BOXOFFICE_ACCESS_LOG")]
     pub access_log: bool,
-    /// Bearer token `/metrics` then needs (at least 16 bytes; absent: open).
+    /// Bearer token `/metrics` then needs (at least 16 bytes, unlike the
+    /// other tokens and the secrets; absent: open).
     #[arg(long, env = "BOXOFFICE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     /// Gate mode: also serve, on this address, the waiting room of
@@ -833,6 +839,7 @@ mod tests {
     #[test]
     fn short_or_shared_credentials_are_refused_without_echoing_them() {
         let secret = "a-secret-of-at-least-32-bytes-123";
+        let old = "an-old-secret-of-at-least-32-bytes";
         let token = "a-token-of-16-bytes";
         for (extra, says) in [
             (
@@ -855,6 +862,31 @@ mod tests {
             (
                 vec!["--secret", secret, "--previous-secret", secret],
                 "must differ",
+            ),
+            // The metrics token too: each of these four started a server
+            // before the check covered it.
+            (
+                vec!["--admin-token", token, "--metrics-token", token],
+                "admin token and the metrics token must differ",
+            ),
+            (
+                vec!["--service-token", token, "--metrics-token", token],
+                "service token and the metrics token must differ",
+            ),
+            (
+                vec!["--secret", secret, "--metrics-token", secret],
+                "secret and the metrics token must differ",
+            ),
+            (
+                vec![
+                    "--secret",
+                    secret,
+                    "--previous-secret",
+                    old,
+                    "--metrics-token",
+                    old,
+                ],
+                "previous secret and the metrics token must differ",
             ),
         ] {
             let m = refusal(&extra);

@@ -77,7 +77,9 @@ pub async fn serve(
             None
         } else {
             let Some(c) = per_client.open(peer.ip()) else {
-                state.metrics.connection_refused("per_client");
+                state
+                    .metrics
+                    .connection_refused(crate::metrics::RefusedReason::PerClient);
                 drop(tcp);
                 drop(slot);
                 continue;

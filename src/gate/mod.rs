@@ -8,8 +8,8 @@
 //!   proxied to the backend ([`proxy`]), which may end the session with a
 //!   `Boxoffice-Command` answer header;
 //! - anyone else: joins the line ([`visitor`]) and is sent to the waiting
-//!   page (page loads), refused with 429 and the status (API calls) or 401
-//!   (WebSocket upgrades).
+//!   page (page loads), or refused with 429 and the status (anything else:
+//!   API calls, WebSocket upgrades).
 //!
 //! It fails closed: a request that is not proven admitted never reaches the
 //! backend, and a backend error is shown as an error (502/504), never as the
@@ -27,7 +27,7 @@ use crate::config::GateSettings;
 use crate::http::errors::ApiError;
 use crate::http::limits::ClientConns;
 use crate::http::sse;
-use crate::http::ConnSlot;
+use crate::http::{BodyRead, ConnSlot};
 use crate::live::DocKind;
 use crate::state::AppState;
 use boxoffice_engine::{EventId, Rejection, TicketView};
@@ -134,7 +134,9 @@ async fn accept(gate: Arc<Gate>, settings: &GateSettings, listener: TcpListener)
             None
         } else {
             let Some(c) = per_client.open(peer.ip()) else {
-                state.metrics.connection_refused("per_client");
+                state
+                    .metrics
+                    .connection_refused(crate::metrics::RefusedReason::PerClient);
                 continue;
             };
             Some(c)
@@ -219,7 +221,8 @@ impl Ctx {
             peer,
             client: crate::http::limits::client_ip(peer.ip(), headers, trusted),
             secure: proxy::client_scheme(peer, headers, trusted) == "https",
-            html: accept.contains("text/html"),
+            // A WebSocket handshake is never a page load, whatever it accepts.
+            html: accept.contains("text/html") && !proxy::is_upgrade(headers),
             lang,
         }
     }
@@ -238,7 +241,10 @@ async fn handle(gate: Arc<Gate>, req: Request<Incoming>, peer: SocketAddr) -> Re
     let started = Instant::now();
     let method = crate::http::method_label(req.method());
     let st = gate.state.clone();
-    let (route, resp) = match AssertUnwindSafe(route(&gate, req, peer))
+    // Only a proxied request's body is ever read (on its way to the
+    // backend); any answer sent before its end closes the connection.
+    let body_read = BodyRead::of(req.body());
+    let (route, mut resp) = match AssertUnwindSafe(route(&gate, req, peer, &body_read))
         .catch_unwind()
         .await
     {
@@ -248,6 +254,7 @@ async fn handle(gate: Arc<Gate>, req: Request<Incoming>, peer: SocketAddr) -> Re
             ("gate_internal", api_error(ApiError::internal()))
         }
     };
+    body_read.close_if_unread(&mut resp);
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
     st.metrics.http(route, method, status, elapsed);
@@ -266,17 +273,20 @@ async fn route(
     gate: &Gate,
     req: Request<Incoming>,
     peer: SocketAddr,
+    body_read: &BodyRead,
 ) -> (&'static str, Response<GateBody>) {
     let path = req.uri().path();
     if !path.starts_with(PREFIX) {
-        return ("gate_proxy", front(gate, req, peer).await);
+        return ("gate_proxy", front(gate, req, peer, body_read).await);
     }
+    // HEAD is answered wherever GET is, by the same code: hyper sends the
+    // headers and never the body.
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     let ctx = Ctx::new(gate, req.headers(), peer);
     let (label, resp) = match path {
         WAIT if get => ("gate_wait", wait(gate, &ctx, &req).await),
         STATUS if get => ("gate_status", status(gate, &req)),
-        STREAM if *req.method() == Method::GET => ("gate_stream", stream(gate, &req)),
+        STREAM if get => ("gate_stream", stream(gate, &req)),
         p if get && p.starts_with(ASSETS) => ("gate_asset", asset(p)),
         WAIT | STATUS => (
             "gate_wait",
@@ -284,7 +294,7 @@ async fn route(
         ),
         STREAM => (
             "gate_stream",
-            api_error(ApiError::method_not_allowed("GET".into())),
+            api_error(ApiError::method_not_allowed("GET, HEAD".into())),
         ),
         _ => ("gate_unmatched", api_error(ApiError::not_found())),
     };
@@ -293,21 +303,16 @@ async fn route(
 
 /// A request outside `/_boxoffice/`: proxied for an admitted visitor,
 /// queued for anyone else.
-async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Response<GateBody> {
+async fn front(
+    gate: &Gate,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    body_read: &BodyRead,
+) -> Response<GateBody> {
     let st = &gate.state;
+    // A WebSocket upgrade without a pass is like any other request that is
+    // not a page load (the contract): it joins, and gets 429 with the status.
     let ctx = Ctx::new(gate, req.headers(), peer);
-    if proxy::is_upgrade(req.headers()) {
-        // A WebSocket cannot wait on a page: only a pass opens one, and
-        // nobody joins the line through it.
-        return match visitor::from_pass(st, &gate.event, req.headers(), st.now()) {
-            Some(a) => forward(gate, &ctx, req, a, None).await,
-            None => api_error(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "only an admitted visitor may open a WebSocket; load a page first to take a place in line",
-            )),
-        };
-    }
     let v = match visitor::resolve(st, &gate.event, req.headers(), ctx.client, true).await {
         Ok(v) => v,
         // A page load goes to the waiting page, which says what is wrong in
@@ -321,7 +326,7 @@ async fn front(gate: &Gate, req: Request<Incoming>, peer: SocketAddr) -> Respons
         new_pass,
     } = v;
     let mut resp = match who {
-        Who::Admitted(a) => forward(gate, &ctx, req, a, new_pass).await,
+        Who::Admitted(a) => forward(gate, &ctx, req, a, new_pass, body_read).await,
         Who::Waiting(_) if ctx.html => see_other(&page::wait_url(&return_path(&req), None)),
         Who::Waiting(view) => queued(gate, &view),
     };
@@ -353,8 +358,13 @@ async fn forward(
     req: Request<Incoming>,
     a: visitor::Admitted,
     new_pass: Option<(String, u64)>,
+    body_read: &BodyRead,
 ) -> Response<GateBody> {
     let st = &gate.state;
+    // The body must arrive within --body-read-timeout, as on the API
+    // listener (408, not the backend's 504, when it does not).
+    let limit = st.settings.limits.body_read_timeout;
+    let req = req.map(|b| proxy::ClientBody::new(b, limit, body_read.clone()));
     let fwd = Forwarding {
         peer: ctx.peer,
         trusted_proxies: &st.settings.limits.trusted_proxies,

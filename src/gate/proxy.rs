@@ -30,6 +30,10 @@
 //!   `unavailable`. A failure *after* the headers were sent (the backend's
 //!   body breaks off) is a body error, so the client's connection is cut
 //!   rather than a truncated body ending cleanly.
+//! - The client's side of a failure is the client's: a request body that
+//!   does not arrive within its limit ([`ClientBody`]) is 408
+//!   `request_timeout` when the backend has not answered yet (the
+//!   connection is cut if it has), never the backend's 504.
 //!
 //! Compared with pingora, rpxy and linkerd2-proxy: all three strip the
 //! `Connection`-named fields as well as the fixed list and special-case the
@@ -53,6 +57,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::error::Error as StdError;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -176,6 +181,10 @@ pub enum ProxyError {
     /// The client's request body failed while it was being forwarded.
     #[error("the request body failed: {0}")]
     ClientBody(#[source] BoxError),
+    /// The client's request body did not arrive within `--body-read-timeout`
+    /// (see [`ClientBody`]) before the backend answered.
+    #[error("the request body did not arrive within {0:?}")]
+    ClientTimeout(Duration),
     /// A request the gate does not forward (CONNECT, a target that is not a path).
     #[error("the request cannot be forwarded: {0}")]
     Refused(&'static str),
@@ -193,6 +202,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::ClientBody(_) | ProxyError::Refused(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -204,6 +214,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => "backend_timeout",
             ProxyError::Busy => "unavailable",
             ProxyError::ClientBody(_) | ProxyError::Refused(_) => "bad_request",
+            ProxyError::ClientTimeout(_) => "request_timeout",
             ProxyError::Config(_) => "internal",
         }
     }
@@ -218,6 +229,7 @@ impl ProxyError {
             ProxyError::Timeout(_) => "the site behind the waiting room took too long to answer",
             ProxyError::Busy => "the site is busy; try again in a moment",
             ProxyError::ClientBody(_) => "the request body could not be read",
+            ProxyError::ClientTimeout(_) => "the request body did not arrive in time",
             ProxyError::Refused(why) => why,
             ProxyError::Config(_) => "internal error",
         }
@@ -432,15 +444,97 @@ fn classify(e: hyper_util::client::legacy::Error) -> ProxyError {
         return ProxyError::Unavailable(Box::new(e));
     }
     let mut source: Option<&(dyn StdError + 'static)> = e.source();
+    let mut user = false;
     while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>() {
-            if h.is_user() {
-                return ProxyError::ClientBody(Box::new(e));
-            }
+        if let Some(t) = s.downcast_ref::<BodyTimeout>() {
+            return ProxyError::ClientTimeout(t.0);
+        }
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            user = true;
         }
         source = s.source();
     }
+    if user {
+        return ProxyError::ClientBody(Box::new(e));
+    }
     ProxyError::Broken(Box::new(e))
+}
+
+/// The client's request body on its way to the backend. It must arrive
+/// within a limit (`--body-read-timeout`, as on the API listener), counted
+/// from the start of the forwarding: a client that trickles its body would
+/// otherwise hold its connection, a backend connection and an in-flight
+/// slot until `--gate-timeout`, and its stall would be answered as the
+/// backend's (504). The deadline is only noticed while the backend waits
+/// for the body (a backend that stops reading it is slow, not the client).
+/// Reading the body to its end is reported through [`BodyRead`].
+///
+/// [`BodyRead`]: crate::http::BodyRead
+#[derive(Debug)]
+pub struct ClientBody<B> {
+    body: B,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    limit: Duration,
+    read: crate::http::BodyRead,
+}
+
+impl<B> ClientBody<B> {
+    pub fn new(body: B, limit: Duration, read: crate::http::BodyRead) -> Self {
+        ClientBody {
+            body,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            limit,
+            read,
+        }
+    }
+}
+
+/// The error a [`ClientBody`] ends with when its deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimeout(pub Duration);
+
+impl<B> Body for ClientBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.read.done();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(frame))) => {
+                if this.body.is_end_stream() {
+                    this.read.done();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Runs an upgraded connection: both sides' bytes copied until either ends.
@@ -969,6 +1063,11 @@ mod tests {
                 "backend_timeout",
             ),
             (ProxyError::Busy, 503, "unavailable"),
+            (
+                ProxyError::ClientTimeout(Duration::from_secs(1)),
+                408,
+                "request_timeout",
+            ),
         ];
         for (e, status, code) in cases {
             assert_eq!((e.status().as_u16(), e.code()), (status, code), "{e}");

@@ -145,7 +145,7 @@ pub fn known(
 async fn join(state: &AppState, event: &EventId, client: IpAddr) -> Result<Visitor, ApiError> {
     state.admit()?;
     if let Err(e) = state.joins.check(client) {
-        state.metrics.rate_limited("gate");
+        state.metrics.rate_limited(crate::metrics::GATE_ROUTE);
         return Err(e.into());
     }
     let user = crate::http::queue::anonymous_user()?;

@@ -103,14 +103,46 @@ pub struct Cx {
     params: [std::ops::Range<usize>; router::Params::MAX],
     pub peer: SocketAddr,
     pub route: &'static str,
-    /// Set once the request body was read to its end. `None` when the
-    /// request came without a body. An answer sent while a body is still
-    /// unread carries `Connection: close`: hyper does not wait for the rest
-    /// of it, and a client writing its next request into that connection
-    /// would otherwise see a broken pipe and an unknown outcome.
-    body_read: Option<Arc<AtomicBool>>,
+    /// Whether the request body was read to its end (see [`BodyRead`]).
+    body_read: BodyRead,
     /// This request's connection slot (live streams give it back).
     pub conn: Option<ConnSlot>,
+}
+
+/// Whether a request's body has been read to its end, shared by the API
+/// listener and the gate. An answer sent while a body is still unread
+/// carries `Connection: close`: hyper does not wait for the rest of it, and
+/// a client writing its next request into that connection would otherwise
+/// see a broken pipe and an unknown outcome. A request without a body (no
+/// length above 0, not chunked) is never unread.
+#[derive(Clone, Debug, Default)]
+pub struct BodyRead(Option<Arc<AtomicBool>>);
+
+impl BodyRead {
+    /// The state of `body`, unread unless it is already at its end.
+    pub fn of(body: &impl http_body::Body) -> Self {
+        BodyRead((!body.is_end_stream()).then(|| Arc::new(AtomicBool::new(false))))
+    }
+
+    /// The body was read to its end.
+    pub fn done(&self) {
+        if let Some(read) = &self.0 {
+            read.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// A body that was sent and not yet read to its end.
+    pub fn unread(&self) -> bool {
+        self.0.as_ref().is_some_and(|r| !r.load(Ordering::Relaxed))
+    }
+
+    /// Adds `Connection: close` to `resp` while the body is unread.
+    pub fn close_if_unread<B>(&self, resp: &mut Response<B>) {
+        if self.unread() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
 }
 
 /// A connection's slot under `--max-connections`, shared by its requests
@@ -242,9 +274,7 @@ impl Cx {
                 }
             }
         };
-        if let Some(read) = &self.body_read {
-            read.store(true, Ordering::Relaxed);
-        }
+        self.body_read.done();
         if !bytes.is_empty() && json.is_none() {
             return Err(ApiError::unsupported_media_type());
         }
@@ -384,9 +414,7 @@ pub async fn handle(
             return resp;
         }
     }
-    // A request with a body (a length above 0, or chunked) until it is read.
-    let body_read =
-        (!http_body::Body::is_end_stream(req.body())).then(|| Arc::new(AtomicBool::new(false)));
+    let body_read = BodyRead::of(req.body());
     let unread = body_read.clone();
     let (route_label, resp) = match router::route(req.method(), req.uri().path()) {
         Match::Found {
@@ -449,10 +477,7 @@ pub async fn handle(
     };
     let (slot, route_label) = route_label;
     let mut resp = resp;
-    if unread.is_some_and(|r| !r.load(Ordering::Relaxed)) {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
+    unread.close_if_unread(&mut resp);
     let elapsed = started.elapsed();
     let (method, status) = (method_label(&method), resp.status().as_u16());
     state

@@ -194,7 +194,7 @@ pub(crate) fn open(
     let opened = match st.streams.open(&id, ticket) {
         Ok(p) => p,
         Err(full) => {
-            st.metrics.stream_cut("max_streams");
+            st.metrics.stream_cut(crate::metrics::CutReason::MaxStreams);
             // The connection is not held either: the client polls instead.
             let mut r = ApiError::unavailable(
                 format!("{full}; poll the status (GET without /stream) instead"),
@@ -207,7 +207,7 @@ pub(crate) fn open(
         }
     };
     for _ in 0..opened.replaced {
-        st.metrics.stream_cut("replaced");
+        st.metrics.stream_cut(crate::metrics::CutReason::Replaced);
     }
     // From here the stream counts under --max-streams only: its connection
     // slot goes back, so streams can never lock out requests, health checks

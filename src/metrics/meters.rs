@@ -1,11 +1,17 @@
 //! The counters labelled by an event or coupon id: one meter per live event
-//! and coupon, made when it is first counted, with a fixed atomic cell per
-//! label value. A write finds its meter under a shared (read) lock and bumps
+//! and coupon, made when it is first counted (until then it renders as
+//! zeros), with a fixed atomic cell per label value. A write finds its meter under a shared (read) lock and bumps
 //! a cell found by index: no label is hashed, no key or string is built,
 //! and writes to different events never wait for each other. The meter is
 //! dropped with its event or coupon, and so are its series.
 //!
-//! A labelled series shows on `/metrics` once its value is counted.
+//! Each of these metrics has a fixed label set: every label value of every
+//! live event and coupon shows on `/metrics`, at zero until counted (the
+//! contract: every documented series present from start).
+//!
+//! The same typed label sets name the reasons of the server-wide labelled
+//! counters ([`RefusedReason`], [`CutReason`]), so the values registered at
+//! zero on start and the values counted cannot drift apart.
 
 use boxoffice_engine::{CouponId, EventId};
 use parking_lot::{RwLock, RwLockReadGuard};
@@ -21,10 +27,10 @@ pub trait Label: Copy + 'static {
 }
 
 macro_rules! labels {
-    ($(#[$m:meta])* $name:ident { $($v:ident => $s:literal),+ $(,)? }) => {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident => $s:literal),+ $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub enum $name { $($v),+ }
+        pub enum $name { $($(#[$vm])* $v),+ }
 
         impl Label for $name {
             const ALL: &'static [Self] = &[$($name::$v),+];
@@ -69,6 +75,23 @@ labels!(
         NotOpen => "not_open",
         KeyReused => "key_reused",
         Other => "other",
+    }
+);
+
+labels!(
+    /// `reason` of `boxoffice_http_connections_refused_total`.
+    RefusedReason {
+        /// The address is at `--max-connections-per-client`.
+        PerClient => "per_client",
+    }
+);
+labels!(
+    /// `reason` of `boxoffice_http_sse_streams_cut_total`.
+    CutReason {
+        /// Refused at `--max-streams`.
+        MaxStreams => "max_streams",
+        /// Ended for a newer stream of the same ticket.
+        Replaced => "replaced",
     }
 );
 

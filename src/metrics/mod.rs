@@ -23,8 +23,8 @@ use parking_lot::Mutex;
 
 mod meters;
 
-pub use meters::{ClaimOutcome, HoldOutcome, HoldStep};
-use meters::{CouponMeter, CouponMeters, EventMeter, EventMeters, JoinKind};
+pub use meters::{ClaimOutcome, CutReason, HoldOutcome, HoldStep, RefusedReason};
+use meters::{CouponMeter, CouponMeters, EventMeter, EventMeters, JoinKind, Label};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::num::NonZeroU32;
@@ -191,6 +191,16 @@ impl Metrics {
             for name in GLOBAL_COUNTERS {
                 counter!(*name).absolute(0);
             }
+            for route in RATE_LIMITED_ROUTES {
+                counter!("boxoffice_http_rate_limited_total", "route" => route).absolute(0);
+            }
+            for r in RefusedReason::ALL {
+                counter!("boxoffice_http_connections_refused_total", "reason" => r.label())
+                    .absolute(0);
+            }
+            for r in CutReason::ALL {
+                counter!("boxoffice_http_sse_streams_cut_total", "reason" => r.label()).absolute(0);
+            }
             gauge!("boxoffice_http_sse_open_streams").set(0.0);
             for l in Listener::ALL {
                 gauge!("boxoffice_http_open_connections", "listener" => l.label()).set(0.0);
@@ -270,22 +280,28 @@ impl Metrics {
             .record(elapsed.as_secs_f64());
     }
 
+    /// A join refused by the per-address limiter; `route` is one of
+    /// [`RATE_LIMITED_ROUTES`] (the join's route pattern, or
+    /// [`GATE_ROUTE`]), each registered at zero on start.
     pub fn rate_limited(&self, route: &'static str) {
+        debug_assert!(RATE_LIMITED_ROUTES.contains(&route), "{route}");
         self.with(|| counter!("boxoffice_http_rate_limited_total", "route" => route).increment(1));
     }
 
-    /// A connection closed at accept (`reason`: `per_client`).
-    pub fn connection_refused(&self, reason: &'static str) {
+    /// A connection closed at accept.
+    pub fn connection_refused(&self, reason: RefusedReason) {
         self.with(|| {
-            counter!("boxoffice_http_connections_refused_total", "reason" => reason).increment(1)
+            counter!("boxoffice_http_connections_refused_total", "reason" => reason.label())
+                .increment(1)
         });
     }
 
-    /// A live stream refused at `--max-streams` (`reason`: `max_streams`)
-    /// or ended for a newer one on the same ticket (`reason`: `replaced`).
-    pub fn stream_cut(&self, reason: &'static str) {
+    /// A live stream refused at `--max-streams` or ended for a newer one on
+    /// the same ticket.
+    pub fn stream_cut(&self, reason: CutReason) {
         self.with(|| {
-            counter!("boxoffice_http_sse_streams_cut_total", "reason" => reason).increment(1)
+            counter!("boxoffice_http_sse_streams_cut_total", "reason" => reason.label())
+                .increment(1)
         });
     }
 
@@ -517,8 +533,8 @@ impl Metrics {
             |name: &str, label: &str, pick: &dyn Fn(&EventMeter) -> Vec<(&'static str, u64)>| {
                 let mut lines = Vec::new();
                 for e in &events {
-                    // A label value shows once counted (as it always has).
-                    for (k, n) in pick(ev(&e.id)).into_iter().filter(|(_, n)| *n > 0) {
+                    // Every label value of a live event, at zero until counted.
+                    for (k, n) in pick(ev(&e.id)) {
                         lines.push(format!("{name}{{event=\"{}\",{label}=\"{k}\"}} {n}", e.id));
                     }
                 }
@@ -606,7 +622,7 @@ impl Metrics {
         );
         let mut claims = Vec::new();
         for (c, _) in &coupons {
-            for (k, n) in cp(c).claims.each().filter(|(_, n)| *n > 0) {
+            for (k, n) in cp(c).claims.each() {
                 claims.push(format!(
                     "boxoffice_coupons_claims_total{{coupon=\"{c}\",outcome=\"{k}\"}} {n}"
                 ));
@@ -657,7 +673,16 @@ const GLOBAL_COUNTERS: &[&str] = &[
     "boxoffice_queue_sessions_expired_total",
     "boxoffice_queue_rooms_opened_total",
     "boxoffice_seats_holds_expired_total",
+    "boxoffice_queue_polls_limited_total",
 ];
+
+/// `route` of `boxoffice_http_rate_limited_total` for joins through the gate.
+pub const GATE_ROUTE: &str = "gate";
+/// The join's route pattern (the label the API's join counts under).
+const JOIN_ROUTE: &str = "/v1/events/{event}/queue";
+/// Every `route` of `boxoffice_http_rate_limited_total`, registered at zero
+/// on start: only joins are limited per address.
+pub const RATE_LIMITED_ROUTES: [&str; 2] = [JOIN_ROUTE, GATE_ROUTE];
 
 fn status_label(status: u16) -> Option<&'static str> {
     Some(match status {
@@ -741,6 +766,14 @@ fn describe_all() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The join's label is a real route pattern (the join passes its own).
+    #[test]
+    fn the_rate_limited_join_route_is_a_route() {
+        assert!(crate::http::router::ROUTES
+            .iter()
+            .any(|r| r.pattern == JOIN_ROUTE));
+    }
 
     /// A request counted through the pre-registered handles lands in the
     /// same series as one counted by label; every status with a slot has a

@@ -55,6 +55,15 @@ impl Backend {
                         if path == "/ws" {
                             return Ok::<_, Infallible>(echo_upgrade(req));
                         }
+                        if path == "/upload" {
+                            // Reads the whole body before it answers.
+                            let n = match req.into_body().collect().await {
+                                Ok(b) => b.to_bytes().len(),
+                                Err(_) => 0,
+                            };
+                            let body = format!("read {n} bytes");
+                            return Ok(Response::new(Full::new(Bytes::from(body))));
+                        }
                         let mut r = Response::new(Full::new(Bytes::from_static(b"backend page")));
                         let h = r.headers_mut();
                         h.insert("content-type", "text/plain".parse().unwrap());
@@ -439,27 +448,35 @@ async fn forged_or_foreign_cookies_get_nobody_through() {
     srv.stop().await.unwrap();
 }
 
+/// A WebSocket upgrade without a pass is not a page load: like any other
+/// such request it joins the line and gets 429 with `Retry-After` and the
+/// status document (API.md "Gate"), and the ticket cookie keeps its place.
+/// It got 401 and no place before.
 #[tokio::test]
-async fn a_visitors_websocket_is_refused_and_no_place_is_taken() {
+async fn a_websocket_without_a_pass_joins_and_gets_the_status() {
     let backend = Backend::start().await;
     let srv = gated(&backend, 5).await;
     let mut v = Visitor::new(&srv);
-    let r = v
-        .send(
-            Method::GET,
-            "/ws",
-            &[
-                ("connection", "upgrade"),
-                ("upgrade", "websocket"),
-                ("sec-websocket-version", "13"),
-                ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, 401, "{}", r.text());
-    assert_eq!(r.json()["error"]["code"], "unauthorized");
-    assert!(v.jar.is_empty(), "no ticket for an upgrade");
-    assert!(backend.seen().is_empty());
+    let upgrade = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        // Not a page load, whatever it accepts.
+        ("accept", "text/html"),
+    ];
+    let r = v.send(Method::GET, "/ws", &upgrade).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    let doc = r.json();
+    assert_eq!(doc["state"], "waiting", "{doc}");
+    let ticket = doc["ticket"].as_str().expect("ticket").to_string();
+    assert_eq!(v.jar.get("bo_ticket"), Some(&ticket), "a place was taken");
+    // Again: the same place, not a new one.
+    let again = v.send(Method::GET, "/ws", &upgrade).await;
+    assert_eq!(again.status, 429, "{}", again.text());
+    assert_eq!(again.json()["ticket"], ticket.as_str());
+    assert!(backend.seen().is_empty(), "nothing reached the backend");
     srv.stop().await.unwrap();
 }
 
@@ -521,6 +538,187 @@ async fn the_gate_status_and_stream_need_the_ticket_cookie() {
     assert_eq!(nobody.api("/_boxoffice/nope").await.status, 404);
     let post = nobody.send(Method::POST, "/_boxoffice/status", &[]).await;
     assert_eq!(post.status, 405);
+    let post = nobody.send(Method::POST, "/_boxoffice/stream", &[]).await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    srv.stop().await.unwrap();
+}
+
+/// HEAD works wherever GET does on the gate's own paths (API.md
+/// "Operations"): the same status and headers, no body. `HEAD
+/// /_boxoffice/stream` was 405 before.
+#[tokio::test]
+async fn head_is_answered_like_get_on_the_gates_paths() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    assert!(v.jar.contains_key("bo_ticket"), "waiting");
+    let asset = boxoffice::gate::page::ASSETS[0].path;
+    for path in [
+        "/_boxoffice/wait",
+        "/_boxoffice/status",
+        "/_boxoffice/stream",
+        asset,
+    ] {
+        let head = v.send(Method::HEAD, path, &[]).await;
+        assert_eq!(head.status, 200, "HEAD {path}: {}", head.text());
+        assert!(head.body.is_empty(), "HEAD {path} has no body");
+        let get_type = if path.ends_with("/stream") {
+            // A GET of the stream stays open: compare with its known type.
+            "text/event-stream".to_string()
+        } else {
+            let get = v.send(Method::GET, path, &[]).await;
+            assert_eq!(get.status, 200, "GET {path}");
+            get.header("content-type").unwrap_or("").to_string()
+        };
+        assert_eq!(
+            head.header("content-type").unwrap_or(""),
+            get_type,
+            "HEAD {path}"
+        );
+    }
+    srv.stop().await.unwrap();
+}
+
+/// Sends `head` and `sent` (part of a body) on a new connection to `addr`
+/// and returns the answer's head, lowercased, and the connection (the
+/// answer's body unread).
+async fn raw_head(addr: SocketAddr, head: &str, sent: &[u8]) -> (String, tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(sent).await.unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut byte))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "closed before an answer: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.push(byte[0]);
+    }
+    (String::from_utf8_lossy(&got).to_ascii_lowercase(), s)
+}
+
+/// An answer the gate sends before the request body was read carries
+/// `Connection: close` (API.md "Edge limits"), as on the API listener: the
+/// client must not write its next request into a connection whose rest of
+/// a body hyper will not read. Without it, all three lacked the header.
+#[tokio::test]
+async fn early_answers_of_the_gate_close_the_connection() {
+    let backend = Backend::start().await;
+    let srv = gated(&backend, 1).await;
+    let gate = srv.gate.expect("gate");
+    // 50 bytes announced, 1 sent.
+    let post = |path: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Content-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+        )
+    };
+    for (path, status) in [
+        // A waiting visitor (a newcomer: it joins, and waits).
+        ("/api/x", "429"),
+        ("/_boxoffice/wait", "405"),
+        ("/_boxoffice/nope", "404"),
+    ] {
+        let (head, _) = raw_head(gate, &post(path), b"{").await;
+        assert!(
+            head.starts_with(&format!("http/1.1 {status}")),
+            "{path}: {head}"
+        );
+        assert!(head.contains("\r\nconnection: close\r\n"), "{path}: {head}");
+    }
+    // Nothing unread: the connection stays open.
+    let (head, _) = raw_head(
+        gate,
+        "GET /_boxoffice/nope HTTP/1.1\r\nHost: shop.example\r\n\r\n",
+        b"",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 404"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
+    assert!(backend.seen().is_empty());
+    srv.stop().await.unwrap();
+}
+
+/// An admitted visitor's body that trickles (100 bytes announced, 1 sent)
+/// to a backend that reads it is answered 408 `request_timeout` after
+/// `--body-read-timeout` (API.md "Edge limits"), not 504 after
+/// `--gate-timeout` as the backend's fault, and frees its in-flight slot.
+/// Before, it got 504 backend_timeout after the 3 s gate timeout.
+#[tokio::test]
+async fn a_trickled_body_through_the_gate_is_a_request_timeout() {
+    let backend = Backend::start().await;
+    let srv = TestServer::gated(EVENT, &backend.url(), |s| {
+        s.limits.body_read_timeout = Duration::from_millis(300);
+        if let Some(g) = s.gate.as_mut() {
+            g.timeout = Duration::from_secs(3);
+            // One slot: the next request gets through only if it was freed.
+            g.max_inflight = 1;
+        }
+    })
+    .await;
+    create_event(&srv, EVENT, &small_event(Some(queue_cfg(5, 5)))).await;
+    let mut v = Visitor::new(&srv);
+    v.page("/").await;
+    step(&srv);
+    v.page("/_boxoffice/wait").await;
+    let pass = v.jar.get("bo_pass").expect("admitted").clone();
+    let started = std::time::Instant::now();
+    let (head, mut conn) = raw_head(
+        srv.gate.expect("gate"),
+        &format!(
+            "POST /upload HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Cookie: bo_pass={pass}\r\nContent-Length: 100\r\n\r\n"
+        ),
+        b"x",
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(head.starts_with("http/1.1 408"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert!(
+        took < Duration::from_secs(3),
+        "before the gate timeout: {took:?}"
+    );
+    // The connection ends after the answer's body.
+    let mut body = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut conn, &mut body),
+    )
+    .await
+    .expect("closed after the answer")
+    .unwrap();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"request_timeout\""), "{body}");
+    assert!(backend.seen().iter().any(|s| s.path == "/upload"));
+    // The slot is free: a whole body gets through and is read.
+    let ok = v
+        .send(Method::POST, "/upload", &[("accept", "application/json")])
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.text(), "read 0 bytes");
+    // A body read to its end keeps the connection open.
+    let (head, _) = raw_head(
+        srv.gate.expect("gate"),
+        &format!(
+            "POST /upload HTTP/1.1\r\nHost: shop.example\r\nAccept: application/json\r\n\
+             Cookie: bo_pass={pass}\r\nContent-Length: 5\r\n\r\n"
+        ),
+        b"hello",
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(!head.contains("connection: close"), "{head}");
     srv.stop().await.unwrap();
 }
 

@@ -206,3 +206,30 @@ async fn every_status_sent_is_documented_for_its_operation() {
         failures.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// With `--redis`, every method but GET may be refused up front with `503
+/// unavailable` when the change could not be made durable (`state.admit()`
+/// in `http::handle`); the matrix above runs in memory and never sees it, so
+/// the spec is checked here: every state-changing operation lists 503. Seen
+/// failing before docs/openapi.yaml listed it. The holds operations are
+/// left out for now: their entries are being reworked separately (the
+/// contract audit's item 10 lists them too).
+#[test]
+fn every_state_changing_operation_documents_503() {
+    let documented = documented_statuses();
+    let mut missing = Vec::new();
+    for route in boxoffice::routes() {
+        if route.method == "GET" || route.pattern.contains("/holds") {
+            continue;
+        }
+        let key = (route.pattern.to_string(), route.method.to_string());
+        if !documented.get(&key).is_some_and(|s| s.contains(&503)) {
+            missing.push(format!("{} {}", key.1, key.0));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "no 503 in docs/openapi.yaml for:\n{}",
+        missing.join("\n")
+    );
+}
