@@ -9,14 +9,20 @@
 //! request → [`IdemLookup::Conflict`]. Only successful creations are recorded:
 //! a rejected request changed nothing, so retrying it is safe and may succeed.
 //! Keys age out after a window, and at most `max_keys` are kept per shard
-//! (oldest first out), so memory stays bounded. Recording is a journaled
-//! change, so the ageing is replayed exactly.
+//! (oldest first out), so memory stays bounded. The keys of public joins
+//! (users and anonymous visitors) have a `max_keys` of their own: however
+//! many a crowd sends, they never push out the booking backend's keys for
+//! holds, claims and joins. Recording is a journaled change, so the ageing
+//! is replayed exactly.
 
 use crate::ids::{ClaimId, CouponId, EventId, HoldId, IdempotencyKey};
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hasher;
+
+/// The caller of a service-realm join (`IdemScope::Join`).
+pub(crate) const SERVICE_CALLER: &str = "service";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum IdemScope {
@@ -75,7 +81,16 @@ pub struct IdempotencyStore {
     window_ms: u64,
     max_keys: usize,
     map: HashMap<(IdemScope, IdempotencyKey), (u64, IdemOutcome, Timestamp)>,
-    order: VecDeque<(Timestamp, IdemScope, IdempotencyKey)>,
+    /// Insertion order per class ([`class`]): the backend's, the public's.
+    order: [VecDeque<(Timestamp, IdemScope, IdempotencyKey)>; 2],
+}
+
+/// 0 for the booking backend's keys, 1 for public joins' (evicted apart).
+fn class(scope: &IdemScope) -> usize {
+    match scope {
+        IdemScope::Join(_, caller) if &**caller != SERVICE_CALLER => 1,
+        _ => 0,
+    }
 }
 
 impl IdempotencyStore {
@@ -84,7 +99,7 @@ impl IdempotencyStore {
             window_ms,
             max_keys: max_keys.max(1),
             map: HashMap::new(),
-            order: VecDeque::new(),
+            order: Default::default(),
         }
     }
 
@@ -114,28 +129,34 @@ impl IdempotencyStore {
     /// Records a key (the journaled change). Ages out old keys first.
     pub fn apply(&mut self, rec: &IdemRecord) {
         self.purge(rec.at);
-        while self.map.len() >= self.max_keys {
-            let Some((_, s, k)) = self.order.pop_front() else {
+        let order = &mut self.order[class(&rec.scope)];
+        while order.len() >= self.max_keys {
+            let Some((at, s, k)) = order.pop_front() else {
                 break;
             };
-            self.map.remove(&(s, k));
+            // Only if the map still holds this exact record.
+            let key = (s, k);
+            if self.map.get(&key).is_some_and(|r| r.2 == at) {
+                self.map.remove(&key);
+            }
         }
         let k = (rec.scope.clone(), rec.key.clone());
         self.map.insert(k, (rec.fingerprint, rec.outcome, rec.at));
-        self.order
-            .push_back((rec.at, rec.scope.clone(), rec.key.clone()));
+        order.push_back((rec.at, rec.scope.clone(), rec.key.clone()));
     }
 
     fn purge(&mut self, now: Timestamp) {
-        while let Some((at, _, _)) = self.order.front() {
-            if now.ms_since(*at) < self.window_ms {
-                break;
-            }
-            if let Some((at, s, k)) = self.order.pop_front() {
-                // Only remove if the map still holds this exact record.
-                let key = (s, k);
-                if self.map.get(&key).is_some_and(|r| r.2 == at) {
-                    self.map.remove(&key);
+        for order in &mut self.order {
+            while let Some((at, _, _)) = order.front() {
+                if now.ms_since(*at) < self.window_ms {
+                    break;
+                }
+                if let Some((at, s, k)) = order.pop_front() {
+                    // Only remove if the map still holds this exact record.
+                    let key = (s, k);
+                    if self.map.get(&key).is_some_and(|r| r.2 == at) {
+                        self.map.remove(&key);
+                    }
                 }
             }
         }
@@ -154,12 +175,15 @@ impl IdempotencyStore {
 
     fn forget(&mut self, gone: impl Fn(&IdemScope) -> bool) {
         self.map.retain(|(s, _), _| !gone(s));
-        self.order.retain(|(_, s, _)| !gone(s));
+        for order in &mut self.order {
+            order.retain(|(_, s, _)| !gone(s));
+        }
     }
 
     pub fn to_records(&self) -> Vec<IdemRecord> {
         self.order
             .iter()
+            .flatten()
             .filter_map(|(at, s, k)| {
                 let (fp, outcome, rat) = self.map.get(&(s.clone(), k.clone()))?;
                 (rat == at).then(|| IdemRecord {
@@ -178,7 +202,7 @@ impl IdempotencyStore {
         for r in records {
             let k = (r.scope.clone(), r.key.clone());
             s.map.insert(k, (r.fingerprint, r.outcome, r.at));
-            s.order.push_back((r.at, r.scope.clone(), r.key.clone()));
+            s.order[class(&r.scope)].push_back((r.at, r.scope.clone(), r.key.clone()));
         }
         s
     }
@@ -229,6 +253,35 @@ mod tests {
             s.apply(&rec(&format!("k{i}"), i, i));
         }
         assert_eq!(s.len(), 3);
+        let back = IdempotencyStore::from_records(u64::MAX, 3, &s.to_records());
+        assert_eq!(back.to_records(), s.to_records());
+    }
+
+    /// A crowd's join keys never push out the backend's: each class has
+    /// its own bound (without the split, the hold key below is evicted).
+    #[test]
+    fn public_join_keys_have_their_own_bound() {
+        let mut s = IdempotencyStore::new(u64::MAX, 3);
+        let hold = rec("backend", 1, 0);
+        s.apply(&hold);
+        let event = EventId::new("e").expect("id");
+        for i in 0..10 {
+            s.apply(&IdemRecord {
+                scope: IdemScope::Join(event.clone(), format!("address:10.0.0.{i}").into()),
+                key: IdempotencyKey::new(&format!("j{i}")).expect("key"),
+                fingerprint: 0,
+                outcome: IdemOutcome::Join {
+                    uid: i as u32,
+                    created: true,
+                },
+                at: Timestamp(1 + i),
+            });
+        }
+        assert_eq!(s.len(), 4, "3 public keys and the backend's");
+        assert_eq!(
+            s.lookup(&hold.scope, &hold.key, 1, Timestamp(20)),
+            IdemLookup::Replay(hold.outcome)
+        );
         let back = IdempotencyStore::from_records(u64::MAX, 3, &s.to_records());
         assert_eq!(back.to_records(), s.to_records());
     }

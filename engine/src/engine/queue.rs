@@ -9,7 +9,7 @@
 use super::events::{event_phase, Phase};
 use super::{Engine, Keyed, PassInvalid, Receipt, Rejection};
 use crate::config::Identity;
-use crate::idempotency::{IdemOutcome, IdemScope};
+use crate::idempotency::{IdemOutcome, IdemScope, SERVICE_CALLER};
 use crate::ids::{EventId, IdempotencyKey, UserId};
 use crate::journal::Change;
 use crate::passes::{self, PassClaims};
@@ -249,7 +249,7 @@ impl Engine {
         // Scoped once the caller is known (a signed user's token checked).
         let keyed = key.and_then(|k| {
             let caller: Box<str> = match who {
-                JoinAs::Trusted(_) => "service".into(),
+                JoinAs::Trusted(_) => SERVICE_CALLER.into(),
                 JoinAs::Public { user: Some(u), .. } => format!("user:{u}").into(),
                 JoinAs::Public { user: None, .. } => format!("address:{}", k.address).into(),
             };
