@@ -10,6 +10,19 @@
 #   scripts/http-bench.sh [connections=64] [seconds=10]
 #   BASELINE=/path/to/old/boxoffice scripts/http-bench.sh 64 10
 #   BOX_BIN=/path/to/boxoffice ...   (measure that build instead of this tree's)
+#   PACED="10000 30000 50000" scripts/http-bench.sh 64 10
+#
+# With PACED set, the wrk table is followed by a second one at equal
+# throughput: bench/src/bin/paced.rs (open loop, each connection on a fixed
+# schedule, latency from each request's intended send time, as wrk2 counts
+# it) drives boxoffice and the front at each of those total rates, poll,
+# join, hold and claim, PACED_REPS times (default 2; boxoffice first on odd
+# runs, the front first on even ones), PACED_SECS measured seconds (default
+# 10) after PACED_WARMUP (default 2), PACED_CONNS connections (default: the
+# wrk connections) from 127.0.0.2-5. Server CPU per answered request is
+# utime+stime of the server's process (the front's plus its redis-server's)
+# over the measured window. SKIP_WRK=1 leaves the wrk table out;
+# PACED_OUT=file keeps every paced run's JSON line.
 #
 # With BASELINE set, an older build of the server runs beside this one (same
 # set-up, its own port) and every boxoffice workload is measured on both,
@@ -32,6 +45,27 @@ BASE_PORT=18182
 FRONT_PORT=18183
 REDIS_PORT=18184
 BASELINE=${BASELINE:-}
+PACED=${PACED:-}
+PACED_REPS=${PACED_REPS:-2}
+PACED_SECS=${PACED_SECS:-10}
+PACED_WARMUP=${PACED_WARMUP:-2}
+PACED_CONNS=${PACED_CONNS:-$CONNS}
+SKIP_WRK=${SKIP_WRK:-}
+# An event holds at most 1,000,000 seats (the engine's limit) and a hold pass
+# takes one seat per request, so each wrk hold pass gets a venue of its own
+# (`seats`, and `seats2` for the second pass) plus spill venues `<venue>-1`,
+# `<venue>-2`, … for up to 200,000 holds/s over the pass (unique_post.lua
+# moves to the next one every 1,000,000 holds). Each paced hold pass gets a
+# venue of its own too (`ph-<rate>-<run>`): no hold meets a seat an earlier
+# pass took.
+SPILL=$(( (SECS * 200000 + 999999) / 1000000 - 1 ))
+VENUES="seats seats2"
+for v in seats seats2; do
+  for k in $(seq 1 "$SPILL"); do VENUES="$VENUES $v-$k"; done
+done
+for r in $PACED; do
+  for run in $(seq 1 "$PACED_REPS"); do VENUES="$VENUES ph-$r-$run"; done
+done
 REDIS_SERVER=${REDIS_SERVER:-redis-server}
 WORK=$(mktemp -d)
 PIDS=()
@@ -54,9 +88,9 @@ for port in $BOX_PORT $BARE_PORT $FRONT_PORT $REDIS_PORT ${BASELINE:+$BASE_PORT}
 done
 BOX_BIN=${BOX_BIN:-}
 if [ -n "$BOX_BIN" ]; then
-  cargo build --release -p boxoffice-bench --bin bare_hyper --bin redis_front >&2
+  cargo build --release -p boxoffice-bench --bin bare_hyper --bin redis_front --bin paced >&2
 else
-  cargo build --release -p boxoffice -p boxoffice-bench --bin boxoffice --bin bare_hyper --bin redis_front >&2
+  cargo build --release -p boxoffice -p boxoffice-bench --bin boxoffice --bin bare_hyper --bin redis_front --bin paced >&2
   BOX_BIN=./target/release/boxoffice
 fi
 
@@ -72,16 +106,18 @@ wait_ready() { # port what [log files...]
 }
 ./target/release/bare_hyper 127.0.0.1:$BARE_PORT 2>/dev/null &
 PIDS+=($!)
-start_box() { # binary port
+start_box() { # binary port; sets STARTED_PID
   # The load comes from one address: per-client limits off (where the binary has them).
   local off=""
   "$1" serve --help | grep -q -- --poll-rate && off="--poll-rate 0 --max-connections-per-client 10000"
   "$1" serve --listen 127.0.0.1:"$2" --admin-token $ADMIN \
     --service-token $SERVICE --secret bench-secret-0123456789-0123456789 --join-rate 0 $off >/dev/null 2>&1 &
+  STARTED_PID=$!
   PIDS+=($!)
   wait_ready "$2" "server $1"
 }
 start_box "$BOX_BIN" $BOX_PORT
+BOX_PID=$STARTED_PID
 [ -n "$BASELINE" ] && start_box "$BASELINE" $BASE_PORT
 # The front's private redis-server: its own port and directory, no
 # persistence, stopped by PID with the rest.
@@ -92,6 +128,7 @@ REDIS_PID=$!
 PIDS+=($REDIS_PID)
 ./target/release/redis_front --listen 127.0.0.1:$FRONT_PORT --redis redis://127.0.0.1:$REDIS_PORT/ \
   --admin-token $ADMIN --service-token $SERVICE 2>"$WORK/front.log" &
+FRONT_PID=$!
 PIDS+=($!)
 wait_ready $FRONT_PORT redis_front "$WORK/front.log" "$WORK/redis.log"
 kill -0 $REDIS_PID 2>/dev/null || { echo "redis-server exited: $(cat "$WORK/redis.log")" >&2; exit 1; }
@@ -101,9 +138,10 @@ for _ in $(seq 50); do
 done
 
 setup_box() { # port tickets-file
-python3 - "$1" "$ADMIN" "$2" "$SERVICE" <<'PY'
+python3 - "$1" "$ADMIN" "$2" "$SERVICE" $VENUES <<'PY'
 import http.client, json, sys
 port, admin, out, service = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+venues = sys.argv[5:]
 c = http.client.HTTPConnection("127.0.0.1", port)
 def req(method, path, body=None, token=None):
     h = {"Content-Type": "application/json"}
@@ -116,11 +154,13 @@ def req(method, path, body=None, token=None):
 req("PUT", "/v1/events/bench", {"name": "bench", "queue": {"capacity": 1, "admit_per_s": 1,
     "session_ttl_s": 600, "idle_timeout_s": 86400, "max_waiting": 50000000, "prequeue": "fifo"},
     "seats": [], "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
-# 1,000,000 seats as 10 sections x 10 rows x 10,000 (the body stays under 64 KiB).
+# Each venue: 1,000,000 seats (an event's most) as 10 sections x 10 rows x
+# 10,000 (the body stays under 64 KiB).
 rows = [{"section": f"S{s}", "row": str(r), "first": 1, "last": 10000, "category": "R"}
         for s in range(10) for r in range(1, 11)]
-req("PUT", "/v1/events/seats", {"name": "seats", "seats": rows,
-    "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
+for v in venues:
+    req("PUT", f"/v1/events/{v}", {"name": v, "seats": rows,
+        "holds": {"ttl_s": 600, "max_ttl_s": 1800, "max_seats_per_user": 4}}, admin)
 req("PUT", "/v1/coupons/bench", {"stock": 50000000, "per_user": 1}, admin)
 with open(out, "w") as f:
     for i in range(20000):
@@ -173,6 +213,7 @@ group() {
   fi
   line "$name — front+Redis" "${front[@]}" "1×"
 }
+if [ -z "$SKIP_WRK" ]; then
 echo "wrk -t$THREADS -c$CONNS -d${SECS}s, $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
 echo "| workload | requests/s | p50 | p99 | non-2xx | vs front+Redis |"
@@ -191,8 +232,69 @@ if [ -n "$BASELINE" ]; then
   line "$poll — baseline, 2nd" "$RPS" "$P50" "$P99" "$NON2XX" "$(ratio "$RPS" "${FRONT_RPS[$poll]}")"
   WRK_SCRIPT="-s scripts/wrk/status.lua" measure http://127.0.0.1:$BOX_PORT
   line "$poll, 2nd" "$RPS" "$P50" "$P99" "$NON2XX" "$(ratio "$RPS" "${FRONT_RPS[$poll]}")"
-  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" TICKETS_FILE=$WORK/tickets-base.txt measure http://127.0.0.1:$BASE_PORT env MODE=hold OFFSET=500000
+  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" TICKETS_FILE=$WORK/tickets-base.txt measure http://127.0.0.1:$BASE_PORT env MODE=hold EVENT=seats2
   line "$hold — baseline, 2nd" "$RPS" "$P50" "$P99" "$NON2XX" "$(ratio "$RPS" "${FRONT_RPS[$hold]}")"
-  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" measure http://127.0.0.1:$BOX_PORT env MODE=hold OFFSET=500000
+  WRK_SCRIPT="-s scripts/wrk/unique_post.lua" measure http://127.0.0.1:$BOX_PORT env MODE=hold EVENT=seats2
   line "$hold, 2nd" "$RPS" "$P50" "$P99" "$NON2XX" "$(ratio "$RPS" "${FRONT_RPS[$hold]}")"
 fi
+fi
+
+[ -z "$PACED" ] && exit 0
+# paced NAME PORT TICKETS RATE OFFSET EVENT RUN PID...: one paced run; its JSON
+# line goes to $WORK/paced.jsonl, its human line to stderr.
+paced() {
+  local name=$1 port=$2 tickets=$3 rate=$4 offset=$5 event=$6 run=$7; shift 7
+  local pids=() p
+  for p in "$@"; do pids+=(--cpu-pid "$p"); done
+  ./target/release/paced 127.0.0.1:"$port" --rate "$rate" --connections "$PACED_CONNS" \
+    --seconds "$PACED_SECS" --warmup-seconds "$PACED_WARMUP" --mode "$name" \
+    --tickets "$tickets" --service-token $SERVICE --offset "$offset" --event "$event" \
+    --source 127.0.0.2 --source 127.0.0.3 --source 127.0.0.4 --source 127.0.0.5 \
+    "${pids[@]}" >"$WORK/paced.json"
+  jq -c --arg side "$([ "$port" = $BOX_PORT ] && echo box || echo front)" --argjson run "$run" \
+    '. + {side: $side, run: $run}' "$WORK/paced.json" >>"$WORK/paced.jsonl"
+}
+# Join and claim users are new in every pass: pass k numbers its users from
+# k x 10,000,000 (the wrk passes used 0 to ~1,200,000).
+pass=1
+for mode in poll join hold claim; do
+  for rate in $PACED; do
+    for run in $(seq 1 "$PACED_REPS"); do
+      pass=$((pass + 1))
+      offset=$((pass * 10000000))
+      # Holds number their seats from 0 in a venue of their own.
+      [ $mode = hold ] && offset=0
+      order=(box front)
+      [ $((run % 2)) -eq 0 ] && order=(front box)
+      for side in "${order[@]}"; do
+        if [ "$side" = box ]; then
+          paced $mode $BOX_PORT "$WORK/tickets.txt" "$rate" $offset "ph-$rate-$run" "$run" $BOX_PID
+        else
+          paced $mode $FRONT_PORT "$WORK/tickets-front.txt" "$rate" $offset "ph-$rate-$run" "$run" $FRONT_PID $REDIS_PID
+        fi
+      done
+    done
+  done
+done
+echo
+echo "paced (open loop, latency from the intended send time): ${PACED_CONNS} connections," \
+  "${PACED_WARMUP} s warm-up + ${PACED_SECS} s measured, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo
+echo "| workload | rate | run | boxoffice: achieved | p50 | p99 | p99.9 | CPU/req | front+Redis: achieved | p50 | p99 | p99.9 | CPU/req | non-2xx / errors (box, front) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+# Rows in measuring order; each boxoffice run beside the front's of the same pass.
+jq -rs '
+  def ms: (. / 1000 * 100 | round / 100 | tostring) + " ms";
+  def us: if . == null then "–" else (. * 10 | round / 10 | tostring) + " µs" end;
+  def cells: [(.achieved_rate | floor | tostring), (.corrected.p50_us | ms),
+              (.corrected.p99_us | ms), (.corrected.p999_us | ms), (.server_cpu_us_per_req | us)];
+  def bad: "\(.non_2xx + .unfinished + .unsent)/\(.errors)";
+  [ .[] ] as $all
+  | range(0; $all | length; 2)
+  | $all[.] as $a | $all[. + 1] as $b
+  | (if $a.side == "box" then [$a, $b] else [$b, $a] end) as [$x, $y]
+  | "| \($x.mode) | \($x.rate) | \($x.run) | " + ($x | cells | join(" | ")) + " | "
+    + ($y | cells | join(" | ")) + " | " + ($x | bad) + ", " + ($y | bad) + " |"
+ ' "$WORK/paced.jsonl"
+# The runs' JSON lines (both latencies, the pacer's lateness) for a closer look.
+[ -n "${PACED_OUT:-}" ] && cp "$WORK/paced.jsonl" "$PACED_OUT"
