@@ -21,7 +21,9 @@
 # 10) after PACED_WARMUP (default 2), PACED_CONNS connections (default: the
 # wrk connections) from 127.0.0.2-5. Server CPU per answered request is
 # utime+stime of the server's process (the front's plus its redis-server's)
-# over the measured window. SKIP_WRK=1 leaves the wrk table out;
+# over the measured window; "busy" is the whole machine's busy cores (a
+# run that shared the machine with a niced process says so in its "niced"
+# figure). SKIP_WRK=1 leaves the wrk table out;
 # PACED_OUT=file keeps every paced run's JSON line.
 #
 # With BASELINE set, an older build of the server runs beside this one (same
@@ -254,6 +256,16 @@ paced() {
   jq -c --arg side "$([ "$port" = $BOX_PORT ] && echo box || echo front)" --argjson run "$run" \
     '. + {side: $side, run: $run}' "$WORK/paced.json" >>"$WORK/paced.jsonl"
 }
+# Before each paced run: no compile on the machine (another user's `rustc`
+# would take cores from the run; waits up to 15 minutes). Each run also
+# reports the machine's busy and niced cores over its window.
+wait_quiet() {
+  local waited=0
+  while pgrep -x rustc >/dev/null && [ $waited -lt 900 ]; do
+    [ $waited -eq 0 ] && echo "waiting for a compile to finish ($(uptime))" >&2
+    sleep 5; waited=$((waited + 5))
+  done
+}
 # Join and claim users are new in every pass: pass k numbers its users from
 # k x 10,000,000 (the wrk passes used 0 to ~1,200,000).
 pass=1
@@ -267,6 +279,7 @@ for mode in poll join hold claim; do
       order=(box front)
       [ $((run % 2)) -eq 0 ] && order=(front box)
       for side in "${order[@]}"; do
+        wait_quiet
         if [ "$side" = box ]; then
           paced $mode $BOX_PORT "$WORK/tickets.txt" "$rate" $offset "ph-$rate-$run" "$run" $BOX_PID
         else
@@ -280,8 +293,8 @@ echo
 echo "paced (open loop, latency from the intended send time): ${PACED_CONNS} connections," \
   "${PACED_WARMUP} s warm-up + ${PACED_SECS} s measured, $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
-echo "| workload | rate | run | boxoffice: achieved | p50 | p99 | p99.9 | CPU/req | front+Redis: achieved | p50 | p99 | p99.9 | CPU/req | non-2xx / errors (box, front) |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+echo "| workload | rate | run | boxoffice: achieved | p50 | p99 | p99.9 | CPU/req | front+Redis: achieved | p50 | p99 | p99.9 | CPU/req | non-2xx / errors (box, front) | machine busy / niced cores (box, front) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
 # Rows in measuring order; each boxoffice run beside the front's of the same pass.
 jq -rs '
   def ms: (. / 1000 * 100 | round / 100 | tostring) + " ms";
@@ -289,12 +302,14 @@ jq -rs '
   def cells: [(.achieved_rate | floor | tostring), (.corrected.p50_us | ms),
               (.corrected.p99_us | ms), (.corrected.p999_us | ms), (.server_cpu_us_per_req | us)];
   def bad: "\(.non_2xx + .unfinished + .unsent)/\(.errors)";
+  def load: "\(.machine_busy_cores)/\(.machine_nice_cores)";
   [ .[] ] as $all
   | range(0; $all | length; 2)
   | $all[.] as $a | $all[. + 1] as $b
   | (if $a.side == "box" then [$a, $b] else [$b, $a] end) as [$x, $y]
   | "| \($x.mode) | \($x.rate) | \($x.run) | " + ($x | cells | join(" | ")) + " | "
-    + ($y | cells | join(" | ")) + " | " + ($x | bad) + ", " + ($y | bad) + " |"
+    + ($y | cells | join(" | ")) + " | " + ($x | bad) + ", " + ($y | bad) + " | "
+    + ($x | load) + ", " + ($y | load) + " |"
  ' "$WORK/paced.jsonl"
 # The runs' JSON lines (both latencies, the pacer's lateness) for a closer look.
 [ -n "${PACED_OUT:-}" ] && cp "$WORK/paced.jsonl" "$PACED_OUT"

@@ -60,6 +60,11 @@ const VENUE_SEATS: u64 = 1_000_000;
 const DRAIN: Duration = Duration::from_secs(2);
 /// Histogram bounds, in microseconds: 1 µs to 10 minutes, 3 digits.
 const MAX_US: u64 = 600_000_000;
+/// The timeline's slot: the worst corrected latency of the requests due in
+/// each 10 ms of the measured window (stalls that recur show their period).
+const SLOT: Duration = Duration::from_millis(10);
+/// Slots reported (the worst ones).
+const WORST_SLOTS: usize = 12;
 
 /// Open-loop, rate-paced HTTP/1.1 probe (loopback only).
 #[derive(Debug, Parser)]
@@ -239,6 +244,8 @@ struct Stats {
     unsent: u64,
     answered_in_window: u64,
     answered: u64,
+    /// Worst corrected latency (µs) of the requests due in each slot.
+    slots: Vec<u64>,
 }
 
 impl Stats {
@@ -254,7 +261,28 @@ impl Stats {
             unsent: 0,
             answered_in_window: 0,
             answered: 0,
+            slots: Vec::new(),
         })
+    }
+    /// Notes a measured request's corrected latency in its slot.
+    fn slot(&mut self, since_window: Duration, us: u64) {
+        let k = (since_window.as_nanos() / SLOT.as_nanos()) as usize;
+        if self.slots.len() <= k {
+            self.slots.resize(k + 1, 0);
+        }
+        self.slots[k] = self.slots[k].max(us);
+    }
+    /// The worst slots: (ms into the measured window, worst µs), worst first.
+    fn worst_slots(&self) -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(k, &us)| (k as u64 * SLOT.as_millis() as u64, us))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(WORST_SLOTS);
+        v
     }
     fn merge(&mut self, o: &Stats) -> Result<()> {
         self.corrected.add(&o.corrected)?;
@@ -266,6 +294,12 @@ impl Stats {
         self.unsent += o.unsent;
         self.answered_in_window += o.answered_in_window;
         self.answered += o.answered;
+        if self.slots.len() < o.slots.len() {
+            self.slots.resize(o.slots.len(), 0);
+        }
+        for (a, &b) in self.slots.iter_mut().zip(&o.slots) {
+            *a = (*a).max(b);
+        }
         Ok(())
     }
 }
@@ -342,6 +376,7 @@ async fn run_connection(
                 if measured {
                     stats.unfinished += 1;
                     stats.corrected.saturating_record(corrected);
+                    stats.slot(at - w0, corrected);
                 }
                 break;
             }
@@ -359,6 +394,7 @@ async fn run_connection(
                 }
                 if measured {
                     stats.corrected.saturating_record(corrected);
+                    stats.slot(at - w0, corrected);
                     stats
                         .actual
                         .saturating_record(micros(done.saturating_duration_since(sent)));
@@ -401,6 +437,21 @@ fn cpu_ticks(pid: u32) -> Result<u64> {
 
 fn cpu_total(pids: &[u32]) -> Result<u64> {
     pids.iter().map(|&p| cpu_ticks(p)).sum()
+}
+
+/// The machine's CPU time so far, in clock ticks: (all but idle and
+/// iowait, niced user time), from the first line of `/proc/stat`.
+fn machine_ticks() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse::<u64>().context("/proc/stat field"))
+        .collect::<Result<_>>()?;
+    ensure!(f.len() >= 5, "short /proc/stat");
+    let (nice, idle, iowait) = (f[1], f[3], f[4]);
+    Ok((f.iter().sum::<u64>() - idle - iowait, nice))
 }
 
 fn quantiles(h: &Histogram<u64>) -> serde_json::Value {
@@ -486,12 +537,15 @@ fn main() -> Result<()> {
             .enable_all()
             .build()?
     };
-    let (stats, cpu) = rt.block_on(run(&args, schedule, work))?;
+    let (stats, cpu, (busy, nice)) = rt.block_on(run(&args, schedule, work))?;
 
     let us_per_tick = 1e6 / rustix::param::clock_ticks_per_second() as f64;
     let cpu_per_req =
         cpu.map(|ticks| ticks as f64 * us_per_tick / stats.answered_in_window.max(1) as f64);
     let achieved = stats.answered_in_window as f64 / f64::from(args.seconds);
+    let cores = |ticks: u64| {
+        (ticks as f64 * us_per_tick / 1e6 / f64::from(args.seconds) * 100.0).round() / 100.0
+    };
     let json = serde_json::json!({
         "target": args.target.to_string(),
         "mode": args.mode.name(),
@@ -508,14 +562,19 @@ fn main() -> Result<()> {
         "corrected": quantiles(&stats.corrected),
         "actual": quantiles(&stats.actual),
         "pacer_lag": quantiles(&stats.pacer_lag),
+        "worst_10ms_slots": stats.worst_slots(),
         "server_cpu_us_per_req": cpu_per_req.map(|c| (c * 100.0).round() / 100.0),
+        // Cores busy over the window, all processes, and niced ones alone.
+        "machine_busy_cores": cores(busy),
+        "machine_nice_cores": cores(nice),
     });
     println!("{json}");
     let c = &stats.corrected;
     let a = &stats.actual;
     eprintln!(
         "{} {} at {}/s: {:.0}/s achieved; corrected p50 {} p99 {} p99.9 {} max {}; \
-         from send p50 {} p99 {}; pacer late p99 {}; non-2xx {}, errors {}, unfinished {}, unsent {}{}",
+         from send p50 {} p99 {}; pacer late p99 {}; non-2xx {}, errors {}, unfinished {}, unsent {}{}; \
+         machine {:.2} cores busy, {:.2} niced",
         args.target,
         args.mode.name(),
         args.rate,
@@ -534,13 +593,18 @@ fn main() -> Result<()> {
         cpu_per_req
             .map(|c| format!("; server CPU {c:.2} µs/request"))
             .unwrap_or_default(),
+        cores(busy),
+        cores(nice),
     );
     Ok(())
 }
 
 /// Opens the connections, paces the run from a thread of its own (a
 /// blocking sleep is finer than tokio's 1 ms timer), and merges the tallies.
-async fn run(args: &Args, schedule: Schedule, work: Arc<Workload>) -> Result<(Stats, Option<u64>)> {
+/// The tallies, the servers' CPU ticks, the machine's (busy, niced) ticks.
+type Outcome = (Stats, Option<u64>, (u64, u64));
+
+async fn run(args: &Args, schedule: Schedule, work: Arc<Workload>) -> Result<Outcome> {
     // Connect first, so the schedule does not start with 64 handshakes.
     let mut senders = Vec::new();
     for c in 0..args.connections as usize {
@@ -594,14 +658,18 @@ async fn run(args: &Args, schedule: Schedule, work: Arc<Workload>) -> Result<(St
         }
         lag
     });
+    // Server and machine CPU over the measured window (the machine's tells
+    // whether anything else, a niced compile say, ran meanwhile).
     let (w0, w1) = schedule.window();
-    let mut cpu = None;
-    if !args.cpu_pids.is_empty() {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(start + w0)).await;
-        let before = cpu_total(&args.cpu_pids)?;
-        tokio::time::sleep_until(tokio::time::Instant::from_std(start + w1)).await;
-        cpu = Some(cpu_total(&args.cpu_pids)?.saturating_sub(before));
-    }
+    tokio::time::sleep_until(tokio::time::Instant::from_std(start + w0)).await;
+    let before = cpu_total(&args.cpu_pids)?;
+    let (busy0, nice0) = machine_ticks()?;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(start + w1)).await;
+    let (busy1, nice1) = machine_ticks()?;
+    let cpu = (!args.cpu_pids.is_empty())
+        .then(|| cpu_total(&args.cpu_pids).map(|t| t.saturating_sub(before)))
+        .transpose()?;
+    let machine = (busy1.saturating_sub(busy0), nice1.saturating_sub(nice0));
     let mut stats = Stats::new()?;
     for t in tasks {
         stats.merge(&t.await.context("a connection task panicked")??)?;
@@ -610,7 +678,7 @@ async fn run(args: &Args, schedule: Schedule, work: Arc<Workload>) -> Result<(St
         Ok(lag) => stats.pacer_lag = lag,
         Err(_) => bail!("the pacer thread panicked"),
     }
-    Ok((stats, cpu))
+    Ok((stats, cpu, machine))
 }
 
 #[cfg(test)]
@@ -740,8 +808,26 @@ mod tests {
     }
 
     #[test]
+    fn slots_keep_the_worst_and_merge() {
+        let mut a = Stats::new().expect("stats");
+        a.slot(Duration::from_millis(5), 100);
+        a.slot(Duration::from_millis(7), 300);
+        a.slot(Duration::from_millis(25), 200);
+        let mut b = Stats::new().expect("stats");
+        b.slot(Duration::from_millis(31), 900);
+        a.merge(&b).expect("merge");
+        assert_eq!(a.slots, vec![300, 0, 200, 900]);
+        assert_eq!(
+            a.worst_slots(),
+            vec![(30, 900), (0, 300), (20, 200), (10, 0)]
+        );
+    }
+
+    #[test]
     fn proc_stat_is_read() {
         let me = std::process::id();
         assert!(cpu_ticks(me).is_ok());
+        let (busy, nice) = machine_ticks().expect("/proc/stat");
+        assert!(busy >= nice);
     }
 }
