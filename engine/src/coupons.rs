@@ -5,11 +5,12 @@
 //! Same contract as the other domain modules: state changes only in
 //! [`Coupon::apply`], each change pushed to `out` for the journal.
 
+use crate::chunked::Chunked;
 use crate::config::CouponConfig;
 use crate::ids::{ClaimId, CouponId, UserId};
 use crate::time::Timestamp;
+use crate::user_counts::UserCounts;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponCounts {
@@ -82,39 +83,24 @@ pub struct Coupon {
     id: CouponId,
     config: CouponConfig,
     issued: u32,
-    /// Every claim ever made; index = `ClaimId::index`.
-    ledger: Vec<ClaimRecord>,
+    /// Every claim ever made; index = `ClaimId::index`. In chunks, and the
+    /// per-user counts in a split table, so that neither stalls a claim
+    /// behind the coupon's lock to grow, however large the stock.
+    ledger: Chunked<ClaimRecord>,
     /// Live claims per user.
     #[serde(skip)]
-    per_user: HashMap<UserId, u32>,
+    per_user: UserCounts,
 }
-
-/// Most entries reserved up front for one coupon (see [`Coupon::reserve`]).
-const RESERVE_CAP: usize = 1 << 20;
 
 impl Coupon {
     pub fn new(id: CouponId, config: CouponConfig) -> Self {
-        let mut c = Coupon {
+        Coupon {
             id,
             config,
             issued: 0,
-            ledger: Vec::new(),
-            per_user: HashMap::new(),
-        };
-        c.reserve();
-        c
-    }
-
-    /// Users with live claims never outnumber `stock`, so sizing the per-user
-    /// map and the ledger for the stock up front means no rehash stalls every
-    /// claim behind the coupon's lock in the middle of a sale (measured before:
-    /// one claim of 123 ms at 458k claims). Capped so a huge stock does not
-    /// reserve gigabytes; past the cap growth is amortised as usual.
-    fn reserve(&mut self) {
-        let want = (self.config.stock as usize).min(RESERVE_CAP);
-        self.per_user
-            .reserve(want.saturating_sub(self.per_user.len()));
-        self.ledger.reserve(want.saturating_sub(self.ledger.len()));
+            ledger: Chunked::default(),
+            per_user: UserCounts::default(),
+        }
     }
 
     pub fn id(&self) -> &CouponId {
@@ -144,7 +130,6 @@ impl Coupon {
                 self.config = *config;
                 // A replayed journal never lowers stock below issued; guard anyway.
                 self.config.stock = self.config.stock.max(self.issued);
-                self.reserve();
             }
             CouponChange::Claimed { claim, user } => {
                 debug_assert_eq!(claim.index as usize, self.ledger.len());
@@ -154,7 +139,7 @@ impl Coupon {
                     returned: false,
                 });
                 self.issued += 1;
-                *self.per_user.entry(user.clone()).or_insert(0) += 1;
+                self.per_user.add(user, 1);
             }
             CouponChange::Returned { claim, .. } => {
                 let rec = self
@@ -165,12 +150,7 @@ impl Coupon {
                     if !rec.returned {
                         rec.returned = true;
                         self.issued -= 1;
-                        if let Some(n) = self.per_user.get_mut(&rec.user) {
-                            *n -= 1;
-                            if *n == 0 {
-                                self.per_user.remove(&rec.user);
-                            }
-                        }
+                        self.per_user.sub(&rec.user, 1);
                     }
                 }
             }
@@ -209,7 +189,7 @@ impl Coupon {
         if !self.is_open(now) {
             return Err(CouponRefusal::NotOpen);
         }
-        if self.per_user.get(user).copied().unwrap_or(0) >= self.config.per_user.get() {
+        if self.per_user.get(user) >= self.config.per_user.get() {
             return Err(CouponRefusal::AlreadyClaimed);
         }
         if self.issued >= self.config.stock {
@@ -266,9 +246,8 @@ impl Coupon {
     /// Rebuilds derived indexes after deserialising.
     pub(crate) fn rebuild(&mut self) {
         self.per_user.clear();
-        self.reserve();
         for r in self.ledger.iter().filter(|r| !r.returned) {
-            *self.per_user.entry(r.user.clone()).or_insert(0) += 1;
+            self.per_user.add(&r.user, 1);
         }
     }
 }

@@ -12,6 +12,7 @@
 //! [`queue`] tickets and the pass check in [`engine`].
 #![forbid(unsafe_code)]
 
+mod chunked;
 pub mod config;
 pub mod coupons;
 pub mod engine;
@@ -23,7 +24,9 @@ pub mod passes;
 pub mod queue;
 pub mod seats;
 mod shard;
+mod split_table;
 pub mod time;
+mod user_counts;
 pub mod user_token;
 
 pub use config::{

@@ -9,14 +9,16 @@
 //! an offset into the chunk's overflow arena). A `status` thus reads one cache
 //! line for everything it needs about the ticket.
 //!
-//! A `hashbrown::HashTable` maps user id → latest uid, storing a 32-bit keyed
-//! SipHash-1-3 of the user id beside the uid, so a resize never rehashes
-//! strings (8 bytes a slot plus a control byte).
+//! A hash table maps user id → latest uid, storing a 32-bit keyed SipHash-1-3
+//! of the user id beside the uid, so a resize never rehashes strings (8 bytes
+//! a slot plus a control byte). It is a [`SplitTable`], so the index growing
+//! with the line never stalls the shard for more than a 256th of its entries.
 //!
 //! Invariants: none of its own; it stores the per-ticket state the room
 //! uses for I3 (a rejoin finds the same ticket) and I8 (user → ticket).
 
-use hashbrown::{hash_table, HashTable};
+use crate::split_table::SplitTable;
+use hashbrown::hash_table;
 use siphasher::sip::SipHasher13;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -87,7 +89,7 @@ fn spread(h: u32) -> u64 {
 pub(crate) struct Users {
     chunks: Vec<Chunk>,
     len: u32,
-    index: HashTable<Slot>,
+    index: SplitTable<Slot>,
     hasher: SipHasher13,
 }
 
@@ -110,7 +112,7 @@ impl Users {
         Users {
             chunks: Vec::new(),
             len: 0,
-            index: HashTable::new(),
+            index: SplitTable::default(),
             hasher: SipHasher13::new_with_key(&key),
         }
     }

@@ -36,9 +36,9 @@ pub use snapshot::{SeatSnapshot, SnapshotError};
 use crate::config::{HoldPolicy, RowRange};
 use crate::ids::{HoldId, SeatId, UserId};
 use crate::time::Timestamp;
+use crate::user_counts::UserCounts;
 use bits::Bits;
 use expiry::Deadlines;
-use hashbrown::HashMap;
 use layout::Layout;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -224,23 +224,6 @@ pub enum ApplyError {
     SeatNotFree(u32),
 }
 
-/// Key of the per-user seat counts: a `UserId` that a borrowed `UserId` can
-/// look up and, when absent, be cloned into (`entry_ref`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct UserKey(UserId);
-
-impl std::borrow::Borrow<UserId> for UserKey {
-    fn borrow(&self) -> &UserId {
-        &self.0
-    }
-}
-
-impl From<&UserId> for UserKey {
-    fn from(u: &UserId) -> Self {
-        UserKey(u.clone())
-    }
-}
-
 /// Resolution of a hold id for writes.
 enum Lookup {
     Found,
@@ -323,7 +306,7 @@ pub struct SeatMap {
     categories: Vec<Counts>,
     total: Counts,
     /// Held + sold seats per user.
-    user_seats: HashMap<UserKey, u32>,
+    user_seats: UserCounts,
     /// `(expires_at, index, generation)` of held holds; stale entries are
     /// skipped when they come due.
     timer: Deadlines,
@@ -389,7 +372,7 @@ impl SeatMap {
             seed,
             holds_made: 0,
             slots: Vec::new(),
-            user_seats: HashMap::new(),
+            user_seats: UserCounts::default(),
             timer: Deadlines::default(),
             recycle: Deadlines::default(),
             vacant: BTreeSet::new(),
@@ -515,8 +498,7 @@ impl SeatMap {
 
     /// One lookup; the key is cloned only for a new user.
     fn add_user_seats(&mut self, user: &UserId, n: u32) {
-        let c = self.user_seats.entry_ref(user).or_insert(0);
-        *c = c.saturating_add(n);
+        self.user_seats.add(user, n);
     }
 
     /// Counts `seats` (already pointed at their hold in `seat_hold`) as held
@@ -565,12 +547,7 @@ impl SeatMap {
         let n = hold.seats.len();
         self.total.held -= n as u64;
         self.total.free += n as u64;
-        if let Some(c) = self.user_seats.get_mut(&hold.user) {
-            *c = c.saturating_sub(n as u32);
-            if *c == 0 {
-                self.user_seats.remove(&hold.user);
-            }
-        }
+        self.user_seats.sub(&hold.user, n as u32);
         self.recycle.insert((
             hold.ended_at.plus_ms(TERMINAL_RETENTION_MS),
             id.index,
@@ -657,7 +634,7 @@ impl SeatMap {
     /// Held + sold seats of `user` as of the last write (due holds not yet
     /// swept still count; every write sweeps them first).
     pub fn user_seats(&self, user: &UserId) -> u32 {
-        self.user_seats.get(user).copied().unwrap_or(0)
+        self.user_seats.get(user)
     }
 
     pub fn policy(&self) -> HoldPolicy {
